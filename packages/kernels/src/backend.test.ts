@@ -1,0 +1,66 @@
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from './errors';
+import { BackendError, backendInfo, initBackend, parseBackendChoice } from './index';
+
+describe('tensor backend selection', () => {
+  const logs: string[] = [];
+  const log = (l: string) => logs.push(l);
+  const saved = process.env.MNEMO_BACKEND;
+  afterAll(() => {
+    if (saved === undefined) delete process.env.MNEMO_BACKEND;
+    else process.env.MNEMO_BACKEND = saved;
+  });
+
+  it('auto picks the best backend that loads and says which', async () => {
+    delete process.env.MNEMO_BACKEND;
+    const info = await initBackend({ log });
+    // tfjs-node(-gpu) cannot be installed here, so auto must land on wasm and say it skipped tensorflow.
+    expect(['tensorflow', 'wasm']).toContain(info.name);
+    expect(tf.getBackend()).toBe(info.name);
+    expect(logs.at(-1)).toMatch(new RegExp(`tensor backend: ${info.name} via`));
+    if (info.name === 'wasm') expect(info.skipped[0]).toMatch(/^tensorflow:/);
+    expect(backendInfo()).toBe(info);
+  });
+
+  it('honours an explicit choice and the MNEMO_BACKEND override', async () => {
+    const cpu = await initBackend({ backend: 'cpu', log });
+    expect(cpu.name).toBe('cpu');
+    expect(tf.getBackend()).toBe('cpu');
+    process.env.MNEMO_BACKEND = 'wasm';
+    const wasm = await initBackend({ log });
+    expect(wasm.name).toBe('wasm');
+    expect(tf.getBackend()).toBe('wasm');
+    // the wasm backend computes real results
+    const y = tf.matMul(tf.tensor2d([[1, 2]]), tf.tensor2d([[3], [4]]));
+    expect(Array.from(y.dataSync())).toEqual([11]);
+    delete process.env.MNEMO_BACKEND;
+    const auto = await initBackend({ log: false });
+    expect(auto.requested).toBe('auto');
+  });
+
+  it('rejects unknown names, naming the field', () => {
+    expect(() => parseBackendChoice('webgl')).toThrow(ConfigError);
+    expect(() => parseBackendChoice('webgl', 'MNEMO_BACKEND')).toThrow(/MNEMO_BACKEND: unknown backend 'webgl'/);
+    expect(parseBackendChoice(' WASM ')).toBe('wasm');
+  });
+
+  it('an explicit backend that cannot load is an error, not a silent fallback', async () => {
+    const req = createRequire(import.meta.url);
+    const loads = (pkg: string) => {
+      try {
+        req(pkg);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (loads('@tensorflow/tfjs-node-gpu') || loads('@tensorflow/tfjs-node')) {
+      console.log('skip: a tfjs-node backend loads on this machine, so there is no failure to see');
+      return;
+    }
+    await expect(initBackend({ backend: 'tensorflow', log })).rejects.toThrow(BackendError);
+    await expect(initBackend({ backend: 'tensorflow', log })).rejects.toThrow(/tfjs-node-gpu/);
+  });
+});

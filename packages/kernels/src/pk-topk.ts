@@ -1,0 +1,65 @@
+/**
+ * Op: product-key top-k over raw arrays. Validates once, then runs the best kernel available
+ * (native C++ when the addon loaded, else the TypeScript kernel). `@mnemo/product-keys` builds
+ * its tfjs op and gradient on top of this.
+ */
+import { ConfigError, ShapeError, checkFinite, checkInt } from './errors';
+import { type PkDims, type PkTopKResult, pkTopKTs } from './ts/pk-topk';
+
+export type { PkDims, PkTopKResult };
+
+export type KernelImpl = 'native' | 'ts';
+
+export interface PkTopKOptions {
+  /** force a kernel; default: native when available */
+  impl?: KernelImpl;
+  /** skip the NaN/Inf scan of the queries (callers that already checked) */
+  trusted?: boolean;
+}
+
+export function validatePkDims(d: PkDims): void {
+  checkInt('batch', d.batch, 1);
+  checkInt('heads', d.heads, 1);
+  checkInt('n', d.n, 1, 46340); // n² must fit an int32 slot id
+  checkInt('dk', d.dk, 2);
+  if (d.dk % 2 !== 0) throw new ConfigError('dk', `must be even (two halves), got ${d.dk}`);
+  checkInt('k', d.k, 1);
+  if (d.k > d.n) throw new ConfigError('k', `must be ≤ n (${d.n}) sub-keys per half, got ${d.k}`);
+}
+
+/** Native kernel hook, installed by the addon loader when the native build is present. */
+let nativePkTopK: ((q: Float32Array, keys: Float32Array, d: PkDims) => PkTopKResult) | undefined;
+
+export function setNativePkTopK(fn: typeof nativePkTopK): void {
+  nativePkTopK = fn;
+}
+
+export function productKeyTopK(
+  queries: Float32Array,
+  subkeys: Float32Array,
+  dims: PkDims,
+  opts: PkTopKOptions = {},
+): PkTopKResult {
+  validatePkDims(dims);
+  const { batch, heads, n, dk } = dims;
+  if (!(queries instanceof Float32Array)) throw new ShapeError('queries', 'must be a Float32Array');
+  if (!(subkeys instanceof Float32Array)) throw new ShapeError('subkeys', 'must be a Float32Array');
+  if (queries.length !== batch * heads * dk) {
+    throw new ShapeError('queries', `expected [B=${batch}, H=${heads}, dk=${dk}] = ${batch * heads * dk} values, got ${queries.length}`);
+  }
+  if (subkeys.length !== heads * 2 * n * (dk / 2)) {
+    throw new ShapeError('subkeys', `expected [H=${heads}, 2, n=${n}, dk/2=${dk / 2}] = ${heads * n * dk} values, got ${subkeys.length}`);
+  }
+  if (!opts.trusted) {
+    checkFinite('queries', queries);
+    checkFinite('subkeys', subkeys);
+  }
+  const impl = opts.impl ?? (nativePkTopK ? 'native' : 'ts');
+  if (impl === 'native') {
+    if (!nativePkTopK) {
+      throw new ConfigError('impl', "native kernels are not available (the addon did not build or load); use impl: 'ts'");
+    }
+    return nativePkTopK(queries, subkeys, dims);
+  }
+  return pkTopKTs(queries, subkeys, dims);
+}
