@@ -1,0 +1,5 @@
+/**
+ * @mnemo/memory-layer: product-key memory layers (PKM, Memory+) for tfjs models.
+ */
+export { type UsageReport, UsageTracker, massStats } from './usage';
+export { type HistogramBin, readCountBins, usageHistogramSvg } from './plot';
