@@ -2,4 +2,11 @@
  * @mnemo/memory-layer: product-key memory layers (PKM, Memory+) for tfjs models.
  */
 export { type UsageReport, UsageTracker, massStats } from './usage';
+export {
+  type MemoryLayerConfig,
+  type MemoryLayerConfigInput,
+  memoryLayerConfigSchema,
+  parseMemoryLayerConfig,
+  zodToConfigError,
+} from './config';
 export { type HistogramBin, readCountBins, usageHistogramSvg } from './plot';
