@@ -10,3 +10,12 @@ export {
   zodToConfigError,
 } from './config';
 export { type HistogramBin, readCountBins, usageHistogramSvg } from './plot';
+export {
+  CheckpointError,
+  DTYPE_BYTES,
+  type SafeDtype,
+  SafetensorsReader,
+  type TensorEntry,
+  type TensorInfo,
+  writeSafetensors,
+} from './safetensors';
