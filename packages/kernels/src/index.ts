@@ -20,3 +20,4 @@ export {
   productKeyTopK,
   validatePkDims,
 } from './pk-topk';
+export * from './cuda';
