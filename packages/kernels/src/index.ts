@@ -21,3 +21,25 @@ export {
   validatePkDims,
 } from './pk-topk';
 export * from './cuda';
+export { type NativeStatus, nativeAvailable } from './native';
+export {
+  CLIP_CODE,
+  type ClipConfig,
+  type ClipMode,
+  OPT_CODE,
+  type OptimizerConfig,
+  type OptimizerKind,
+  type ResolvedOptimizer,
+  resolveOptimizer,
+} from './optimizers';
+export {
+  type BackwardOptions,
+  type InitConfig,
+  type LoadOptions,
+  type StorageDtype,
+  ValueStore,
+  type ValueStoreOptions,
+  type ValueStoreStats,
+} from './value-store';
+export { type BagDims, validateBag } from './embedding-bag';
+export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './ts/half';

@@ -1,0 +1,112 @@
+/**
+ * Loader of the C++ CPU addon (build/Release/mnemo_cpu.node or prebuilds/, via node-gyp-build).
+ * `MNEMO_NATIVE=0` forces the TypeScript kernels. When the addon loads, its product-key top-k is
+ * registered with `productKeyTopK` (see pk-topk.ts).
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PkDims, PkTopKResult } from './ts/pk-topk';
+import { setNativePkTopK } from './pk-topk';
+
+/** The functions of native/cpu/addon.cc. Arrays are used in place; no validation inside. */
+export interface NativeAddon {
+  /** 'avx2' or 'generic': the code path chosen at load time for this CPU */
+  simd: string;
+  /** threads the kernels use (default: available cores, at most 8) */
+  threads(): number;
+  setThreads(n: number): void;
+  bagForward(
+    values: Float32Array | Uint16Array,
+    dtype: number,
+    dim: number,
+    ids: Int32Array,
+    weights: Float32Array,
+    bagSize: number,
+    out: Float32Array,
+  ): void;
+  bagBackward(
+    values: Float32Array | Uint16Array,
+    dtype: number,
+    dim: number,
+    ids: Int32Array,
+    weights: Float32Array,
+    gOut: Float32Array,
+    bagSize: number,
+    gw: Float32Array | null,
+    params: Float64Array | null,
+    accum: Float32Array | null,
+    moments: Float32Array | null,
+    steps: Int32Array | null,
+  ): number;
+  /** roofline: out[b] = Σ_j V[ids[b,j]] — the plain gather-and-sum loop, no weights */
+  rooflineGatherSum(values: Float32Array, dim: number, ids: Int32Array, bagSize: number, out: Float32Array, prefetch: boolean): void;
+  pkTopK(
+    queries: Float32Array,
+    subkeys: Float32Array,
+    batch: number,
+    heads: number,
+    n: number,
+    dk: number,
+    k: number,
+    scores: Float32Array,
+    ids: Int32Array,
+  ): void;
+  /** zero-filled native memory (page aligned) owned by the returned ArrayBuffer */
+  allocBuffer(bytes: number): ArrayBuffer;
+  /** memory-map `length` bytes of a file from `offset` (copy-on-write unless `shared`) */
+  mapFile(file: string, offset: number, length: number, shared: boolean): ArrayBuffer;
+  /** detach the ArrayBuffer now and free / unmap its memory */
+  release(buf: ArrayBuffer): void;
+  /** 32-bit word hash of a byte range (the store file checksum) */
+  checksum(bytes: Uint8Array, seed: number): number;
+}
+
+let addon: NativeAddon | null | undefined;
+let reason = '';
+
+/** The package root: src/ and dist/ both sit one level below it. */
+function packageRoot(): string {
+  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+}
+
+/** The addon, or null when it is disabled or did not build (see nativeAvailable()). */
+export function nativeAddon(): NativeAddon | null {
+  if (addon !== undefined) return addon;
+  if (process.env.MNEMO_NATIVE === '0') {
+    reason = 'disabled by MNEMO_NATIVE=0';
+    addon = null;
+    return addon;
+  }
+  try {
+    const require_ = createRequire(import.meta.url);
+    const load = require_('node-gyp-build') as (dir: string) => NativeAddon;
+    addon = load(packageRoot());
+    reason = `loaded (${addon.simd}, ${addon.threads()} threads)`;
+    const a = addon;
+    setNativePkTopK((q: Float32Array, keys: Float32Array, d: PkDims): PkTopKResult => {
+      const scores = new Float32Array(d.batch * d.heads * d.k);
+      const ids = new Int32Array(d.batch * d.heads * d.k);
+      a.pkTopK(q, keys, d.batch, d.heads, d.n, d.dk, d.k, scores, ids);
+      return { scores, ids };
+    });
+  } catch (e) {
+    reason =
+      `the CPU addon did not load (${(e as Error).message.split('\n')[0]}); ` +
+      'run `npm rebuild @mnemo/kernels` with a C++ toolchain to build it';
+    addon = null;
+  }
+  return addon;
+}
+
+export interface NativeStatus {
+  available: boolean;
+  /** why not, or what loaded */
+  reason: string;
+}
+
+/** Whether the C++ kernels run here, and why (not). */
+export function nativeAvailable(): NativeStatus {
+  const a = nativeAddon();
+  return { available: a !== null, reason };
+}

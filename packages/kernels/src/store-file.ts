@@ -1,0 +1,184 @@
+/**
+ * The value-store file: a safetensors file (8-byte little-endian header length, a JSON header,
+ * then the tensor bytes back to back), so any safetensors reader can open the table.
+ *
+ *   __metadata__: { format: "mnemo-value-store", version: "1", rows, dim, dtype,
+ *                   optimizer: JSON of the optimizer config, checksums: JSON {tensor: hex},
+ *                   steps, rowUpdates }                          (safetensors metadata are strings)
+ *   tensors (in file order): optimizer state first — adagrad_accum F32 [N, dv] |
+ *                   adam_moments F32 [N, 2, dv] (m, v per row), adam_step I32 [N] — then
+ *                   values F32 | BF16 | F16 [N, dv] last, so every tensor starts 4-byte aligned.
+ * The header is padded with spaces so the data starts at a multiple of 64 bytes. Checksum: a
+ * 32-bit multiplicative word hash per tensor (fnv1a over 32-bit little-endian words; see
+ * `hashBytes`). Writes are atomic: a temp file in the same folder, fsync, rename.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ValueError } from './errors';
+
+export const STORE_FORMAT = 'mnemo-value-store';
+export const STORE_VERSION = '1';
+
+export type StDtype = 'F32' | 'BF16' | 'F16' | 'I32';
+export const ST_BYTES: Record<StDtype, number> = { F32: 4, BF16: 2, F16: 2, I32: 4 };
+
+export interface TensorEntry {
+  name: string;
+  dtype: StDtype;
+  shape: number[];
+  bytes: Uint8Array;
+}
+
+export interface TensorInfo {
+  dtype: StDtype;
+  shape: number[];
+  /** absolute file offset of the first byte */
+  offset: number;
+  length: number;
+}
+
+export interface ParsedStoreFile {
+  metadata: Record<string, string>;
+  tensors: Record<string, TensorInfo>;
+  fileSize: number;
+}
+
+/** fnv1a over 32-bit little-endian words (a trailing partial word is zero-padded). */
+export function hashBytes(bytes: Uint8Array, seed = 0x811c9dc5): number {
+  let h = seed >>> 0;
+  const nWords = bytes.length >>> 2;
+  if (bytes.byteOffset % 4 === 0) {
+    const w = new Uint32Array(bytes.buffer, bytes.byteOffset, nWords);
+    for (let i = 0; i < nWords; i++) h = Math.imul(h ^ w[i]!, 0x01000193);
+  } else {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+    for (let i = 0; i < nWords; i++) h = Math.imul(h ^ dv.getUint32(4 * i, true), 0x01000193);
+  }
+  const tail = bytes.length & 3;
+  if (tail) {
+    let t = 0;
+    for (let i = 0; i < tail; i++) t |= bytes[4 * nWords + i]! << (8 * i);
+    h = Math.imul(h ^ t, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+const hex = (h: number): string => h.toString(16).padStart(8, '0');
+
+/** Write the tensors atomically; `hash` computes each tensor's checksum. */
+export function writeStoreFile(
+  file: string,
+  metadata: Record<string, string>,
+  tensors: TensorEntry[],
+  hash: (b: Uint8Array) => number = hashBytes,
+): void {
+  const header: Record<string, unknown> = {};
+  const checksums: Record<string, string> = {};
+  let off = 0;
+  for (const t of tensors) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.bytes.length] };
+    checksums[t.name] = hex(hash(t.bytes));
+    off += t.bytes.length;
+  }
+  header.__metadata__ = { ...metadata, format: STORE_FORMAT, version: STORE_VERSION, checksums: JSON.stringify(checksums) };
+  let json = JSON.stringify(header);
+  const pad = (64 - ((8 + Buffer.byteLength(json)) % 64)) % 64;
+  json += ' '.repeat(pad);
+  const head = Buffer.alloc(8 + Buffer.byteLength(json));
+  head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)), 0);
+  head.write(json, 8, 'utf8');
+
+  const tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp-${process.pid}-${Date.now()}`);
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, head);
+    const CHUNK = 64 << 20;
+    for (const t of tensors) {
+      for (let o = 0; o < t.bytes.length; o += CHUNK) {
+        const part = t.bytes.subarray(o, Math.min(o + CHUNK, t.bytes.length));
+        let w = 0;
+        while (w < part.length) w += fs.writeSync(fd, part, w);
+      }
+    }
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try {
+      fs.closeSync(fd);
+    } catch {}
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+function corrupt(file: string, why: string): ValueError {
+  return new ValueError('file', `${file} is not a valid Mnemo value-store file: ${why}; re-save it with store.save()`);
+}
+
+/** Read and check the header; refuses truncated files and foreign formats. */
+export function parseStoreFile(file: string): ParsedStoreFile {
+  const fileSize = fs.statSync(file).size;
+  const fd = fs.openSync(file, 'r');
+  try {
+    if (fileSize < 8) throw corrupt(file, `only ${fileSize} bytes (truncated)`);
+    const lenBuf = Buffer.alloc(8);
+    fs.readSync(fd, lenBuf, 0, 8, 0);
+    const hlen = Number(lenBuf.readBigUInt64LE(0));
+    if (hlen <= 0 || hlen > 100_000_000 || 8 + hlen > fileSize) throw corrupt(file, `header length ${hlen} does not fit the file (truncated?)`);
+    const hbuf = Buffer.alloc(hlen);
+    fs.readSync(fd, hbuf, 0, hlen, 8);
+    let header: Record<string, unknown>;
+    try {
+      header = JSON.parse(hbuf.toString('utf8'));
+    } catch {
+      throw corrupt(file, 'header is not JSON');
+    }
+    const metadata = header.__metadata__ as Record<string, string> | undefined;
+    if (!metadata || metadata.format !== STORE_FORMAT) throw corrupt(file, `metadata.format is not '${STORE_FORMAT}'`);
+    if (metadata.version !== STORE_VERSION) {
+      throw corrupt(file, `version ${metadata.version} is not supported (this build reads version ${STORE_VERSION})`);
+    }
+    const tensors: Record<string, TensorInfo> = {};
+    let end = 0;
+    for (const [name, v] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
+      const t = v as { dtype: StDtype; shape: number[]; data_offsets: [number, number] };
+      if (!(t.dtype in ST_BYTES) || !Array.isArray(t.shape) || !Array.isArray(t.data_offsets)) {
+        throw corrupt(file, `tensor '${name}' has a bad entry`);
+      }
+      const [a, b] = t.data_offsets;
+      const want = t.shape.reduce((x, y) => x * y, 1) * ST_BYTES[t.dtype];
+      if (b - a !== want) throw corrupt(file, `tensor '${name}' spans ${b - a} bytes, its shape needs ${want}`);
+      tensors[name] = { dtype: t.dtype, shape: t.shape, offset: 8 + hlen + a, length: b - a };
+      end = Math.max(end, b);
+    }
+    if (8 + hlen + end !== fileSize) {
+      throw corrupt(file, `expected ${8 + hlen + end} bytes, the file has ${fileSize} (truncated or padded)`);
+    }
+    return { metadata, tensors, fileSize };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Read `length` bytes at `offset` into `dst`. */
+export function readInto(file: string, offset: number, dst: Uint8Array): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const CHUNK = 64 << 20;
+    for (let o = 0; o < dst.length; ) {
+      const n = fs.readSync(fd, dst, o, Math.min(CHUNK, dst.length - o), offset + o);
+      if (n <= 0) throw new ValueError('file', `${file}: unexpected end of file (truncated)`);
+      o += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function checkTensorHash(file: string, name: string, bytes: Uint8Array, want: string | undefined, hash: (b: Uint8Array) => number): void {
+  if (want === undefined) throw corrupt(file, `no checksum for tensor '${name}'`);
+  const got = hex(hash(bytes));
+  if (got !== want) throw corrupt(file, `checksum of '${name}' is ${got}, the header says ${want} (the file is corrupt)`);
+}

@@ -1,0 +1,500 @@
+/**
+ * ValueStore: an N × dv value table held OUTSIDE tfjs (native memory when the addon loaded, else
+ * an ArrayBuffer; or a memory-mapped file), with per-row optimizer state, updated sparsely.
+ *
+ *   const store = ValueStore.create({ rows: N, dim: dv, optimizer: { kind: 'adam', lr: 1e-3 },
+ *                                     init: { kind: 'normal', std: dv ** -0.5, seed: 1 } });
+ *   const out = store.forward(ids, w, K);            // [B, dv]  ids/w: [B, K]
+ *   const gw = store.backward(ids, w, gOut, K);      // [B, K]; touched rows updated in place
+ *   store.save('values.safetensors'); store.dispose();
+ *
+ * Modes: by default backward() applies the fused optimizer update to the touched rows at once.
+ * With `deferred: true` (store option or per call) backward() only returns gw and queues the
+ * batch; step() then applies one update from the sum of all queued gradients.
+ */
+import { BackendError, ConfigError, DisposedError, ShapeError, ValueError, checkInt } from './errors';
+import { bagBackward, bagForward, validateBag } from './embedding-bag';
+import { type NativeAddon, nativeAddon } from './native';
+import { type OptimizerConfig, type ResolvedOptimizer, packOptimizer, resolveOptimizer } from './optimizers';
+import type { KernelImpl } from './pk-topk';
+import {
+  type StDtype,
+  type TensorEntry,
+  checkTensorHash,
+  hashBytes,
+  parseStoreFile,
+  readInto,
+  writeStoreFile,
+} from './store-file';
+import { DTYPE_CODE, type OptimizerStateArrays, type Storage, readRow, writeRow } from './ts/embedding-bag';
+import { f32ToBf16, f32ToF16 } from './ts/half';
+
+export type StorageDtype = 'float32' | 'bfloat16' | 'float16';
+export type InitConfig = 'zeros' | { kind: 'normal'; std: number; seed?: number };
+
+export interface ValueStoreOptions {
+  rows: number; // N
+  dim: number; // dv
+  /** storage of the table; optimizer state is always float32. Default float32 */
+  dtype?: StorageDtype;
+  optimizer: OptimizerConfig;
+  /** default: normal with std dv^-0.5 (algorithms.md §2.7), seed 0 */
+  init?: InitConfig;
+  /** kernels: default native when the addon loaded */
+  impl?: KernelImpl;
+  /** queue gradients in backward() and update in step() (default false: fused update) */
+  deferred?: boolean;
+}
+
+export interface LoadOptions {
+  /** map the file instead of reading it (copy-on-write: the file is never modified). Needs the addon */
+  mmap?: boolean;
+  /** check the per-tensor checksums (reads the whole file). Default true */
+  verify?: boolean;
+  impl?: KernelImpl;
+  deferred?: boolean;
+  /** replace the saved optimizer config (same kind only: the state must match) */
+  optimizer?: OptimizerConfig;
+}
+
+export interface BackwardOptions {
+  /** learning rate for this update (default: the optimizer's lr) */
+  lr?: number;
+  /** queue instead of updating (default: the store's mode) */
+  deferred?: boolean;
+}
+
+export interface ValueStoreStats {
+  rows: number;
+  dim: number;
+  dtype: StorageDtype;
+  impl: KernelImpl;
+  /** bytes of the table */
+  valueBytes: number;
+  /** bytes of optimizer state */
+  stateBytes: number;
+  bytes: number;
+  /** optimizer updates applied so far */
+  steps: number;
+  /** distinct rows updated by the last update */
+  touchedRows: number;
+  /** Σ over updates of distinct rows updated */
+  rowUpdates: number;
+  /** batches queued for step() */
+  pending: number;
+  mapped: boolean;
+}
+
+interface Pending {
+  ids: Int32Array;
+  weights: Float32Array;
+  gOut: Float32Array;
+  bagSize: number;
+}
+
+const ST_DTYPE: Record<StorageDtype, StDtype> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16' };
+const DTYPES: readonly StorageDtype[] = ['float32', 'bfloat16', 'float16'];
+
+function chooseImpl(impl: KernelImpl | undefined, field = 'impl'): { impl: KernelImpl; native: NativeAddon | null } {
+  if (impl !== undefined && impl !== 'native' && impl !== 'ts') throw new ConfigError(field, `must be 'native' or 'ts', got ${String(impl)}`);
+  const native = nativeAddon();
+  if (impl === 'native' && !native) {
+    throw new BackendError(`${field}: native kernels are not available (${nativeAddonReason()}); use impl: 'ts'`);
+  }
+  if (impl === 'ts' || !native) return { impl: 'ts', native: null };
+  return { impl: 'native', native };
+}
+
+function nativeAddonReason(): string {
+  return process.env.MNEMO_NATIVE === '0' ? 'MNEMO_NATIVE=0' : 'the addon did not build or load';
+}
+
+/** Memory for a table or state array: native (freed by dispose) when the addon is there. */
+function allocate(bytes: number): ArrayBuffer {
+  const a = nativeAddon();
+  return a ? a.allocBuffer(bytes) : new ArrayBuffer(bytes);
+}
+
+/** mulberry32: small, seedable, good enough for initialisation. */
+function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export class ValueStore {
+  readonly rows: number;
+  readonly dim: number;
+  readonly dtype: StorageDtype;
+  readonly optimizer: ResolvedOptimizer;
+  readonly impl: KernelImpl;
+  private readonly native: NativeAddon | null;
+  private values: Storage | null; // [N, dv]
+  private state: OptimizerStateArrays;
+  private readonly buffers: ArrayBuffer[];
+  private readonly mapped: boolean;
+  private readonly deferred: boolean;
+  private pending: Pending[] = [];
+  private nSteps = 0;
+  private lastTouched = 0;
+  private nRowUpdates = 0;
+
+  private constructor(args: {
+    rows: number;
+    dim: number;
+    dtype: StorageDtype;
+    optimizer: ResolvedOptimizer;
+    impl: KernelImpl | undefined;
+    values: Storage;
+    state: OptimizerStateArrays;
+    buffers: ArrayBuffer[];
+    mapped: boolean;
+    deferred: boolean;
+  }) {
+    this.rows = args.rows;
+    this.dim = args.dim;
+    this.dtype = args.dtype;
+    this.optimizer = args.optimizer;
+    const { impl, native } = chooseImpl(args.impl);
+    this.impl = impl;
+    this.native = native;
+    this.values = args.values;
+    this.state = args.state;
+    this.buffers = args.buffers;
+    this.mapped = args.mapped;
+    this.deferred = args.deferred;
+  }
+
+  static create(opts: ValueStoreOptions): ValueStore {
+    if (opts === null || typeof opts !== 'object') throw new ConfigError('options', 'pass { rows, dim, optimizer }');
+    const rows = checkInt('rows', opts.rows, 1, 2 ** 31 - 1);
+    const dim = checkInt('dim', opts.dim, 1, 65536);
+    const dtype = opts.dtype ?? 'float32';
+    if (!DTYPES.includes(dtype)) throw new ConfigError('dtype', `must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
+    const optimizer = resolveOptimizer(opts.optimizer);
+    chooseImpl(opts.impl); // fail before allocating gigabytes
+    const elemBytes = dtype === 'float32' ? 4 : 2;
+    const buffers: ArrayBuffer[] = [];
+    const vbuf = allocate(rows * dim * elemBytes);
+    buffers.push(vbuf);
+    const values: Storage = dtype === 'float32' ? new Float32Array(vbuf) : new Uint16Array(vbuf);
+    const state = ValueStore.allocState(optimizer.kind, rows, dim, buffers);
+    const store = new ValueStore({
+      rows,
+      dim,
+      dtype,
+      optimizer,
+      impl: opts.impl,
+      values,
+      state,
+      buffers,
+      mapped: false,
+      deferred: opts.deferred ?? false,
+    });
+    store.initialise(opts.init ?? { kind: 'normal', std: dim ** -0.5, seed: 0 });
+    return store;
+  }
+
+  private static allocState(kind: string, rows: number, dim: number, buffers: ArrayBuffer[]): OptimizerStateArrays {
+    const state: OptimizerStateArrays = { accum: null, moments: null, steps: null };
+    if (kind === 'adagrad') {
+      const b = allocate(rows * dim * 4);
+      buffers.push(b);
+      state.accum = new Float32Array(b);
+    } else if (kind === 'adam') {
+      const b = allocate(rows * 2 * dim * 4);
+      const s = allocate(rows * 4);
+      buffers.push(b, s);
+      state.moments = new Float32Array(b);
+      state.steps = new Int32Array(s);
+    }
+    return state;
+  }
+
+  private initialise(init: InitConfig): void {
+    if (init === 'zeros') return; // fresh memory is zero
+    if (init === null || typeof init !== 'object' || init.kind !== 'normal') {
+      throw new ConfigError('init', `must be 'zeros' or { kind: 'normal', std, seed? }, got ${JSON.stringify(init)}`);
+    }
+    if (typeof init.std !== 'number' || !Number.isFinite(init.std) || init.std < 0) {
+      throw new ConfigError('init.std', `must be a finite number ≥ 0, got ${String(init.std)}`);
+    }
+    const rand = mulberry32(init.seed ?? 0);
+    const v = this.values!;
+    const conv = this.dtype === 'bfloat16' ? f32ToBf16 : this.dtype === 'float16' ? f32ToF16 : null;
+    const n = v.length;
+    for (let i = 0; i < n; i += 2) {
+      // Box–Muller: two normals per pair of uniforms
+      const u1 = 1 - rand();
+      const u2 = rand();
+      const rad = init.std * Math.sqrt(-2 * Math.log(u1));
+      const a = rad * Math.cos(2 * Math.PI * u2);
+      const b = rad * Math.sin(2 * Math.PI * u2);
+      v[i] = conv ? conv(a) : a;
+      if (i + 1 < n) v[i + 1] = conv ? conv(b) : b;
+    }
+  }
+
+  private live(): Storage {
+    if (this.values === null) throw new DisposedError('ValueStore: used after dispose(); create or load a new store');
+    return this.values;
+  }
+
+  get disposed(): boolean {
+    return this.values === null;
+  }
+
+  /** out[b] = Σ_j w[b,j] · V[ids[b,j]]. ids, weights [B, K] (K = bagSize); −1 ids are skipped. */
+  forward(ids: Int32Array, weights: Float32Array, bagSize: number, batch?: number): Float32Array {
+    const values = this.live();
+    const B = validateBag(this.rows, this.dim, ids, weights, bagSize, batch);
+    const out = new Float32Array(B * this.dim); // [B, dv]
+    bagForward(this.native, values, DTYPE_CODE[this.dtype], this.dim, ids, weights, bagSize, out);
+    return out;
+  }
+
+  /**
+   * gw[b,j] = <gOut[b], V[ids[b,j]]> (the table BEFORE this update) // [B, K]
+   * and the optimizer update of every touched row (or queue it, in deferred mode).
+   */
+  backward(ids: Int32Array, weights: Float32Array, gOut: Float32Array, bagSize: number, opts: BackwardOptions = {}): Float32Array {
+    const values = this.live();
+    validateBag(this.rows, this.dim, ids, weights, bagSize, undefined, gOut);
+    const lr = this.resolveLr(opts.lr);
+    const gw = new Float32Array(ids.length);
+    const deferred = opts.deferred ?? this.deferred;
+    if (deferred) {
+      bagBackward(this.native, values, DTYPE_CODE[this.dtype], this.dim, ids, weights, gOut, bagSize, gw, null, this.state);
+      if (ids.length > 0) this.pending.push({ ids: ids.slice(), weights: weights.slice(), gOut: gOut.slice(), bagSize });
+      return gw;
+    }
+    const params = packOptimizer(this.optimizer, lr);
+    const touched = bagBackward(this.native, values, DTYPE_CODE[this.dtype], this.dim, ids, weights, gOut, bagSize, gw, params, this.state);
+    this.recordStep(touched);
+    return gw;
+  }
+
+  /** Apply the queued gradients (deferred mode) as ONE optimizer update. Returns touched rows. */
+  step(opts: { lr?: number } = {}): number {
+    const values = this.live();
+    const lr = this.resolveLr(opts.lr);
+    if (this.pending.length === 0) return 0;
+    // concatenate the queued batches, padding bags to the largest K with id −1
+    const K = Math.max(...this.pending.map((p) => p.bagSize));
+    const B = this.pending.reduce((s, p) => s + p.gOut.length / this.dim, 0);
+    const ids = new Int32Array(B * K).fill(-1); // [ΣB, K]
+    const weights = new Float32Array(B * K);
+    const gOut = new Float32Array(B * this.dim); // [ΣB, dv]
+    let b0 = 0;
+    for (const p of this.pending) {
+      const pb = p.gOut.length / this.dim;
+      for (let b = 0; b < pb; b++) {
+        ids.set(p.ids.subarray(b * p.bagSize, (b + 1) * p.bagSize), (b0 + b) * K);
+        weights.set(p.weights.subarray(b * p.bagSize, (b + 1) * p.bagSize), (b0 + b) * K);
+      }
+      gOut.set(p.gOut, b0 * this.dim);
+      b0 += pb;
+    }
+    this.pending = [];
+    const params = packOptimizer(this.optimizer, lr);
+    const touched = bagBackward(this.native, values, DTYPE_CODE[this.dtype], this.dim, ids, weights, gOut, K, null, params, this.state);
+    this.recordStep(touched);
+    return touched;
+  }
+
+  private resolveLr(lr: number | undefined): number {
+    if (lr === undefined) return this.optimizer.lr;
+    if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) throw new ConfigError('lr', `must be a finite number ≥ 0, got ${String(lr)}`);
+    return lr;
+  }
+
+  private recordStep(touched: number): void {
+    this.nSteps++;
+    this.lastTouched = touched;
+    this.nRowUpdates += touched;
+  }
+
+  /** Rows as float32 [n, dv]; id −1 gives a zero row. */
+  readRows(ids: Int32Array): Float32Array {
+    const values = this.live();
+    this.checkRowIds(ids);
+    const out = new Float32Array(ids.length * this.dim);
+    const row = new Float64Array(this.dim);
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i]! < 0) continue;
+      readRow(values, DTYPE_CODE[this.dtype], this.dim, ids[i]!, row);
+      out.set(row, i * this.dim);
+    }
+    return out;
+  }
+
+  /** Overwrite rows (optimizer state is kept). rows: float32 [n, dv]. */
+  writeRows(ids: Int32Array, rows: Float32Array): void {
+    const values = this.live();
+    this.checkRowIds(ids, false);
+    if (!(rows instanceof Float32Array) || rows.length !== ids.length * this.dim) {
+      throw new ShapeError('rows', `expected a Float32Array [n=${ids.length}, dv=${this.dim}] = ${ids.length * this.dim} values`);
+    }
+    const row = new Float64Array(this.dim);
+    for (let i = 0; i < ids.length; i++) {
+      for (let c = 0; c < this.dim; c++) row[c] = rows[i * this.dim + c]!;
+      writeRow(values, DTYPE_CODE[this.dtype], this.dim, ids[i]!, row);
+    }
+  }
+
+  private checkRowIds(ids: Int32Array, allowPadding = true): void {
+    if (!(ids instanceof Int32Array)) throw new ShapeError('ids', 'must be an Int32Array of row ids');
+    const lo = allowPadding ? -1 : 0;
+    for (let i = 0; i < ids.length; i++) {
+      if (ids[i]! < lo || ids[i]! >= this.rows) {
+        throw new ValueError('ids', `element ${i} is ${ids[i]}; ids must be in [0, ${this.rows})${allowPadding ? ' or -1' : ''}`);
+      }
+    }
+  }
+
+  stats(): ValueStoreStats {
+    const values = this.live();
+    const s = this.state;
+    const stateBytes = (s.accum?.byteLength ?? 0) + (s.moments?.byteLength ?? 0) + (s.steps?.byteLength ?? 0);
+    return {
+      rows: this.rows,
+      dim: this.dim,
+      dtype: this.dtype,
+      impl: this.impl,
+      valueBytes: values.byteLength,
+      stateBytes,
+      bytes: values.byteLength + stateBytes,
+      steps: this.nSteps,
+      touchedRows: this.lastTouched,
+      rowUpdates: this.nRowUpdates,
+      pending: this.pending.length,
+      mapped: this.mapped,
+    };
+  }
+
+  private hash(): (b: Uint8Array) => number {
+    const a = nativeAddon();
+    return a ? (b) => a.checksum(b, 0x811c9dc5) : (b) => hashBytes(b);
+  }
+
+  /** Save table + optimizer state as a safetensors file, atomically (see store-file.ts). */
+  save(file: string): void {
+    const values = this.live();
+    if (typeof file !== 'string' || file === '') throw new ConfigError('file', 'must be a file path');
+    const N = this.rows;
+    const dv = this.dim;
+    const bytes = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    const tensors: TensorEntry[] = [];
+    const s = this.state;
+    if (s.accum) tensors.push({ name: 'adagrad_accum', dtype: 'F32', shape: [N, dv], bytes: bytes(s.accum) });
+    if (s.moments) tensors.push({ name: 'adam_moments', dtype: 'F32', shape: [N, 2, dv], bytes: bytes(s.moments) });
+    if (s.steps) tensors.push({ name: 'adam_step', dtype: 'I32', shape: [N], bytes: bytes(s.steps) });
+    tensors.push({ name: 'values', dtype: ST_DTYPE[this.dtype], shape: [N, dv], bytes: bytes(values) });
+    const o = this.optimizer;
+    const optimizer: OptimizerConfig = {
+      kind: o.kind,
+      lr: o.lr,
+      betas: [o.beta1, o.beta2],
+      eps: o.eps,
+      weightDecay: o.weightDecay,
+      ...(o.clip ? { clip: o.clip } : {}),
+    };
+    writeStoreFile(
+      file,
+      {
+        rows: String(N),
+        dim: String(dv),
+        dtype: this.dtype,
+        optimizer: JSON.stringify(optimizer),
+        steps: String(this.nSteps),
+        rowUpdates: String(this.nRowUpdates),
+      },
+      tensors,
+      this.hash(),
+    );
+  }
+
+  /** Load a file written by save(); refuses corrupt, truncated or foreign files with a ValueError. */
+  static load(file: string, opts: LoadOptions = {}): ValueStore {
+    const parsed = parseStoreFile(file);
+    const md = parsed.metadata;
+    const rows = checkInt('file rows', Number(md.rows), 1, 2 ** 31 - 1);
+    const dim = checkInt('file dim', Number(md.dim), 1, 65536);
+    const dtype = md.dtype as StorageDtype;
+    if (!DTYPES.includes(dtype)) throw new ValueError('file', `${file}: unknown dtype '${md.dtype}'`);
+    let saved: OptimizerConfig;
+    try {
+      saved = JSON.parse(md.optimizer ?? '');
+    } catch {
+      throw new ValueError('file', `${file}: metadata.optimizer is not JSON`);
+    }
+    const optimizer = resolveOptimizer(opts.optimizer ?? saved);
+    if (optimizer.kind !== saved.kind) {
+      throw new ConfigError('optimizer.kind', `the file holds ${saved.kind} state; a ${optimizer.kind} optimizer cannot use it`);
+    }
+    chooseImpl(opts.impl);
+    const native = nativeAddon();
+    if (opts.mmap && !native) throw new BackendError(`mmap needs the native addon (${nativeAddonReason()}); load without { mmap: true }`);
+    const verify = opts.verify ?? true;
+    const hash = native ? (b: Uint8Array) => native.checksum(b, 0x811c9dc5) : (b: Uint8Array) => hashBytes(b);
+    const checksums = JSON.parse(md.checksums ?? '{}') as Record<string, string>;
+    const buffers: ArrayBuffer[] = [];
+    const take = (name: string, dt: StDtype, shape: number[]): ArrayBuffer => {
+      const t = parsed.tensors[name];
+      if (!t) throw new ValueError('file', `${file}: tensor '${name}' is missing`);
+      if (t.dtype !== dt || t.shape.join(',') !== shape.join(',')) {
+        throw new ValueError('file', `${file}: tensor '${name}' is ${t.dtype} [${t.shape}], expected ${dt} [${shape}]`);
+      }
+      const buf = opts.mmap ? native!.mapFile(file, t.offset, t.length, false) : allocate(t.length);
+      buffers.push(buf);
+      const u8 = new Uint8Array(buf);
+      if (!opts.mmap) readInto(file, t.offset, u8);
+      if (verify) checkTensorHash(file, name, u8, checksums[name], hash);
+      return buf;
+    };
+    try {
+      const vbuf = take('values', ST_DTYPE[dtype], [rows, dim]);
+      const values: Storage = dtype === 'float32' ? new Float32Array(vbuf) : new Uint16Array(vbuf);
+      const state: OptimizerStateArrays = { accum: null, moments: null, steps: null };
+      if (optimizer.kind === 'adagrad') state.accum = new Float32Array(take('adagrad_accum', 'F32', [rows, dim]));
+      if (optimizer.kind === 'adam') {
+        state.moments = new Float32Array(take('adam_moments', 'F32', [rows, 2, dim]));
+        state.steps = new Int32Array(take('adam_step', 'I32', [rows]));
+      }
+      const store = new ValueStore({
+        rows,
+        dim,
+        dtype,
+        optimizer,
+        impl: opts.impl,
+        values,
+        state,
+        buffers,
+        mapped: opts.mmap ?? false,
+        deferred: opts.deferred ?? false,
+      });
+      store.nSteps = Number(md.steps ?? 0) || 0;
+      store.nRowUpdates = Number(md.rowUpdates ?? 0) || 0;
+      return store;
+    } catch (e) {
+      if (native) for (const b of buffers) native.release(b);
+      throw e;
+    }
+  }
+
+  /** Free the table and state now; any later use throws DisposedError. Idempotent. */
+  dispose(): void {
+    if (this.values === null) return;
+    this.values = null;
+    this.state = { accum: null, moments: null, steps: null };
+    this.pending = [];
+    const a = nativeAddon();
+    if (a) for (const b of this.buffers) a.release(b);
+    this.buffers.length = 0;
+  }
+}
