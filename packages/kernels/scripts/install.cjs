@@ -20,6 +20,16 @@ function log(msg) {
   console.log(`[mnemo kernels] ${msg}`);
 }
 
+/** The local build exists but a C++ source or binding.gyp is newer than it. */
+function buildIsStale() {
+  const built = path.join(root, 'build', 'Release', 'mnemo_cpu.node');
+  if (!fs.existsSync(built)) return false;
+  const t = fs.statSync(built).mtimeMs;
+  const dir = path.join(root, 'native', 'cpu');
+  const sources = [path.join(root, 'binding.gyp'), ...fs.readdirSync(dir).map((f) => path.join(dir, f))];
+  return sources.some((f) => fs.statSync(f).mtimeMs > t);
+}
+
 function hasPrebuild() {
   try {
     require('node-gyp-build').path(root);
@@ -48,13 +58,19 @@ function buildCpu() {
     log('MNEMO_SKIP_NATIVE=1: not building the CPU addon; the TypeScript kernels will run');
     return;
   }
-  if (hasPrebuild()) {
-    log('CPU addon found (prebuilt or already built)');
+  if (hasPrebuild() && !buildIsStale()) {
+    log('CPU addon found (prebuilt or already built and up to date)');
     return;
   }
   const [cmd, ...pre] = nodeGyp();
   log('building the CPU addon with node-gyp …');
-  const r = spawnSync(cmd, [...pre, 'rebuild'], { cwd: root, stdio: 'inherit', env: process.env });
+  const args = [...pre, 'rebuild'];
+  // Build against the running node's own headers when they are installed (no download needed).
+  const prefix = path.resolve(path.dirname(process.execPath), '..');
+  if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
+    args.push(`--nodedir=${prefix}`);
+  }
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: process.env });
   if (r.status === 0 && hasPrebuild()) {
     log('CPU addon built: build/Release/mnemo_cpu.node');
     return;

@@ -1,0 +1,22 @@
+{
+  "targets": [
+    {
+      "target_name": "mnemo_cpu",
+      "sources": [
+        "native/cpu/addon.cc",
+        "native/cpu/embedding_bag.cc",
+        "native/cpu/pk_topk.cc",
+        "native/cpu/value_store.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions", "-O2", "-O1"],
+      "cflags_cc!": ["-fno-exceptions", "-O2", "-O1"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp-simd", "-fno-math-errno", "-fvisibility=hidden", "-pthread"],
+      "ldflags": ["-pthread"],
+      "xcode_settings": {
+        "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-O3", "-fopenmp-simd", "-fno-math-errno"]
+      }
+    }
+  ]
+}

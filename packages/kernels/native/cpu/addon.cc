@@ -1,0 +1,289 @@
+// N-API bindings of the Mnemo CPU kernels (node-addon-api, no C++ exceptions). Every function
+// takes typed arrays and uses their memory in place; validation happens in TypeScript
+// (src/embedding-bag.ts), so here we only check argument kinds.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <napi.h>
+
+#include "kernels.h"
+
+namespace {
+
+using namespace mnemo;
+
+// ---- argument helpers -----------------------------------------------------------------------
+
+bool fail(const Napi::Env& env, const std::string& msg) {
+  Napi::TypeError::New(env, "mnemo_cpu: " + msg).ThrowAsJavaScriptException();
+  return false;
+}
+
+// Pointer to the first element of a typed array (nullptr when the argument is null).
+template <class T>
+bool typed(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type want, T** out, size_t* len,
+           bool nullable = false) {
+  const Napi::Value v = info[i];
+  if (nullable && (v.IsNull() || v.IsUndefined())) {
+    *out = nullptr;
+    if (len) *len = 0;
+    return true;
+  }
+  if (!v.IsTypedArray()) return fail(info.Env(), "argument " + std::to_string(i) + " must be a typed array");
+  const Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != want) return fail(info.Env(), "argument " + std::to_string(i) + " has the wrong typed-array type");
+  *out = reinterpret_cast<T*>(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+  if (len) *len = ta.ElementLength();
+  return true;
+}
+
+// Values: Float32Array (dtype 0) or Uint16Array (bf16/fp16).
+bool values_arg(const Napi::CallbackInfo& info, size_t i, int dtype, void** out) {
+  size_t len;
+  if (dtype == kF32) {
+    float* p;
+    if (!typed(info, i, napi_float32_array, &p, &len)) return false;
+    *out = p;
+  } else {
+    uint16_t* p;
+    if (!typed(info, i, napi_uint16_array, &p, &len)) return false;
+    *out = p;
+  }
+  return true;
+}
+
+// ---- kernels --------------------------------------------------------------------------------
+
+// bagForward(values, dtype, dim, ids, weights, bagSize, out)
+Napi::Value BagForward(const Napi::CallbackInfo& info) {
+  const int dtype = info[1].As<Napi::Number>().Int32Value();
+  const int dim = info[2].As<Napi::Number>().Int32Value();
+  const int bag = info[5].As<Napi::Number>().Int32Value();
+  void* values;
+  int32_t* ids;
+  float *w, *out;
+  size_t n_ids, n_out;
+  if (!values_arg(info, 0, dtype, &values) || !typed(info, 3, napi_int32_array, &ids, &n_ids) ||
+      !typed(info, 4, napi_float32_array, &w, nullptr) || !typed(info, 6, napi_float32_array, &out, &n_out)) {
+    return info.Env().Undefined();
+  }
+  if (bag <= 0 || dim <= 0) return info.Env().Undefined();
+  bag_forward(values, dtype, dim, ids, w, static_cast<int64_t>(n_out / dim), bag, out);
+  return info.Env().Undefined();
+}
+
+// bagBackward(values, dtype, dim, ids, weights, gOut, bagSize, gw|null, params|null,
+//             accum|null, moments|null, steps|null) → touched rows
+Napi::Value BagBackward(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const int dtype = info[1].As<Napi::Number>().Int32Value();
+  const int dim = info[2].As<Napi::Number>().Int32Value();
+  const int bag = info[6].As<Napi::Number>().Int32Value();
+  void* values;
+  int32_t *ids, *steps;
+  float *w, *g_out, *gw, *accum, *moments;
+  double* params = nullptr;
+  size_t n_ids = 0, n_params = 0;
+  if (!values_arg(info, 0, dtype, &values) || !typed(info, 3, napi_int32_array, &ids, &n_ids) ||
+      !typed(info, 4, napi_float32_array, &w, nullptr) || !typed(info, 5, napi_float32_array, &g_out, nullptr) ||
+      !typed(info, 7, napi_float32_array, &gw, nullptr, true) ||
+      !typed(info, 8, napi_float64_array, &params, &n_params, true) ||
+      !typed(info, 9, napi_float32_array, &accum, nullptr, true) ||
+      !typed(info, 10, napi_float32_array, &moments, nullptr, true) ||
+      !typed(info, 11, napi_int32_array, &steps, nullptr, true)) {
+    return env.Undefined();
+  }
+  if (bag <= 0 || n_ids == 0) return Napi::Number::New(env, 0);
+  OptimizerParams opt{};
+  if (params) {
+    if (n_params < 8) return fail(env, "params must hold 8 values"), env.Undefined();
+    opt = OptimizerParams{static_cast<int>(params[0]), static_cast<float>(params[1]), static_cast<float>(params[2]),
+                          static_cast<float>(params[3]), static_cast<float>(params[4]), static_cast<float>(params[5]),
+                          static_cast<int>(params[6]), static_cast<float>(params[7])};
+    if ((opt.kind == kAdagrad && !accum) || (opt.kind == kAdam && (!moments || !steps))) {
+      return fail(env, "optimizer state missing for this optimizer kind"), env.Undefined();
+    }
+  }
+  const OptimizerState state{accum, moments, steps};
+  const int64_t touched = bag_backward(values, dtype, dim, ids, w, g_out, static_cast<int64_t>(n_ids / bag), bag, gw,
+                                       params ? &opt : nullptr, state);
+  return Napi::Number::New(env, static_cast<double>(touched));
+}
+
+// rooflineGatherSum(values, dim, ids, bagSize, out, prefetch)
+Napi::Value RooflineGatherSum(const Napi::CallbackInfo& info) {
+  const int dim = info[1].As<Napi::Number>().Int32Value();
+  const int bag = info[3].As<Napi::Number>().Int32Value();
+  const bool prefetch = info[5].ToBoolean().Value();
+  float *values, *out;
+  int32_t* ids;
+  size_t n_out;
+  if (!typed(info, 0, napi_float32_array, &values, nullptr) || !typed(info, 2, napi_int32_array, &ids, nullptr) ||
+      !typed(info, 4, napi_float32_array, &out, &n_out)) {
+    return info.Env().Undefined();
+  }
+  if (bag > 0 && dim > 0) roofline_gather_sum(values, dim, ids, static_cast<int64_t>(n_out / dim), bag, out, prefetch);
+  return info.Env().Undefined();
+}
+
+// pkTopK(queries, subkeys, batch, heads, n, dk, k, scores, ids)
+Napi::Value PkTopK(const Napi::CallbackInfo& info) {
+  float *q, *keys, *scores;
+  int32_t* ids;
+  if (!typed(info, 0, napi_float32_array, &q, nullptr) || !typed(info, 1, napi_float32_array, &keys, nullptr) ||
+      !typed(info, 7, napi_float32_array, &scores, nullptr) || !typed(info, 8, napi_int32_array, &ids, nullptr)) {
+    return info.Env().Undefined();
+  }
+  int d[5];
+  for (int i = 0; i < 5; i++) d[i] = info[2 + i].As<Napi::Number>().Int32Value();
+  pk_topk(q, keys, d[0], d[1], d[2], d[3], d[4], scores, ids);
+  return info.Env().Undefined();
+}
+
+Napi::Value Checksum(const Napi::CallbackInfo& info) {
+  uint8_t* p = nullptr;
+  size_t n = 0;
+  if (!typed(info, 0, napi_uint8_array, &p, &n)) return info.Env().Undefined();
+  const uint32_t seed = info[1].As<Napi::Number>().Uint32Value();
+  return Napi::Number::New(info.Env(), checksum_words(p, static_cast<int64_t>(n), seed));
+}
+
+// ---- native memory --------------------------------------------------------------------------
+// Each block is an mmap (anonymous or of a file). release() detaches the ArrayBuffer and unmaps
+// at once; the GC finalizer unmaps blocks never released. A registry keyed by the data pointer
+// finds the block from its ArrayBuffer.
+
+struct Block {
+  void* base;     // mmap result
+  size_t length;  // mmap length
+  bool freed;
+};
+
+std::mutex g_mu;
+std::unordered_map<void*, Block*> g_blocks;  // data pointer → block
+
+void unmap(Block* b) {
+  if (!b->freed) {
+    munmap(b->base, b->length);
+    b->freed = true;
+  }
+}
+
+void finalize_block(Napi::Env, void* data, Block* b) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_blocks.find(data);
+  if (it != g_blocks.end() && it->second == b) g_blocks.erase(it);
+  unmap(b);
+  delete b;
+}
+
+Napi::Value Wrap(Napi::Env env, void* base, size_t length, void* data, size_t bytes) {
+  Block* b = new Block{base, length, false};
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    g_blocks[data] = b;
+  }
+  return Napi::ArrayBuffer::New(env, data, bytes, finalize_block, b);
+}
+
+// allocBuffer(bytes): zeroed, page aligned, huge pages requested.
+Napi::Value AllocBuffer(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const double req = info[0].As<Napi::Number>().DoubleValue();
+  if (!(req > 0)) return fail(env, "allocBuffer: bytes must be > 0"), env.Undefined();
+  const size_t bytes = static_cast<size_t>(req);
+  void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    Napi::Error::New(env, "mnemo_cpu: cannot allocate " + std::to_string(bytes) + " bytes: " + std::strerror(errno))
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+#ifdef MADV_HUGEPAGE
+  if (bytes >= (size_t{2} << 20)) madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return Wrap(env, p, bytes, p, bytes);
+}
+
+// mapFile(path, offset, length, shared)
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const int64_t offset = info[1].As<Napi::Number>().Int64Value();
+  const size_t length = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+  const bool shared = info[3].ToBoolean().Value();
+  if (length == 0) return fail(env, "mapFile: length must be > 0"), env.Undefined();
+  const int fd = open(path.c_str(), shared ? O_RDWR : O_RDONLY);
+  if (fd < 0) {
+    Napi::Error::New(env, "mnemo_cpu: cannot open " + path + ": " + std::strerror(errno)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  const int64_t start = offset / page * page;
+  const size_t delta = static_cast<size_t>(offset - start);
+  void* p = mmap(nullptr, length + delta, PROT_READ | PROT_WRITE, shared ? MAP_SHARED : MAP_PRIVATE, fd, start);
+  const int err = errno;
+  close(fd);
+  if (p == MAP_FAILED) {
+    Napi::Error::New(env, "mnemo_cpu: cannot map " + path + ": " + std::strerror(err)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Wrap(env, p, length + delta, static_cast<char*>(p) + delta, length);
+}
+
+// release(arrayBuffer): detach now and unmap (no-op for buffers this addon did not create).
+Napi::Value Release(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer()) return fail(env, "release: argument must be an ArrayBuffer"), env.Undefined();
+  Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+  void* data = ab.Data();
+  Block* b = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    auto it = g_blocks.find(data);
+    if (it == g_blocks.end()) return env.Undefined();
+    b = it->second;
+    g_blocks.erase(it);
+  }
+  ab.Detach();
+  unmap(b);  // the finalizer later only deletes the struct
+  return env.Undefined();
+}
+
+Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), num_threads()); }
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  set_num_threads(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  const bool avx2 = false;
+#endif
+  exports.Set("simd", Napi::String::New(env, avx2 ? "avx2" : "generic"));
+  exports.Set("threads", Napi::Function::New(env, Threads));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("bagForward", Napi::Function::New(env, BagForward));
+  exports.Set("bagBackward", Napi::Function::New(env, BagBackward));
+  exports.Set("rooflineGatherSum", Napi::Function::New(env, RooflineGatherSum));
+  exports.Set("pkTopK", Napi::Function::New(env, PkTopK));
+  exports.Set("checksum", Napi::Function::New(env, Checksum));
+  exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile));
+  exports.Set("release", Napi::Function::New(env, Release));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(mnemo_cpu, Init)

@@ -1,0 +1,33 @@
+// Entry points of the Mnemo CPU kernels (called by addon.cc). Arrays are raw, validated by the
+// TypeScript op layer; ids = -1 is padding (skipped).
+#pragma once
+
+#include <cstdint>
+
+#include "optimizers.h"
+
+namespace mnemo {
+
+// out[b] = Σ_j w[b,j] · V[ids[b,j]]                 values [N, dv]; ids, w [B, K]; out [B, dv]
+void bag_forward(const void* values, int dtype, int dim, const int32_t* ids, const float* w,
+                 int64_t batch, int bag_size, float* out);
+
+// gw[b,j] = <gOut[b], V[ids[b,j]]> (when gw != null), and when `opt` != null the fused update
+// of every touched row r with gV[r] = Σ_{(b,j): ids[b,j]=r} w[b,j]·gOut[b]. Returns rows touched.
+int64_t bag_backward(void* values, int dtype, int dim, const int32_t* ids, const float* w,
+                     const float* g_out, int64_t batch, int bag_size, float* gw,
+                     const OptimizerParams* opt, const OptimizerState& state);
+
+// The roofline: out[b] = Σ_j V[ids[b,j]], a plain gather-and-sum (optionally with prefetch).
+void roofline_gather_sum(const float* values, int dim, const int32_t* ids, int64_t batch,
+                         int bag_size, float* out, bool prefetch);
+
+// Product-key top-k (algorithms.md §1): queries [B, H, dk], subkeys [H, 2, n, dk/2] →
+// scores, ids [B, H, k]; descending, ties → lower id; float64 dot products.
+void pk_topk(const float* queries, const float* subkeys, int batch, int heads, int n, int dk,
+             int k, float* scores, int32_t* ids);
+
+// fnv1a over 32-bit little-endian words (a trailing partial word zero-padded).
+uint32_t checksum_words(const uint8_t* bytes, int64_t n, uint32_t seed);
+
+}  // namespace mnemo

@@ -1,0 +1,130 @@
+/**
+ * The C++ kernels against the TypeScript kernels on identical inputs: forward, gw, and the table
+ * and optimizer state after several fused steps (every optimizer, clipping, weight decay,
+ * 16-bit storage, odd widths that exercise SIMD tails, hot rows shared by many bags).
+ */
+import { describe, expect, it } from 'vitest';
+import { type OptimizerConfig, type StorageDtype, ValueStore, nativeAvailable, productKeyTopK } from './index';
+import { nativeAddon } from './native';
+
+const native = nativeAvailable();
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+function batch(seed: number, N: number, B: number, K: number, dv: number) {
+  const r = rng(seed);
+  const ids = Int32Array.from({ length: B * K }, () => {
+    const u = r();
+    return u < 0.05 ? -1 : u < 0.25 ? Math.floor(r() * 4) : Math.floor(r() * N); // hot rows 0..3
+  });
+  const w = Float32Array.from({ length: B * K }, () => r() * 2 - 1);
+  const gOut = Float32Array.from({ length: B * dv }, () => r() * 2 - 1);
+  return { ids, w, gOut };
+}
+
+/** max |a − b| / max |b|: the error on the scale of the data */
+function relErr(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  let s = 1e-12;
+  for (let i = 0; i < a.length; i++) {
+    m = Math.max(m, Math.abs(a[i]! - b[i]!));
+    s = Math.max(s, Math.abs(b[i]!));
+  }
+  return m / s;
+}
+
+describe('native addon', () => {
+  it('loads unless disabled (MNEMO_NATIVE=0) and reports why', () => {
+    if (process.env.MNEMO_NATIVE === '0') {
+      expect(native.available).toBe(false);
+      expect(native.reason).toMatch(/MNEMO_NATIVE=0/);
+    } else {
+      // the install script builds it wherever a C++ toolchain exists (this repo's CI has one)
+      expect(native, native.reason).toMatchObject({ available: true });
+      expect(nativeAddon()!.simd).toMatch(/avx2|generic/);
+    }
+  });
+});
+
+describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kernels', () => {
+  const cases: [OptimizerConfig, StorageDtype, number][] = [
+    [{ kind: 'sgd', lr: 0.1, weightDecay: 0.01 }, 'float32', 67],
+    [{ kind: 'adagrad', lr: 0.05, clip: { mode: 'row', maxNorm: 0.3 } }, 'float32', 33],
+    [{ kind: 'adam', lr: 0.01, betas: [0.8, 0.95], clip: { mode: 'global', maxNorm: 1 } }, 'float32', 64],
+    [{ kind: 'adam', lr: 0.01, weightDecay: 0.1 }, 'bfloat16', 24],
+    [{ kind: 'adagrad', lr: 0.05 }, 'float16', 17],
+  ];
+  for (const [opt, dtype, dv] of cases) {
+    it(`${opt.kind}${opt.clip ? ` clip=${opt.clip.mode}` : ''} ${dtype} dv=${dv}: 3 steps agree`, () => {
+      const N = 3000;
+      const init = { kind: 'normal' as const, std: 0.3, seed: 9 };
+      const a = ValueStore.create({ rows: N, dim: dv, dtype, optimizer: opt, init, impl: 'native' });
+      const b = ValueStore.create({ rows: N, dim: dv, dtype, optimizer: opt, init, impl: 'ts' });
+      // float32 vs float64 arithmetic; 16-bit: an update may round to a neighbouring value
+      const tol = dtype === 'float32' ? 1e-5 : dtype === 'bfloat16' ? 1e-2 : 2e-3;
+      for (let step = 0; step < 3; step++) {
+        const { ids, w, gOut } = batch(100 + step, N, 96, 24, dv);
+        expect(relErr(a.forward(ids, w, 24), b.forward(ids, w, 24))).toBeLessThan(tol);
+        const gwA = a.backward(ids, w, gOut, 24);
+        const gwB = b.backward(ids, w, gOut, 24);
+        expect(relErr(gwA, gwB)).toBeLessThan(tol);
+        expect(a.stats().touchedRows).toBe(b.stats().touchedRows);
+      }
+      const all = Int32Array.from({ length: N }, (_, i) => i);
+      expect(relErr(a.readRows(all), b.readRows(all))).toBeLessThan(tol);
+      a.dispose();
+      b.dispose();
+    });
+  }
+
+  it('gw only (no update) and one large bag leave the table alone', () => {
+    const a = ValueStore.create({ rows: 100, dim: 40, optimizer: { kind: 'sgd', lr: 1 }, impl: 'native', deferred: true });
+    const { ids, w, gOut } = batch(5, 100, 1, 5000, 40);
+    const before = a.readRows(Int32Array.of(0, 1, 2, 3));
+    const gw = a.backward(ids, w, gOut, 5000);
+    for (let p = 0; p < ids.length; p++) if (ids[p] === -1) expect(gw[p]).toBe(0);
+    expect(a.readRows(Int32Array.of(0, 1, 2, 3))).toEqual(before);
+    a.dispose();
+  });
+
+  it('product-key top-k: native equals TypeScript exactly (random and exact ties)', () => {
+    const r = rng(77);
+    const dims = { batch: 5, heads: 3, n: 40, dk: 16, k: 8 };
+    const q = Float32Array.from({ length: 5 * 3 * 16 }, () => r() * 2 - 1);
+    const keys = Float32Array.from({ length: 3 * 2 * 40 * 8 }, () => r() * 2 - 1);
+    const x = productKeyTopK(q, keys, dims, { impl: 'native' });
+    const y = productKeyTopK(q, keys, dims, { impl: 'ts' });
+    expect(x.ids).toEqual(y.ids);
+    expect(x.scores).toEqual(y.scores);
+    // ties: integer-valued keys and queries give many equal scores
+    const qt = Float32Array.from(q, (v) => Math.round(v * 2));
+    const kt = Float32Array.from(keys, (v) => Math.round(v));
+    const xt = productKeyTopK(qt, kt, dims, { impl: 'native' });
+    const yt = productKeyTopK(qt, kt, dims, { impl: 'ts' });
+    expect(xt.ids).toEqual(yt.ids);
+    expect(xt.scores).toEqual(yt.scores);
+    let ties = 0;
+    for (let i = 1; i < xt.scores.length; i++) if (i % 8 && xt.scores[i] === xt.scores[i - 1]) ties++;
+    expect(ties).toBeGreaterThan(10);
+  });
+
+  it('native memory: release detaches the buffer; checksums match the TypeScript hash', async () => {
+    const addon = nativeAddon()!;
+    const buf = addon.allocBuffer(1 << 20);
+    const u8 = new Uint8Array(buf);
+    expect(u8[12345]).toBe(0);
+    for (let i = 0; i < 1001; i++) u8[i] = (i * 37) & 255;
+    const { hashBytes } = await import('./store-file');
+    expect(addon.checksum(u8.subarray(0, 1001), 0x811c9dc5)).toBe(hashBytes(u8.subarray(0, 1001)));
+    addon.release(buf);
+    expect(buf.byteLength).toBe(0);
+    addon.release(new ArrayBuffer(8)); // not ours: no-op
+  });
+});
