@@ -9,6 +9,7 @@ export {
   type BackendName,
   type InitBackendOptions,
   backendInfo,
+  ensureGradients,
   initBackend,
   parseBackendChoice,
 } from './backend';
@@ -43,3 +44,4 @@ export {
 } from './value-store';
 export { type BagDims, validateBag } from './embedding-bag';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './ts/half';
+export { embeddingBag } from './tfjs-op';
