@@ -64,3 +64,12 @@ describe('tensor backend selection', () => {
     await expect(initBackend({ backend: 'tensorflow', log })).rejects.toThrow(/tfjs-node-gpu/);
   });
 });
+
+describe('gradients', () => {
+  it('initBackend registers the gradients of every tfjs op (tfjs-core alone has none)', async () => {
+    await initBackend({ log: false });
+    expect(tf.getGradient('Sum')).toBeDefined();
+    const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(x, x)))(tf.tensor1d([1, -2, 3]));
+    expect(Array.from(g.dataSync())).toEqual([2, -4, 6]);
+  });
+});

@@ -40,6 +40,21 @@ export interface InitBackendOptions {
 const require_ = createRequire(import.meta.url);
 let current: BackendInfo | undefined;
 
+/**
+ * tfjs-core registers no gradients by itself (the `@tensorflow/tfjs` bundle does): load it once,
+ * so `tf.grads` works for every op. It shares our tfjs-core instance (same version, deduped).
+ */
+export function ensureGradients(): void {
+  if (tf.getGradient('Sum')) return;
+  require_('@tensorflow/tfjs');
+  if (!tf.getGradient('Sum')) {
+    throw new BackendError(
+      `@tensorflow/tfjs registered its gradients on another @tensorflow/tfjs-core than ours (${tf.version_core}); ` +
+        'install matching versions so npm dedupes tfjs-core',
+    );
+  }
+}
+
 /** Parse a backend name from config/env/CLI, naming `field` on error. */
 export function parseBackendChoice(value: string | undefined, field = 'backend'): BackendChoice {
   const v = (value ?? 'auto').trim().toLowerCase();
@@ -108,6 +123,7 @@ async function activate(name: BackendName): Promise<{ provider: string } | { rea
  * the active backend). Prints one line saying which backend runs, unless `log: false`.
  */
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
+  ensureGradients();
   const fromEnv = opts.backend === undefined && process.env.MNEMO_BACKEND !== undefined;
   const requested = parseBackendChoice(
     opts.backend ?? process.env.MNEMO_BACKEND,
