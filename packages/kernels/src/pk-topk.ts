@@ -4,6 +4,7 @@
  * its tfjs op and gradient on top of this.
  */
 import { ConfigError, ShapeError, checkFinite, checkInt } from './errors';
+import { nativeAddon } from './native';
 import { type PkDims, type PkTopKResult, pkTopKTs } from './ts/pk-topk';
 
 export type { PkDims, PkTopKResult };
@@ -54,6 +55,7 @@ export function productKeyTopK(
     checkFinite('queries', queries);
     checkFinite('subkeys', subkeys);
   }
+  if (!nativePkTopK && opts.impl !== 'ts') nativeAddon(); // loading the addon registers its kernel
   const impl = opts.impl ?? (nativePkTopK ? 'native' : 'ts');
   if (impl === 'native') {
     if (!nativePkTopK) {
