@@ -49,8 +49,9 @@ export function bruteForceTopK(
 
 /**
  * The brute force as a user would write it in tfjs: scores = q · Kᵀ over a materialised key
- * matrix, then tf.topk. `keys` [N, dk] for ONE head, `queries` [B, dk]. Chunked over N so no
- * tensor exceeds `chunkRows × max(B, dk)` floats (wasm's heap is 32-bit).
+ * matrix, then tf.topk. `keyChunks`: ONE head's keys stored transposed, chunks of [dk, rows]
+ * (tfjs-wasm multiplies by a transposed operand ~10x slower, so the index keeps Kᵀ);
+ * `queries` [B, dk]. Chunked over N so no tensor is huge (wasm's heap is 32-bit).
  */
 export function bruteForceTopKTf(
   queries: tf.Tensor2D,
@@ -62,8 +63,8 @@ export function bruteForceTopKTf(
     let bestI: tf.Tensor2D | undefined;
     let base = 0;
     for (const chunk of keyChunks) {
-      const s = tf.matMul(queries, chunk, false, true); // [B, rows]
-      const { values, indices } = tf.topk(s, Math.min(k, chunk.shape[0]));
+      const s = tf.matMul(queries, chunk); // [B, rows]
+      const { values, indices } = tf.topk(s, Math.min(k, chunk.shape[1]));
       const gi = tf.add(indices, tf.scalar(base, 'int32')) as tf.Tensor2D;
       if (!bestS || !bestI) {
         bestS = values as tf.Tensor2D;
@@ -79,13 +80,13 @@ export function bruteForceTopKTf(
         const flat = tf.add(top.indices, rowBase);
         bestI = tf.reshape(tf.gather(tf.reshape(ci, [-1]), tf.reshape(flat, [-1])), [B, k]) as tf.Tensor2D;
       }
-      base += chunk.shape[0];
+      base += chunk.shape[1];
     }
     return { scores: bestS!, ids: bestI! };
   });
 }
 
-/** Materialise one head's explicit keys [N, dk] as chunks of ≤ chunkRows rows. */
+/** Materialise one head's explicit keys, transposed: chunks [dk, rows] of ≤ chunkRows slots. */
 export function explicitKeyChunks(
   subkeys: Float32Array,
   head: number,
@@ -100,15 +101,17 @@ export function explicitKeyChunks(
   const k2 = k1 + n * half;
   for (let start = 0; start < N; start += chunkRows) {
     const rows = Math.min(chunkRows, N - start);
-    const buf = new Float32Array(rows * dk);
+    const buf = new Float32Array(dk * rows); // [dk, rows]
     for (let r = 0; r < rows; r++) {
       const slot = start + r;
       const i = Math.floor(slot / n);
       const j = slot % n;
-      buf.set(subkeys.subarray(k1 + i * half, k1 + (i + 1) * half), r * dk);
-      buf.set(subkeys.subarray(k2 + j * half, k2 + (j + 1) * half), r * dk + half);
+      for (let c = 0; c < half; c++) {
+        buf[c * rows + r] = subkeys[k1 + i * half + c]!;
+        buf[(half + c) * rows + r] = subkeys[k2 + j * half + c]!;
+      }
     }
-    chunks.push(tf.tensor2d(buf, [rows, dk]));
+    chunks.push(tf.tensor2d(buf, [dk, rows]));
   }
   return chunks;
 }
