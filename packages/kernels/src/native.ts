@@ -52,8 +52,8 @@ export interface NativeAddon {
     scores: Float32Array,
     ids: Int32Array,
   ): void;
-  /** zero-filled native memory (page aligned) owned by the returned ArrayBuffer */
-  allocBuffer(bytes: number): ArrayBuffer;
+  /** zero-filled native memory (page aligned) owned by the returned ArrayBuffer; `populate` commits it now */
+  allocBuffer(bytes: number, populate?: boolean): ArrayBuffer;
   /** memory-map `length` bytes of a file from `offset` (copy-on-write unless `shared`) */
   mapFile(file: string, offset: number, length: number, shared: boolean): ArrayBuffer;
   /** detach the ArrayBuffer now and free / unmap its memory */

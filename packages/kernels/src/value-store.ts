@@ -109,10 +109,13 @@ function nativeAddonReason(): string {
   return process.env.MNEMO_NATIVE === '0' ? 'MNEMO_NATIVE=0' : 'the addon did not build or load';
 }
 
-/** Memory for a table or state array: native (freed by dispose) when the addon is there. */
+/**
+ * Memory for a table or state array: native (freed by dispose) when the addon is there, committed
+ * up front so resident memory does not creep up as training touches new rows.
+ */
 function allocate(bytes: number): ArrayBuffer {
   const a = nativeAddon();
-  return a ? a.allocBuffer(bytes) : new ArrayBuffer(bytes);
+  return a ? a.allocBuffer(bytes, true) : new ArrayBuffer(bytes);
 }
 
 /** mulberry32: small, seedable, good enough for initialisation. */
@@ -125,6 +128,14 @@ function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The live table of a store, for the package's own benchmarks (not exported from index.ts). */
+const tables = new WeakMap<ValueStore, () => Storage | null>();
+export function tableOf(store: ValueStore): Storage {
+  const t = tables.get(store)?.();
+  if (!t) throw new DisposedError('ValueStore: used after dispose()');
+  return t;
 }
 
 export class ValueStore {
@@ -168,6 +179,7 @@ export class ValueStore {
     this.buffers = args.buffers;
     this.mapped = args.mapped;
     this.deferred = args.deferred;
+    tables.set(this, () => this.values);
   }
 
   static create(opts: ValueStoreOptions): ValueStore {

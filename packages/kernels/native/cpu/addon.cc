@@ -193,10 +193,12 @@ Napi::Value Wrap(Napi::Env env, void* base, size_t length, void* data, size_t by
   return Napi::ArrayBuffer::New(env, data, bytes, finalize_block, b);
 }
 
-// allocBuffer(bytes): zeroed, page aligned, huge pages requested.
+// allocBuffer(bytes, populate): zeroed, page aligned, huge pages requested; `populate` commits
+// the pages now (resident memory then stays flat while training touches new rows).
 Napi::Value AllocBuffer(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const double req = info[0].As<Napi::Number>().DoubleValue();
+  const bool populate = info.Length() > 1 && info[1].ToBoolean().Value();
   if (!(req > 0)) return fail(env, "allocBuffer: bytes must be > 0"), env.Undefined();
   const size_t bytes = static_cast<size_t>(req);
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -208,6 +210,11 @@ Napi::Value AllocBuffer(const Napi::CallbackInfo& info) {
 #ifdef MADV_HUGEPAGE
   if (bytes >= (size_t{2} << 20)) madvise(p, bytes, MADV_HUGEPAGE);
 #endif
+  if (populate) {  // touch one byte per page: the kernel commits (zeroed) pages, huge where it can
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    volatile char* c = static_cast<char*>(p);
+    for (size_t o = 0; o < bytes; o += page) c[o] = 0;
+  }
   return Wrap(env, p, bytes, p, bytes);
 }
 

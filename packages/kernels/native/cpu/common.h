@@ -70,9 +70,10 @@ MNEMO_INLINE void prefetch_row(const void* p, int64_t bytes) {
   for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 3);
 }
 
+// Prefetch for writing into L2 (several rows ahead would not fit L1).
 MNEMO_INLINE void prefetch_row_w(const void* p, int64_t bytes) {
   const char* c = static_cast<const char*>(p);
-  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 1, 3);
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 1, 2);
 }
 
 // Load row r of a table of any storage dtype as float32 into dst (no copy for f32: returns V).

@@ -19,7 +19,8 @@ namespace mnemo {
 
 namespace {
 
-constexpr int kPrefetchRows = 8;  // rows ahead (forward, roofline and backward)
+constexpr int kPrefetchRows = 8;       // rows ahead (forward and roofline)
+constexpr int kPrefetchRowsBwd = 12;   // touched rows ahead (backward: V and optimizer state)
 
 MNEMO_SIMD_CLONES
 void forward_range(const void* values, int dtype, int dim, const int32_t* ids, const float* w,
@@ -108,8 +109,8 @@ void backward_rows(const BackwardArgs& a, int64_t u0, int64_t u1, float* vbuf, f
   char* base = static_cast<char*>(a.values);
   const OptimizerParams* o = a.opt;
   for (int64_t u = u0; u < u1; u++) {
-    if (u + kPrefetchRows < u1) {
-      const int64_t rn = static_cast<int64_t>(a.keys[a.run_start[u + kPrefetchRows]] >> 32);
+    if (u + kPrefetchRowsBwd < u1) {
+      const int64_t rn = static_cast<int64_t>(a.keys[a.run_start[u + kPrefetchRowsBwd]] >> 32);
       prefetch_row_w(base + rn * row_bytes, row_bytes);
       if (o && a.state.moments) prefetch_row_w(a.state.moments + rn * 2 * dim, 8 * static_cast<int64_t>(dim));
       if (o && a.state.accum) prefetch_row_w(a.state.accum + rn * dim, 4 * static_cast<int64_t>(dim));
@@ -117,14 +118,27 @@ void backward_rows(const BackwardArgs& a, int64_t u0, int64_t u1, float* vbuf, f
     const int64_t s = a.run_start[u], e = a.run_start[u + 1];
     const int64_t r = static_cast<int64_t>(a.keys[s] >> 32);
     const float* v = load_row(a.values, a.dtype, dim, r, vbuf);
-    if (a.gw) {
+    if (!o) {  // gw only
       for (int64_t t = s; t < e; t++) {
         const uint32_t p = static_cast<uint32_t>(a.keys[t]);
         a.gw[p] = dot(a.g_out + static_cast<int64_t>(p / a.bag_size) * dim, v, dim);
       }
+      continue;
     }
-    if (!o) continue;
-    row_grad(a.keys, s, e, a.w, a.g_out, a.bag_size, dim, g);
+    // one read of each gOut row: gw[p] = <gOut[bag], V[r]> and g += w[p] · gOut[bag]
+    for (int c = 0; c < dim; c++) g[c] = 0.0f;
+    for (int64_t t = s; t < e; t++) {
+      const uint32_t p = static_cast<uint32_t>(a.keys[t]);
+      const float* go = a.g_out + static_cast<int64_t>(p / a.bag_size) * dim;
+      const float wt = a.w[p];
+      float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+      for (int c = 0; c < dim; c++) {
+        d += go[c] * v[c];
+        g[c] += wt * go[c];
+      }
+      if (a.gw) a.gw[p] = d;
+    }
     float scale = a.global_scale;
     if (o->clip == kClipRow) {
       double sq = 0.0;

@@ -46,11 +46,37 @@ MNEMO_INLINE void adagrad_row(float* v, float* acc, const float* g, int dim, flo
   }
 }
 
+// 1 − β1^t and 1 − β2^t; per-thread cache for small t (rows are touched a few times each, so
+// the same t recurs and pow() would otherwise run twice per row).
+inline void bias_corrections(float beta1, float beta2, int32_t t, double* bc1, double* bc2) {
+  constexpr int kCache = 1024;
+  static thread_local float c_b1 = -1.0f, c_b2 = -1.0f;
+  static thread_local double c1[kCache], c2[kCache];
+  if (c_b1 != beta1 || c_b2 != beta2) {
+    double p1 = 1.0, p2 = 1.0;
+    for (int i = 0; i < kCache; i++) {
+      c1[i] = 1.0 - p1;  // i = t
+      c2[i] = 1.0 - p2;
+      p1 *= beta1;
+      p2 *= beta2;
+    }
+    c_b1 = beta1;
+    c_b2 = beta2;
+  }
+  if (t >= 0 && t < kCache) {
+    *bc1 = c1[t];
+    *bc2 = c2[t];
+  } else {
+    *bc1 = 1.0 - std::pow(static_cast<double>(beta1), t);
+    *bc2 = 1.0 - std::pow(static_cast<double>(beta2), t);
+  }
+}
+
 // Lazy Adam with per-row bias correction (t = this row's step count after increment).  (Adam)
 MNEMO_INLINE void adam_row(float* v, float* m1, float* m2, const float* g, int dim, int32_t t,
                            const OptimizerParams& o, float scale, float decay) {
-  const double bc1 = 1.0 - std::pow(static_cast<double>(o.beta1), t);
-  const double bc2 = 1.0 - std::pow(static_cast<double>(o.beta2), t);
+  double bc1, bc2;
+  bias_corrections(o.beta1, o.beta2, t, &bc1, &bc2);
   const float step = static_cast<float>(o.lr / bc1);
   const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   const float b1 = o.beta1, b2 = o.beta2, eps = o.eps;

@@ -1,0 +1,237 @@
+/**
+ * Embedding-bag benchmark at the issue's sizes: N = 1,048,576 rows, dv = 256 (fp32, 1 GiB
+ * table), B = 4096 bags of K = 32 ids → 128 MiB of rows read per forward.
+ *
+ *   roofline  the addon's plain "read the same rows and sum them" C loop (rooflineGatherSum),
+ *             same threads, same table, with and without software prefetch
+ *   forward   store.forward (native), GB/s of rows read, % of the better roofline
+ *   fwd+bwd   forward + fused backward with the lazy Adam update; ratio to forward
+ *   memory    resident-set growth over 100 training steps
+ *   TS        the portable TypeScript kernels, for comparison
+ *   torch     torch.nn.functional.embedding_bag (CPU) in a subprocess when `import torch` works
+ *
+ * Run: npm run bench -w @mnemo/kernels  (MNEMO_BENCH_QUICK=1 for a small smoke run)
+ */
+import { spawnSync } from 'node:child_process';
+import { BenchReport, measure } from '@mnemo/bench';
+import { ValueStore, nativeAvailable } from '../src/index';
+import { nativeAddon } from '../src/native';
+import { tableOf } from '../src/value-store';
+import { runBackendsBench } from './backends';
+
+const quick = process.env.MNEMO_BENCH_QUICK === '1';
+const N = quick ? 1 << 16 : 1 << 20;
+const dv = 256;
+const B = quick ? 512 : 4096;
+const K = 32;
+const STEPS = quick ? 10 : 100;
+const rowBytes = B * K * dv * 4; // bytes of rows read per forward
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}
+
+function makeBatch(seed: number) {
+  const r = rng(seed);
+  const ids = Int32Array.from({ length: B * K }, () => Math.floor(r() * N)); // [B, K] uniform
+  const w = Float32Array.from({ length: B * K }, () => r()); // [B, K]
+  const gOut = Float32Array.from({ length: B * dv }, () => r() * 2 - 1); // [B, dv]
+  return { ids, w, gOut };
+}
+
+const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
+const gbps = (ms: number) => rowBytes / (ms / 1e3) / 1e9;
+
+const TORCH = String.raw`
+import json, sys, time, torch
+N, dv, B, K, threads = map(int, sys.argv[1:6])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+weight = torch.randn(N, dv) * dv ** -0.5
+ids = torch.randint(0, N, (B * K,))
+offsets = torch.arange(0, B * K, K)
+w = torch.rand(B * K)
+g_out = torch.randn(B, dv)
+def med(f, reps=10):
+    for _ in range(2): f()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter(); f(); ts.append((time.perf_counter() - t0) * 1e3)
+    ts.sort(); return ts[len(ts) // 2]
+F = torch.nn.functional.embedding_bag
+def fwd():
+    with torch.no_grad():
+        F(ids, weight, offsets, mode='sum', per_sample_weights=w)
+p = torch.nn.Parameter(weight)
+def fwd_bwd():
+    p.grad = None
+    out = F(ids, p, offsets, mode='sum', per_sample_weights=w, sparse=True)
+    out.backward(g_out)
+opt = torch.optim.SparseAdam([p], lr=1e-3)
+def fwd_bwd_adam():
+    opt.zero_grad(set_to_none=True)
+    out = F(ids, p, offsets, mode='sum', per_sample_weights=w, sparse=True)
+    out.backward(g_out)
+    opt.step()
+print(json.dumps({"version": torch.__version__, "fwd": med(fwd), "fwd_bwd": med(fwd_bwd), "fwd_bwd_adam": med(fwd_bwd_adam, 5)}))
+`;
+
+function torchReference(threads: number): { version: string; fwd: number; fwd_bwd: number; fwd_bwd_adam: number } | string {
+  const probe = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return 'python3 cannot import torch (apt-get install python3-torch for the reference)';
+  const r = spawnSync('python3', ['-c', TORCH, String(N), String(dv), String(B), String(K), String(threads)], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  if (r.status !== 0) return `torch run failed: ${r.stderr.split('\n').slice(-3).join(' ')}`;
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+async function main(): Promise<void> {
+  const status = nativeAvailable();
+  if (!status.available) throw new Error(`the native addon is required for this benchmark: ${status.reason}`);
+  const addon = nativeAddon()!;
+  const threads = addon.threads();
+  const report = new BenchReport('kernels', {
+    title: 'Embedding bag on the CPU: native kernels vs the machine roofline',
+    description:
+      `Table N = ${N.toLocaleString('en-US')} × dv = ${dv} fp32 (${((N * dv * 4) / 2 ** 30).toFixed(2)} GiB), ` +
+      `B = ${B} bags × K = ${K} uniform random ids, weighted sum; ${(rowBytes / 2 ** 20).toFixed(0)} MiB of rows read per forward. ` +
+      `Native kernels: ${addon.simd} code path, ${threads} threads. Roofline = the addon's plain C loop that reads the same rows ` +
+      'of the same table and sums them (same threads); "% roofline" compares with the faster of its two variants. ' +
+      'Times are medians.',
+    command: 'npm run bench -w @mnemo/kernels',
+  });
+
+  const t0 = performance.now();
+  const store = ValueStore.create({
+    rows: N,
+    dim: dv,
+    optimizer: { kind: 'adam', lr: 1e-3 },
+    init: { kind: 'normal', std: dv ** -0.5, seed: 1 },
+  });
+  process.stderr.write(`[kernels] store created in ${((performance.now() - t0) / 1e3).toFixed(1)} s; ${addon.simd}, ${threads} threads\n`);
+  const table = tableOf(store) as Float32Array;
+  const batches = [1, 2, 3, 4].map(makeBatch);
+  const { ids, w, gOut } = batches[0]!;
+  const out = new Float32Array(B * dv);
+  const opts = { warmup: 3, repeats: quick ? 5 : 15 };
+
+  const roofPlain = await measure(() => addon.rooflineGatherSum(table, dv, ids, K, out, false), opts);
+  const roofPf = await measure(() => addon.rooflineGatherSum(table, dv, ids, K, out, true), opts);
+  const roof = Math.min(roofPlain.median, roofPf.median);
+  const fwd = await measure(() => store.forward(ids, w, K), opts);
+  addon.setThreads(1);
+  const roof1 = await measure(() => addon.rooflineGatherSum(table, dv, ids, K, out, true), opts);
+  const fwd1 = await measure(() => store.forward(ids, w, K), opts);
+  addon.setThreads(threads);
+  let i = 0;
+  const fwdBwd = await measure(() => {
+    const b = batches[i++ % batches.length]!;
+    store.forward(b.ids, b.w, K);
+    store.backward(b.ids, b.w, b.gOut, K);
+  }, opts);
+  const bwd = await measure(() => {
+    const b = batches[i++ % batches.length]!;
+    store.backward(b.ids, b.w, b.gOut, K);
+  }, opts);
+
+  const row = (name: string, ms: number, extra: Record<string, number | string | null> = {}) =>
+    report.addRow({ measurement: name, threads: extra.threads ?? threads, 'median ms': ms, 'rows GB/s': extra.gbps ?? gbps(ms), ...extra });
+  row('roofline: plain gather-sum C loop', roofPlain.median, { '% roofline': null, 'x forward': null });
+  row('roofline: gather-sum + prefetch', roofPf.median, { '% roofline': null, 'x forward': null });
+  row('forward (native)', fwd.median, { '% roofline': (100 * roof) / fwd.median, 'x forward': 1 });
+  row('roofline + prefetch, 1 thread', roof1.median, { threads: 1, '% roofline': null, 'x forward': null });
+  row('forward (native), 1 thread', fwd1.median, { threads: 1, '% roofline': (100 * roof1.median) / fwd1.median, 'x forward': null });
+  row('fused backward + lazy Adam (native)', bwd.median, { 'rows GB/s': null, '% roofline': null, 'x forward': bwd.median / fwd.median });
+  row('forward + fused backward + Adam (native)', fwdBwd.median, {
+    'rows GB/s': null,
+    '% roofline': null,
+    'x forward': fwdBwd.median / fwd.median,
+  });
+
+  // resident memory across training steps (state was committed at creation)
+  for (let s = 0; s < 3; s++) {
+    const b = batches[s % batches.length]!;
+    store.forward(b.ids, b.w, K);
+    store.backward(b.ids, b.w, b.gOut, K);
+  }
+  const rss0 = rssMiB();
+  const tSteps = performance.now();
+  for (let s = 0; s < STEPS; s++) {
+    const b = batches[s % batches.length]!;
+    store.forward(b.ids, b.w, K);
+    store.backward(b.ids, b.w, b.gOut, K);
+  }
+  const stepMs = (performance.now() - tSteps) / STEPS;
+  const rss1 = rssMiB();
+  report.addRow({
+    measurement: `${STEPS} training steps (fwd + bwd + Adam)`,
+    threads,
+    'median ms': stepMs,
+    'rows GB/s': null,
+    '% roofline': null,
+    'x forward': stepMs / fwd.median,
+  });
+  report.note(`Resident memory: ${rss0.toFixed(0)} MiB before, ${rss1.toFixed(0)} MiB after ${STEPS} steps (growth ${(rss1 - rss0).toFixed(1)} MiB; table + Adam state = ${(store.stats().bytes / 2 ** 20).toFixed(0)} MiB, committed at creation).`);
+  report.set('rss', { beforeMiB: rss0, afterMiB: rss1, steps: STEPS });
+
+  // the portable TypeScript kernels on the same table
+  const ts = ValueStore.create({ rows: 1, dim: dv, optimizer: { kind: 'adam', lr: 1e-3 }, impl: 'ts' });
+  ts.dispose();
+  const tsStore = store as unknown as { native: unknown };
+  const saved = tsStore.native;
+  tsStore.native = null; // same store, TypeScript kernels
+  const tsFwd = await measure(() => store.forward(ids, w, K), { warmup: 1, repeats: quick ? 1 : 3 });
+  const tsFwdBwd = await measure(() => {
+    store.forward(ids, w, K);
+    store.backward(ids, w, gOut, K);
+  }, { warmup: 0, repeats: quick ? 1 : 2 });
+  tsStore.native = saved;
+  row('forward (TypeScript fallback)', tsFwd.median, { threads: 1, '% roofline': (100 * roof1.median) / tsFwd.median, 'x forward': tsFwd.median / fwd.median });
+  row('forward + backward + Adam (TypeScript fallback)', tsFwdBwd.median, {
+    threads: 1,
+    'rows GB/s': null,
+    '% roofline': null,
+    'x forward': tsFwdBwd.median / fwd.median,
+  });
+  store.dispose();
+
+  const torch = torchReference(threads);
+  if (typeof torch === 'string') {
+    process.stderr.write(`[kernels] torch reference skipped: ${torch}\n`);
+    report.note(`torch reference skipped: ${torch}.`);
+  } else {
+    row(`torch ${torch.version} embedding_bag forward`, torch.fwd, { '% roofline': (100 * roof) / torch.fwd, 'x forward': torch.fwd / fwd.median });
+    row(`torch ${torch.version} fwd + bwd (sparse grad, no optimizer)`, torch.fwd_bwd, {
+      'rows GB/s': null,
+      '% roofline': null,
+      'x forward': torch.fwd_bwd / fwd.median,
+    });
+    row(`torch ${torch.version} fwd + bwd + SparseAdam step`, torch.fwd_bwd_adam, {
+      'rows GB/s': null,
+      '% roofline': null,
+      'x forward': torch.fwd_bwd_adam / fwd.median,
+    });
+    report.note(`torch ran in a subprocess with torch.set_num_threads(${threads}) on a table of the same size and the same kind of random ids; "x forward" is relative to our native forward.`);
+  }
+  report.note(
+    'Physical limit: a forward reads B·K random 1 KiB rows. Each row is 16 cache lines on 16 consecutive addresses, so the ' +
+      'cost is set by how many independent row misses the cores keep in flight (memory latency × concurrency), not by ' +
+      'streaming bandwidth; the roofline loop measures exactly that on this machine. The backward reads V, m and v of every ' +
+      'touched row and writes them back (6 KiB per row for Adam), so fwd + bwd + Adam moves ~7x the forward\'s bytes; the ' +
+      'fused kernel keeps it to one pass over each touched row.',
+  );
+  report.set('sizes', { N, dv, B, K, rowBytes, threads, simd: addon.simd });
+  report.write();
+  await runBackendsBench(quick);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
