@@ -19,3 +19,5 @@ export {
   type TensorInfo,
   writeSafetensors,
 } from './safetensors';
+export { MemoryPool, type MemoryPoolOptions, type ValuePool } from './pool';
+export { type LookupTrace, MemoryLayer, type MemoryLayerOptions } from './memory-layer';
