@@ -21,3 +21,4 @@ export {
 } from './safetensors';
 export { MemoryPool, type MemoryPoolOptions, type ValuePool } from './pool';
 export { type LookupTrace, MemoryLayer, type MemoryLayerOptions } from './memory-layer';
+export { type SavedMemory, loadMemory, saveMemory } from './io';
