@@ -13,7 +13,7 @@
  * Run: npm run bench -w @mnemo/kernels  (MNEMO_BENCH_QUICK=1 for a small smoke run)
  */
 import { spawnSync } from 'node:child_process';
-import { BenchReport, measure } from '@mnemo/bench';
+import { BenchReport, measure, summarize } from '@mnemo/bench';
 import { ValueStore, nativeAvailable } from '../src/index';
 import { nativeAddon } from '../src/native';
 import { tableOf } from '../src/value-store';
@@ -41,6 +41,20 @@ function makeBatch(seed: number) {
   const w = Float32Array.from({ length: B * K }, () => r()); // [B, K]
   const gOut = Float32Array.from({ length: B * dv }, () => r() * 2 - 1); // [B, dv]
   return { ids, w, gOut };
+}
+
+/** Median ms of each function, timed round-robin: `rounds` rounds after one warm-up round. */
+function interleaved(fns: Record<string, () => void>, rounds: number): Record<string, number> {
+  const samples: Record<string, number[]> = {};
+  for (const k of Object.keys(fns)) samples[k] = [];
+  for (let r = -1; r < rounds; r++) {
+    for (const [k, fn] of Object.entries(fns)) {
+      const t0 = performance.now();
+      fn();
+      if (r >= 0) samples[k]!.push(performance.now() - t0);
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summarize(v).median]));
 }
 
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
@@ -81,9 +95,10 @@ print(json.dumps({"version": torch.__version__, "fwd": med(fwd), "fwd_bwd": med(
 `;
 
 function torchReference(threads: number): { version: string; fwd: number; fwd_bwd: number; fwd_bwd_adam: number } | string {
-  const probe = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.status !== 0) return 'python3 cannot import torch (apt-get install python3-torch for the reference)';
-  const r = spawnSync('python3', ['-c', TORCH, String(N), String(dv), String(B), String(K), String(threads)], {
+  // the first python that imports torch (pyenv shims may hide Debian's python3-torch)
+  const python = ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch']).status === 0);
+  if (!python) return 'no python3 here can import torch (apt-get install python3-torch for the reference)';
+  const r = spawnSync(python, ['-c', TORCH, String(N), String(dv), String(B), String(K), String(threads)], {
     encoding: 'utf8',
     maxBuffer: 1 << 20,
   });
@@ -119,40 +134,67 @@ async function main(): Promise<void> {
   const batches = [1, 2, 3, 4].map(makeBatch);
   const { ids, w, gOut } = batches[0]!;
   const out = new Float32Array(B * dv);
-  const opts = { warmup: 3, repeats: quick ? 5 : 15 };
 
-  const roofPlain = await measure(() => addon.rooflineGatherSum(table, dv, ids, K, out, false), opts);
-  const roofPf = await measure(() => addon.rooflineGatherSum(table, dv, ids, K, out, true), opts);
-  const roof = Math.min(roofPlain.median, roofPf.median);
-  const fwd = await measure(() => store.forward(ids, w, K), opts);
-  addon.setThreads(1);
-  const roof1 = await measure(() => addon.rooflineGatherSum(table, dv, ids, K, out, true), opts);
-  const fwd1 = await measure(() => store.forward(ids, w, K), opts);
-  addon.setThreads(threads);
+  // Interleaved: every round times each variant once, so machine noise hits all of them alike.
   let i = 0;
-  const fwdBwd = await measure(() => {
-    const b = batches[i++ % batches.length]!;
-    store.forward(b.ids, b.w, K);
-    store.backward(b.ids, b.w, b.gOut, K);
-  }, opts);
-  const bwd = await measure(() => {
-    const b = batches[i++ % batches.length]!;
-    store.backward(b.ids, b.w, b.gOut, K);
-  }, opts);
+  const next = () => batches[i++ % batches.length]!;
+  const t = interleaved(
+    {
+      roofPlain: () => addon.rooflineGatherSum(table, dv, ids, K, out, false),
+      roofPf: () => addon.rooflineGatherSum(table, dv, ids, K, out, true),
+      fwd: () => store.forward(ids, w, K),
+      bwd: () => {
+        const b = next();
+        store.backward(b.ids, b.w, b.gOut, K);
+      },
+      fwdBwd: () => {
+        const b = next();
+        store.forward(b.ids, b.w, K);
+        store.backward(b.ids, b.w, b.gOut, K);
+      },
+    },
+    quick ? 5 : 21,
+  );
+  addon.setThreads(1);
+  const t1 = interleaved(
+    {
+      roofPf: () => addon.rooflineGatherSum(table, dv, ids, K, out, true),
+      fwd: () => store.forward(ids, w, K),
+    },
+    quick ? 3 : 9,
+  );
+  addon.setThreads(threads);
+  const roof = Math.min(t.roofPlain!, t.roofPf!);
 
   const row = (name: string, ms: number, extra: Record<string, number | string | null> = {}) =>
     report.addRow({ measurement: name, threads: extra.threads ?? threads, 'median ms': ms, 'rows GB/s': extra.gbps ?? gbps(ms), ...extra });
-  row('roofline: plain gather-sum C loop', roofPlain.median, { '% roofline': null, 'x forward': null });
-  row('roofline: gather-sum + prefetch', roofPf.median, { '% roofline': null, 'x forward': null });
-  row('forward (native)', fwd.median, { '% roofline': (100 * roof) / fwd.median, 'x forward': 1 });
-  row('roofline + prefetch, 1 thread', roof1.median, { threads: 1, '% roofline': null, 'x forward': null });
-  row('forward (native), 1 thread', fwd1.median, { threads: 1, '% roofline': (100 * roof1.median) / fwd1.median, 'x forward': null });
-  row('fused backward + lazy Adam (native)', bwd.median, { 'rows GB/s': null, '% roofline': null, 'x forward': bwd.median / fwd.median });
-  row('forward + fused backward + Adam (native)', fwdBwd.median, {
-    'rows GB/s': null,
-    '% roofline': null,
-    'x forward': fwdBwd.median / fwd.median,
-  });
+  const noRate = { 'rows GB/s': null, '% roofline': null };
+  row('roofline: plain gather-sum C loop', t.roofPlain!, { '% roofline': null, 'x forward': null });
+  row('roofline: gather-sum + prefetch', t.roofPf!, { '% roofline': null, 'x forward': null });
+  row('forward (native)', t.fwd!, { '% roofline': (100 * roof) / t.fwd!, 'x forward': 1 });
+  row('roofline + prefetch, 1 thread', t1.roofPf!, { threads: 1, '% roofline': null, 'x forward': null });
+  row('forward (native), 1 thread', t1.fwd!, { threads: 1, '% roofline': (100 * t1.roofPf!) / t1.fwd!, 'x forward': null });
+  row('fused backward + lazy Adam (native)', t.bwd!, { ...noRate, 'x forward': t.bwd! / t.fwd! });
+  row('forward + fused backward + Adam (native)', t.fwdBwd!, { ...noRate, 'x forward': t.fwdBwd! / t.fwd! });
+  const fwdMs = t.fwd!;
+
+  // the same fused step with lighter optimizer state (SGD: none; Adagrad: one [N, dv] array)
+  for (const kind of ['sgd', 'adagrad'] as const) {
+    const other = ValueStore.create({ rows: N, dim: dv, optimizer: { kind, lr: 1e-3 }, init: 'zeros' });
+    const o = interleaved(
+      {
+        fwd: () => other.forward(ids, w, K),
+        fwdBwd: () => {
+          const b = next();
+          other.forward(b.ids, b.w, K);
+          other.backward(b.ids, b.w, b.gOut, K);
+        },
+      },
+      quick ? 3 : 11,
+    );
+    row(`forward + fused backward + ${kind === 'sgd' ? 'SGD' : 'Adagrad'} (native)`, o.fwdBwd!, { ...noRate, 'x forward': o.fwdBwd! / o.fwd! });
+    other.dispose();
+  }
 
   // resident memory across training steps (state was committed at creation)
   for (let s = 0; s < 3; s++) {
@@ -175,7 +217,7 @@ async function main(): Promise<void> {
     'median ms': stepMs,
     'rows GB/s': null,
     '% roofline': null,
-    'x forward': stepMs / fwd.median,
+    'x forward': stepMs / fwdMs,
   });
   report.note(`Resident memory: ${rss0.toFixed(0)} MiB before, ${rss1.toFixed(0)} MiB after ${STEPS} steps (growth ${(rss1 - rss0).toFixed(1)} MiB; table + Adam state = ${(store.stats().bytes / 2 ** 20).toFixed(0)} MiB, committed at creation).`);
   report.set('rss', { beforeMiB: rss0, afterMiB: rss1, steps: STEPS });
@@ -187,12 +229,13 @@ async function main(): Promise<void> {
   const saved = tsStore.native;
   tsStore.native = null; // same store, TypeScript kernels
   const tsFwd = await measure(() => store.forward(ids, w, K), { warmup: 1, repeats: quick ? 1 : 3 });
+  const fwd = { median: fwdMs };
   const tsFwdBwd = await measure(() => {
     store.forward(ids, w, K);
     store.backward(ids, w, gOut, K);
   }, { warmup: 0, repeats: quick ? 1 : 2 });
   tsStore.native = saved;
-  row('forward (TypeScript fallback)', tsFwd.median, { threads: 1, '% roofline': (100 * roof1.median) / tsFwd.median, 'x forward': tsFwd.median / fwd.median });
+  row('forward (TypeScript fallback)', tsFwd.median, { threads: 1, '% roofline': (100 * t1.roofPf!) / tsFwd.median, 'x forward': tsFwd.median / fwd.median });
   row('forward + backward + Adam (TypeScript fallback)', tsFwdBwd.median, {
     threads: 1,
     'rows GB/s': null,

@@ -1,13 +1,11 @@
 /**
  * Loader of the C++ CPU addon (build/Release/mnemo_cpu.node or prebuilds/, via node-gyp-build).
- * `MNEMO_NATIVE=0` forces the TypeScript kernels. When the addon loads, its product-key top-k is
- * registered with `productKeyTopK` (see pk-topk.ts).
+ * `MNEMO_NATIVE=0` forces the TypeScript kernels. `productKeyTopK` (pk-topk.ts) and the value
+ * store use the addon's kernels whenever it loads.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { PkDims, PkTopKResult } from './ts/pk-topk';
-import { setNativePkTopK } from './pk-topk';
 
 /** The functions of native/cpu/addon.cc. Arrays are used in place; no validation inside. */
 export interface NativeAddon {
@@ -83,13 +81,6 @@ export function nativeAddon(): NativeAddon | null {
     const load = require_('node-gyp-build') as (dir: string) => NativeAddon;
     addon = load(packageRoot());
     reason = `loaded (${addon.simd}, ${addon.threads()} threads)`;
-    const a = addon;
-    setNativePkTopK((q: Float32Array, keys: Float32Array, d: PkDims): PkTopKResult => {
-      const scores = new Float32Array(d.batch * d.heads * d.k);
-      const ids = new Int32Array(d.batch * d.heads * d.k);
-      a.pkTopK(q, keys, d.batch, d.heads, d.n, d.dk, d.k, scores, ids);
-      return { scores, ids };
-    });
   } catch (e) {
     reason =
       `the CPU addon did not load (${(e as Error).message.split('\n')[0]}); ` +

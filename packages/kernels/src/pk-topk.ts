@@ -28,11 +28,29 @@ export function validatePkDims(d: PkDims): void {
   if (d.k > d.n) throw new ConfigError('k', `must be ≤ n (${d.n}) sub-keys per half, got ${d.k}`);
 }
 
-/** Native kernel hook, installed by the addon loader when the native build is present. */
+/** Native kernel hook: the C++ addon's fused top-k, looked up on first use (or set explicitly). */
 let nativePkTopK: ((q: Float32Array, keys: Float32Array, d: PkDims) => PkTopKResult) | undefined;
+let nativeLooked = false;
 
 export function setNativePkTopK(fn: typeof nativePkTopK): void {
   nativePkTopK = fn;
+  nativeLooked = true;
+}
+
+function nativeKernel(): typeof nativePkTopK {
+  if (!nativeLooked) {
+    nativeLooked = true;
+    const a = nativeAddon();
+    if (a) {
+      nativePkTopK = (q, keys, d) => {
+        const scores = new Float32Array(d.batch * d.heads * d.k); // [B, H, k]
+        const ids = new Int32Array(d.batch * d.heads * d.k); // [B, H, k]
+        a.pkTopK(q, keys, d.batch, d.heads, d.n, d.dk, d.k, scores, ids);
+        return { scores, ids };
+      };
+    }
+  }
+  return nativePkTopK;
 }
 
 export function productKeyTopK(
@@ -55,13 +73,13 @@ export function productKeyTopK(
     checkFinite('queries', queries);
     checkFinite('subkeys', subkeys);
   }
-  if (!nativePkTopK && opts.impl !== 'ts') nativeAddon(); // loading the addon registers its kernel
-  const impl = opts.impl ?? (nativePkTopK ? 'native' : 'ts');
+  const native = opts.impl === 'ts' ? undefined : nativeKernel();
+  const impl = opts.impl ?? (native ? 'native' : 'ts');
   if (impl === 'native') {
-    if (!nativePkTopK) {
+    if (!native) {
       throw new ConfigError('impl', "native kernels are not available (the addon did not build or load); use impl: 'ts'");
     }
-    return nativePkTopK(queries, subkeys, dims);
+    return native(queries, subkeys, dims);
   }
   return pkTopKTs(queries, subkeys, dims);
 }
