@@ -22,3 +22,4 @@ export {
 export { MemoryPool, type MemoryPoolOptions, type ValuePool } from './pool';
 export { type LookupTrace, MemoryLayer, type MemoryLayerOptions } from './memory-layer';
 export { type SavedMemory, loadMemory, saveMemory } from './io';
+export { matchedMlpWidth, memoryLayerFlops } from './flops';
