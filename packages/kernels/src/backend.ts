@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError, ConfigError } from './errors';
+import { installWasmMatMul } from './wasm-matmul';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -112,6 +113,7 @@ async function activate(name: BackendName): Promise<{ provider: string } | { rea
     const ok = await tf.setBackend(name);
     if (!ok) return { reason: `${loaded.provider}: tf.setBackend('${name}') returned false` };
     await tf.ready();
+    if (name === 'wasm') installWasmMatMul();
   } catch (e) {
     return { reason: `${loaded.provider}: ${(e as Error).message.split('\n')[0]}` };
   }
