@@ -118,7 +118,8 @@ async function main(): Promise<void> {
       `B = ${B} bags × K = ${K} uniform random ids, weighted sum; ${(rowBytes / 2 ** 20).toFixed(0)} MiB of rows read per forward. ` +
       `Native kernels: ${addon.simd} code path, ${threads} threads. Roofline = the addon's plain C loop that reads the same rows ` +
       'of the same table and sums them (same threads); "% roofline" compares with the faster of its two variants. ' +
-      'Times are medians.',
+      'forward = store.forward with validation of ids and weights, into a reused output buffer. ' +
+      'Times are medians of rounds that run every variant once (interleaved, so machine noise hits all alike).',
     command: 'npm run bench -w @mnemo/kernels',
   });
 
@@ -133,7 +134,8 @@ async function main(): Promise<void> {
   const table = tableOf(store) as Float32Array;
   const batches = [1, 2, 3, 4].map(makeBatch);
   const { ids, w, gOut } = batches[0]!;
-  const out = new Float32Array(B * dv);
+  const out = new Float32Array(B * dv); // roofline output
+  const fwdOut = new Float32Array(B * dv); // reused by forward, as a training loop would
 
   // Interleaved: every round times each variant once, so machine noise hits all of them alike.
   let i = 0;
@@ -142,7 +144,7 @@ async function main(): Promise<void> {
     {
       roofPlain: () => addon.rooflineGatherSum(table, dv, ids, K, out, false),
       roofPf: () => addon.rooflineGatherSum(table, dv, ids, K, out, true),
-      fwd: () => store.forward(ids, w, K),
+      fwd: () => store.forward(ids, w, K, undefined, fwdOut),
       bwd: () => {
         const b = next();
         store.backward(b.ids, b.w, b.gOut, K);
@@ -159,7 +161,7 @@ async function main(): Promise<void> {
   const t1 = interleaved(
     {
       roofPf: () => addon.rooflineGatherSum(table, dv, ids, K, out, true),
-      fwd: () => store.forward(ids, w, K),
+      fwd: () => store.forward(ids, w, K, undefined, fwdOut),
     },
     quick ? 3 : 9,
   );
@@ -183,7 +185,7 @@ async function main(): Promise<void> {
     const other = ValueStore.create({ rows: N, dim: dv, optimizer: { kind, lr: 1e-3 }, init: 'zeros' });
     const o = interleaved(
       {
-        fwd: () => other.forward(ids, w, K),
+        fwd: () => other.forward(ids, w, K, undefined, fwdOut),
         fwdBwd: () => {
           const b = next();
           other.forward(b.ids, b.w, K);

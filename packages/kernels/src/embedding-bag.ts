@@ -3,7 +3,7 @@
  * kernel. The ValueStore calls these; the tfjs op (tfjs-op.ts) wraps the store.
  */
 import { ShapeError, ValueError, checkFinite, checkInt } from './errors';
-import type { NativeAddon } from './native';
+import { type NativeAddon, nativeAddon } from './native';
 import { type OptimizerStateArrays, type Storage, bagBackwardTs, bagForwardTs } from './ts/embedding-bag';
 
 /** Sizes of one embedding-bag call; `batch` B bags of `bagSize` K positions. */
@@ -45,19 +45,32 @@ export function validateBag(
     B = ids.length / K;
     if (batch !== undefined && batch !== B) throw new ShapeError('batch', `ids [${ids.length}] / bagSize ${K} = ${B} bags, but batch = ${batch}`);
   }
-  for (let i = 0; i < ids.length; i++) {
-    const r = ids[i]!;
-    if (r >= rows || r < -1) {
-      throw new ValueError('ids', `element ${i} is ${r}; ids must be in [0, ${rows}) or -1 for padding`);
-    }
+  const native = nativeAddon(); // the scans run natively when the addon is there (they are O(B·K + B·dv))
+  const bad = native ? native.firstBadId(ids, rows) : firstBadIdTs(ids, rows);
+  if (bad >= 0) {
+    throw new ValueError('ids', `element ${bad} is ${ids[bad]}; ids must be in [0, ${rows}) or -1 for padding`);
   }
-  checkFinite('weights', weights);
+  finite('weights', weights, native);
   if (gOut !== undefined) {
     if (!(gOut instanceof Float32Array)) throw new ShapeError('gOut', 'must be a Float32Array [B, dv]');
     if (gOut.length !== B * dim) throw new ShapeError('gOut', `expected [B=${B}, dv=${dim}] = ${B * dim} values, got ${gOut.length}`);
-    checkFinite('gOut', gOut);
+    finite('gOut', gOut, native);
   }
   return B;
+}
+
+function firstBadIdTs(ids: Int32Array, rows: number): number {
+  for (let i = 0; i < ids.length; i++) if (ids[i]! >= rows || ids[i]! < -1) return i;
+  return -1;
+}
+
+function finite(field: string, x: Float32Array, native: NativeAddon | null): void {
+  if (!native) {
+    checkFinite(field, x);
+    return;
+  }
+  const i = native.firstNonFinite(x);
+  if (i >= 0) throw new ValueError(field, `element ${i} is ${x[i]}; inputs must be finite numbers`);
 }
 
 /** out[b] = Σ_j w[b,j] · V[ids[b,j]]  // [B, dv] */

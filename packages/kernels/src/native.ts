@@ -14,6 +14,8 @@ export interface NativeAddon {
   /** threads the kernels use (default: available cores, at most 8) */
   threads(): number;
   setThreads(n: number): void;
+  /** software-prefetch distances in rows (forward/roofline, backward); defaults 8 and 12 */
+  setPrefetch(forwardRows: number, backwardRows: number): void;
   bagForward(
     values: Float32Array | Uint16Array,
     dtype: number,
@@ -56,6 +58,10 @@ export interface NativeAddon {
   mapFile(file: string, offset: number, length: number, shared: boolean): ArrayBuffer;
   /** detach the ArrayBuffer now and free / unmap its memory */
   release(buf: ArrayBuffer): void;
+  /** index of the first id outside [-1, rows), or -1 */
+  firstBadId(ids: Int32Array, rows: number): number;
+  /** index of the first NaN/Inf, or -1 */
+  firstNonFinite(x: Float32Array): number;
   /** 32-bit word hash of a byte range (the store file checksum) */
   checksum(bytes: Uint8Array, seed: number): number;
 }

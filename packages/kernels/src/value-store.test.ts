@@ -120,6 +120,16 @@ describe.each(IMPLS)('ValueStore (%s kernels) vs dense tfjs reference', (impl) =
     });
   }
 
+  it('forward into a caller-owned output buffer', () => {
+    const c = makeCase(8, 30, 5, 4, 3);
+    const store = ValueStore.create({ rows: 30, dim: 5, optimizer: { kind: 'sgd', lr: 0.1 }, impl });
+    const out = new Float32Array(4 * 5).fill(7);
+    expect(store.forward(c.ids, c.w, 3, undefined, out)).toBe(out);
+    expect(out).toEqual(store.forward(c.ids, c.w, 3));
+    expect(() => store.forward(c.ids, c.w, 3, undefined, new Float32Array(19))).toThrow(/out: must be a Float32Array \[B=4, dv=5\]/);
+    store.dispose();
+  });
+
   it('bagSize 0 gives zero outputs and changes nothing', () => {
     const store = ValueStore.create({ rows: 8, dim: 4, optimizer: { kind: 'adam', lr: 0.1 }, impl });
     const before = store.readRows(ALL_ROWS(8));

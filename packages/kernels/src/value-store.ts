@@ -261,11 +261,17 @@ export class ValueStore {
     return this.values === null;
   }
 
-  /** out[b] = Σ_j w[b,j] · V[ids[b,j]]. ids, weights [B, K] (K = bagSize); −1 ids are skipped. */
-  forward(ids: Int32Array, weights: Float32Array, bagSize: number, batch?: number): Float32Array {
+  /**
+   * out[b] = Σ_j w[b,j] · V[ids[b,j]]. ids, weights [B, K] (K = bagSize); −1 ids are skipped.
+   * `batch` is needed only when K = 0; `out` [B, dv] may be passed to reuse a buffer.
+   */
+  forward(ids: Int32Array, weights: Float32Array, bagSize: number, batch?: number, out?: Float32Array): Float32Array {
     const values = this.live();
     const B = validateBag(this.rows, this.dim, ids, weights, bagSize, batch);
-    const out = new Float32Array(B * this.dim); // [B, dv]
+    if (out !== undefined && (!(out instanceof Float32Array) || out.length !== B * this.dim)) {
+      throw new ShapeError('out', `must be a Float32Array [B=${B}, dv=${this.dim}] = ${B * this.dim} values`);
+    }
+    out ??= new Float32Array(B * this.dim); // [B, dv]
     bagForward(this.native, values, DTYPE_CODE[this.dtype], this.dim, ids, weights, bagSize, out);
     return out;
   }

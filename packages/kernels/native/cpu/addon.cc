@@ -147,6 +147,23 @@ Napi::Value PkTopK(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// firstBadId(ids, rows) → index of the first id outside [-1, rows), or -1
+Napi::Value FirstBadId(const Napi::CallbackInfo& info) {
+  int32_t* ids;
+  size_t n = 0;
+  if (!typed(info, 0, napi_int32_array, &ids, &n)) return info.Env().Undefined();
+  const int64_t rows = info[1].As<Napi::Number>().Int64Value();
+  return Napi::Number::New(info.Env(), static_cast<double>(first_bad_id(ids, static_cast<int64_t>(n), rows)));
+}
+
+// firstNonFinite(floats) → index of the first NaN/Inf, or -1
+Napi::Value FirstNonFinite(const Napi::CallbackInfo& info) {
+  float* x;
+  size_t n = 0;
+  if (!typed(info, 0, napi_float32_array, &x, &n)) return info.Env().Undefined();
+  return Napi::Number::New(info.Env(), static_cast<double>(first_non_finite(x, static_cast<int64_t>(n))));
+}
+
 Napi::Value Checksum(const Napi::CallbackInfo& info) {
   uint8_t* p = nullptr;
   size_t n = 0;
@@ -270,6 +287,11 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value SetPrefetch(const Napi::CallbackInfo& info) {
+  set_prefetch(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #if defined(__x86_64__) && defined(__GNUC__)
   __builtin_cpu_init();
@@ -280,11 +302,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("simd", Napi::String::New(env, avx2 ? "avx2" : "generic"));
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("setPrefetch", Napi::Function::New(env, SetPrefetch));
   exports.Set("bagForward", Napi::Function::New(env, BagForward));
   exports.Set("bagBackward", Napi::Function::New(env, BagBackward));
   exports.Set("rooflineGatherSum", Napi::Function::New(env, RooflineGatherSum));
   exports.Set("pkTopK", Napi::Function::New(env, PkTopK));
   exports.Set("checksum", Napi::Function::New(env, Checksum));
+  exports.Set("firstBadId", Napi::Function::New(env, FirstBadId));
+  exports.Set("firstNonFinite", Napi::Function::New(env, FirstNonFinite));
   exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer));
   exports.Set("mapFile", Napi::Function::New(env, MapFile));
   exports.Set("release", Napi::Function::New(env, Release));

@@ -19,8 +19,8 @@ namespace mnemo {
 
 namespace {
 
-constexpr int kPrefetchRows = 8;       // rows ahead (forward and roofline)
-constexpr int kPrefetchRowsBwd = 12;   // touched rows ahead (backward: V and optimizer state)
+int kPrefetchRows = 8;      // rows ahead (forward and roofline)
+int kPrefetchRowsBwd = 12;  // touched rows ahead (backward: V and optimizer state)
 
 MNEMO_SIMD_CLONES
 void forward_range(const void* values, int dtype, int dim, const int32_t* ids, const float* w,
@@ -183,6 +183,11 @@ void sort_by_row(std::vector<uint64_t>& keys, std::vector<uint64_t>& tmp, int ro
 
 }  // namespace
 
+void set_prefetch(int forward_rows, int backward_rows) {
+  kPrefetchRows = std::max(0, forward_rows);
+  kPrefetchRowsBwd = std::max(0, backward_rows);
+}
+
 void bag_forward(const void* values, int dtype, int dim, const int32_t* ids, const float* w,
                  int64_t batch, int bag_size, float* out) {
   const int threads = threads_for(batch * bag_size * dim * 4);
@@ -258,6 +263,44 @@ int64_t bag_backward(void* values, int dtype, int dim, const int32_t* ids, const
     for (int64_t t = t0; t < t1; t++) backward_rows(a, bounds[t], bounds[t + 1], vbuf.data(), g.data());
   });
   return touched;
+}
+
+MNEMO_SIMD_CLONES
+int64_t first_bad_id(const int32_t* ids, int64_t n, int64_t rows) {
+  constexpr int64_t kChunk = 4096;  // branch-free scan per chunk, then locate
+  for (int64_t s = 0; s < n; s += kChunk) {
+    const int64_t e = std::min(n, s + kChunk);
+    int bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (int64_t i = s; i < e; i++) bad |= (ids[i] < -1) | (static_cast<int64_t>(ids[i]) >= rows);
+    if (bad) {
+      for (int64_t i = s; i < e; i++) {
+        if (ids[i] < -1 || ids[i] >= rows) return i;
+      }
+    }
+  }
+  return -1;
+}
+
+MNEMO_SIMD_CLONES
+int64_t first_non_finite(const float* x, int64_t n) {
+  constexpr int64_t kChunk = 4096;
+  for (int64_t s = 0; s < n; s += kChunk) {
+    const int64_t e = std::min(n, s + kChunk);
+    int bad = 0;
+#pragma omp simd reduction(| : bad)
+    for (int64_t i = s; i < e; i++) {
+      uint32_t u;
+      std::memcpy(&u, x + i, 4);
+      bad |= (u & 0x7f800000u) == 0x7f800000u;  // exponent all ones: Inf or NaN
+    }
+    if (bad) {
+      for (int64_t i = s; i < e; i++) {
+        if (!std::isfinite(x[i])) return i;
+      }
+    }
+  }
+  return -1;
 }
 
 uint32_t checksum_words(const uint8_t* bytes, int64_t n, uint32_t seed) {

@@ -27,6 +27,13 @@ void roofline_gather_sum(const float* values, int dim, const int32_t* ids, int64
 void pk_topk(const float* queries, const float* subkeys, int batch, int heads, int n, int dk,
              int k, float* scores, int32_t* ids);
 
+// Software-prefetch distances in rows (forward/roofline, backward); a tuning knob for benchmarks.
+void set_prefetch(int forward_rows, int backward_rows);
+
+// Input scans for the op's validation: first id outside [-1, rows) / first NaN or Inf; -1 if none.
+int64_t first_bad_id(const int32_t* ids, int64_t n, int64_t rows);
+int64_t first_non_finite(const float* x, int64_t n);
+
 // fnv1a over 32-bit little-endian words (a trailing partial word zero-padded).
 uint32_t checksum_words(const uint8_t* bytes, int64_t n, uint32_t seed);
 
