@@ -118,6 +118,20 @@ function allocate(bytes: number): ArrayBuffer {
   return a ? a.allocBuffer(bytes, true) : new ArrayBuffer(bytes);
 }
 
+/**
+ * Optimizer-state arrays start STATE_SKEW bytes into their page-aligned block. With both the table
+ * and the state page aligned, V[r] and A[r] would share their low 12 address bits, and the
+ * update loop's stores to one then stall loads of the other on false "4K aliasing" conflicts
+ * (measured: the Adagrad backward ran 2.5x slower). 2 KiB + one cache line moves them apart.
+ */
+const STATE_SKEW = 2048 + 64;
+
+function skewed(bytes: number, buffers: ArrayBuffer[]): Uint8Array {
+  const b = allocate(bytes + STATE_SKEW);
+  buffers.push(b);
+  return new Uint8Array(b, STATE_SKEW, bytes);
+}
+
 /** mulberry32: small, seedable, good enough for initialisation. */
 function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
@@ -214,15 +228,12 @@ export class ValueStore {
 
   private static allocState(kind: string, rows: number, dim: number, buffers: ArrayBuffer[]): OptimizerStateArrays {
     const state: OptimizerStateArrays = { accum: null, moments: null, steps: null };
-    if (kind === 'adagrad') {
-      const b = allocate(rows * dim * 4);
-      buffers.push(b);
-      state.accum = new Float32Array(b);
-    } else if (kind === 'adam') {
-      const b = allocate(rows * 2 * dim * 4);
+    const f32 = (u8: Uint8Array) => new Float32Array(u8.buffer, u8.byteOffset, u8.length / 4);
+    if (kind === 'adagrad') state.accum = f32(skewed(rows * dim * 4, buffers));
+    else if (kind === 'adam') {
+      state.moments = f32(skewed(rows * 2 * dim * 4, buffers));
       const s = allocate(rows * 4);
-      buffers.push(b, s);
-      state.moments = new Float32Array(b);
+      buffers.push(s);
       state.steps = new Int32Array(s);
     }
     return state;
@@ -462,27 +473,34 @@ export class ValueStore {
     const hash = native ? (b: Uint8Array) => native.checksum(b, 0x811c9dc5) : (b: Uint8Array) => hashBytes(b);
     const checksums = JSON.parse(md.checksums ?? '{}') as Record<string, string>;
     const buffers: ArrayBuffer[] = [];
-    const take = (name: string, dt: StDtype, shape: number[]): ArrayBuffer => {
+    const take = (name: string, dt: StDtype, shape: number[], skew = false): Uint8Array => {
       const t = parsed.tensors[name];
       if (!t) throw new ValueError('file', `${file}: tensor '${name}' is missing`);
       if (t.dtype !== dt || t.shape.join(',') !== shape.join(',')) {
         throw new ValueError('file', `${file}: tensor '${name}' is ${t.dtype} [${t.shape}], expected ${dt} [${shape}]`);
       }
-      const buf = opts.mmap ? native!.mapFile(file, t.offset, t.length, false) : allocate(t.length);
-      buffers.push(buf);
-      const u8 = new Uint8Array(buf);
-      if (!opts.mmap) readInto(file, t.offset, u8);
+      let u8: Uint8Array;
+      if (opts.mmap) {
+        const buf = native!.mapFile(file, t.offset, t.length, false);
+        buffers.push(buf);
+        u8 = new Uint8Array(buf);
+      } else {
+        u8 = skew ? skewed(t.length, buffers) : new Uint8Array(allocate(t.length));
+        if (!skew) buffers.push(u8.buffer as ArrayBuffer);
+        readInto(file, t.offset, u8);
+      }
       if (verify) checkTensorHash(file, name, u8, checksums[name], hash);
-      return buf;
+      return u8;
     };
+    const f32 = (u8: Uint8Array) => new Float32Array(u8.buffer, u8.byteOffset, u8.length / 4);
     try {
-      const vbuf = take('values', ST_DTYPE[dtype], [rows, dim]);
+      const vbuf = take('values', ST_DTYPE[dtype], [rows, dim]).buffer as ArrayBuffer;
       const values: Storage = dtype === 'float32' ? new Float32Array(vbuf) : new Uint16Array(vbuf);
       const state: OptimizerStateArrays = { accum: null, moments: null, steps: null };
-      if (optimizer.kind === 'adagrad') state.accum = new Float32Array(take('adagrad_accum', 'F32', [rows, dim]));
+      if (optimizer.kind === 'adagrad') state.accum = f32(take('adagrad_accum', 'F32', [rows, dim], true));
       if (optimizer.kind === 'adam') {
-        state.moments = new Float32Array(take('adam_moments', 'F32', [rows, 2, dim]));
-        state.steps = new Int32Array(take('adam_step', 'I32', [rows]));
+        state.moments = f32(take('adam_moments', 'F32', [rows, 2, dim], true));
+        state.steps = new Int32Array(take('adam_step', 'I32', [rows]).buffer as ArrayBuffer);
       }
       const store = new ValueStore({
         rows,
