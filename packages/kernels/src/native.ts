@@ -56,6 +56,8 @@ export interface NativeAddon {
   allocBuffer(bytes: number, populate?: boolean): ArrayBuffer;
   /** memory-map `length` bytes of a file from `offset` (copy-on-write unless `shared`) */
   mapFile(file: string, offset: number, length: number, shared: boolean): ArrayBuffer;
+  /** write a shared file mapping's dirty pages to the file (msync) */
+  syncBuffer(buf: ArrayBuffer): void;
   /** detach the ArrayBuffer now and free / unmap its memory */
   release(buf: ArrayBuffer): void;
   /** index of the first id outside [-1, rows), or -1 */

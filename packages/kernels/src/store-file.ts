@@ -6,8 +6,10 @@
  *                   optimizer: JSON of the optimizer config, checksums: JSON {tensor: hex},
  *                   steps, rowUpdates }                          (safetensors metadata are strings)
  *   tensors (in file order): optimizer state first — adagrad_accum F32 [N, dv] |
- *                   adam_moments F32 [N, 2, dv] (m, v per row), adam_step I32 [N] — then
- *                   values F32 | BF16 | F16 [N, dv] last, so every tensor starts 4-byte aligned.
+ *                   adam_moments F32 [N, 2, dv] (m, v per row), adam_step I32 [N], then
+ *                   _skew U8 [2112] (zeros: keeps memory-mapped state rows off the table rows'
+ *                   4 KiB alignment) — then values F32 | BF16 | F16 [N, dv] last, so every
+ *                   tensor starts 4-byte aligned.
  * The header is padded with spaces so the data starts at a multiple of 64 bytes. Checksum: a
  * 32-bit multiplicative word hash per tensor (fnv1a over 32-bit little-endian words; see
  * `hashBytes`). Writes are atomic: a temp file in the same folder, fsync, rename.
@@ -19,8 +21,8 @@ import { ValueError } from './errors';
 export const STORE_FORMAT = 'mnemo-value-store';
 export const STORE_VERSION = '1';
 
-export type StDtype = 'F32' | 'BF16' | 'F16' | 'I32';
-export const ST_BYTES: Record<StDtype, number> = { F32: 4, BF16: 2, F16: 2, I32: 4 };
+export type StDtype = 'F32' | 'BF16' | 'F16' | 'I32' | 'U8';
+export const ST_BYTES: Record<StDtype, number> = { F32: 4, BF16: 2, F16: 2, I32: 4, U8: 1 };
 
 export interface TensorEntry {
   name: string;
@@ -38,6 +40,8 @@ export interface TensorInfo {
 }
 
 export interface ParsedStoreFile {
+  /** bytes before the tensor data (8 + JSON) */
+  headerLength: number;
   metadata: Record<string, string>;
   tensors: Record<string, TensorInfo>;
   fileSize: number;
@@ -65,6 +69,45 @@ export function hashBytes(bytes: Uint8Array, seed = 0x811c9dc5): number {
 
 const hex = (h: number): string => h.toString(16).padStart(8, '0');
 
+/** What the header records of a tensor (its bytes may live elsewhere). */
+export interface TensorSpec {
+  name: string;
+  dtype: StDtype;
+  shape: number[];
+  length: number; // bytes
+}
+
+/**
+ * The 8-byte length + JSON header, padded with spaces so the data starts 64-byte aligned and the
+ * header is at least `minLength` bytes (room to rewrite it in place later).
+ */
+export function headerBytes(
+  metadata: Record<string, string>,
+  specs: TensorSpec[],
+  checksums: Record<string, string>,
+  minLength = 0,
+): Buffer {
+  const header: Record<string, unknown> = {};
+  let off = 0;
+  for (const t of specs) {
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.length] };
+    off += t.length;
+  }
+  header.__metadata__ = { ...metadata, format: STORE_FORMAT, version: STORE_VERSION, checksums: JSON.stringify(checksums) };
+  let json = JSON.stringify(header);
+  let total = 8 + Buffer.byteLength(json);
+  total = Math.max(total + ((64 - (total % 64)) % 64), minLength);
+  json += ' '.repeat(total - 8 - Buffer.byteLength(json));
+  const head = Buffer.alloc(total);
+  head.writeBigUInt64LE(BigInt(total - 8), 0);
+  head.write(json, 8, 'utf8');
+  return head;
+}
+
+function tempPath(file: string): string {
+  return path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp-${process.pid}-${Date.now()}`);
+}
+
 /** Write the tensors atomically; `hash` computes each tensor's checksum. */
 export function writeStoreFile(
   file: string,
@@ -72,23 +115,11 @@ export function writeStoreFile(
   tensors: TensorEntry[],
   hash: (b: Uint8Array) => number = hashBytes,
 ): void {
-  const header: Record<string, unknown> = {};
   const checksums: Record<string, string> = {};
-  let off = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.bytes.length] };
-    checksums[t.name] = hex(hash(t.bytes));
-    off += t.bytes.length;
-  }
-  header.__metadata__ = { ...metadata, format: STORE_FORMAT, version: STORE_VERSION, checksums: JSON.stringify(checksums) };
-  let json = JSON.stringify(header);
-  const pad = (64 - ((8 + Buffer.byteLength(json)) % 64)) % 64;
-  json += ' '.repeat(pad);
-  const head = Buffer.alloc(8 + Buffer.byteLength(json));
-  head.writeBigUInt64LE(BigInt(Buffer.byteLength(json)), 0);
-  head.write(json, 8, 'utf8');
-
-  const tmp = path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp-${process.pid}-${Date.now()}`);
+  for (const t of tensors) checksums[t.name] = hex(hash(t.bytes));
+  const specs = tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, length: t.bytes.length }));
+  const head = headerBytes(metadata, specs, checksums);
+  const tmp = tempPath(file);
   const fd = fs.openSync(tmp, 'w');
   try {
     fs.writeSync(fd, head);
@@ -109,6 +140,58 @@ export function writeStoreFile(
     } catch {}
     fs.rmSync(tmp, { force: true });
     throw e;
+  }
+}
+
+/**
+ * A new store file whose tensors are zero (a sparse file: no disk or memory is used until written),
+ * with a header padded to `reserve` bytes so `rewriteHeader` can later record checksums in place.
+ * Returns the header length.
+ */
+export function createStoreFile(file: string, metadata: Record<string, string>, specs: TensorSpec[], reserve = 4096): number {
+  const zeros: Record<string, string> = {};
+  for (const t of specs) zeros[t.name] = '00000000';
+  const head = headerBytes(metadata, specs, zeros, reserve);
+  const tmp = tempPath(file);
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, head);
+    fs.ftruncateSync(fd, head.length + specs.reduce((a, t) => a + t.length, 0));
+    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try {
+      fs.closeSync(fd);
+    } catch {}
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  return head.length;
+}
+
+/** Rewrite a store file's header in place (same length): new metadata and checksums. */
+export function rewriteHeader(
+  file: string,
+  headerLength: number,
+  metadata: Record<string, string>,
+  specs: TensorSpec[],
+  tensorBytes: Uint8Array[],
+  hash: (b: Uint8Array) => number,
+): void {
+  const checksums: Record<string, string> = {};
+  specs.forEach((t, i) => {
+    checksums[t.name] = hex(hash(tensorBytes[i]!));
+  });
+  const head = headerBytes(metadata, specs, checksums, headerLength);
+  if (head.length !== headerLength) {
+    throw new ValueError('file', `${file}: the new header needs ${head.length} bytes, the file reserved ${headerLength}; save() to a new file instead`);
+  }
+  const fd = fs.openSync(file, 'r+');
+  try {
+    fs.writeSync(fd, head, 0, head.length, 0);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -156,7 +239,7 @@ export function parseStoreFile(file: string): ParsedStoreFile {
     if (8 + hlen + end !== fileSize) {
       throw corrupt(file, `expected ${8 + hlen + end} bytes, the file has ${fileSize} (truncated or padded)`);
     }
-    return { metadata, tensors, fileSize };
+    return { headerLength: 8 + hlen, metadata, tensors, fileSize };
   } finally {
     fs.closeSync(fd);
   }

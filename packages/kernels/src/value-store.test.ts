@@ -311,6 +311,33 @@ describe('save / load', () => {
     expect(() => ValueStore.load(file, { optimizer: { kind: 'sgd', lr: 1 } })).toThrow(/adam state/);
   });
 
+  it('file-backed store: trains in the file, flush/dispose make it loadable; mmap shared continues in place', () => {
+    const file = path.join(dir, 'backed.safetensors');
+    const opts = { rows: 300, dim: 16, optimizer: { kind: 'adagrad', lr: 0.05 } as OptimizerConfig, init: { kind: 'normal' as const, std: 1, seed: 2 } };
+    if (!nativeAvailable().available) {
+      expect(() => ValueStore.create({ ...opts, file })).toThrow(BackendError);
+      return;
+    }
+    const c = makeCase(51, 300, 16, 8, 4);
+    const ref = ValueStore.create(opts); // in memory, same init and steps
+    const a = ValueStore.create({ ...opts, file });
+    expect(a.stats()).toMatchObject({ file, mapped: true });
+    for (const s of [a, ref]) s.backward(c.ids, c.w, c.gOut, 4);
+    expect(a.readRows(ALL_ROWS(300))).toEqual(ref.readRows(ALL_ROWS(300)));
+    a.dispose(); // flushes: checksums recorded
+    const b = ValueStore.load(file, { mmap: 'shared' });
+    expect(b.readRows(ALL_ROWS(300))).toEqual(ref.readRows(ALL_ROWS(300)));
+    for (const s of [b, ref]) s.backward(c.ids, c.w, c.gOut, 4);
+    expect(b.flush()).toBe(true);
+    b.dispose();
+    const d = ValueStore.load(file); // plain read of the updated file
+    expect(d.readRows(ALL_ROWS(300))).toEqual(ref.readRows(ALL_ROWS(300)));
+    expect(d.stats().steps).toBe(2);
+    expect(d.flush()).toBe(false);
+    d.dispose();
+    ref.dispose();
+  });
+
   it('memory-mapped load reads the same table and trains copy-on-write (needs the addon)', () => {
     const c = makeCase(41, 64, 16, 8, 4);
     const a = ValueStore.create({ rows: 64, dim: 16, optimizer: { kind: 'adam', lr: 0.01 } });

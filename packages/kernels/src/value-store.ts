@@ -12,6 +12,7 @@
  * With `deferred: true` (store option or per call) backward() only returns gw and queues the
  * batch; step() then applies one update from the sum of all queued gradients.
  */
+import path from 'node:path';
 import { BackendError, ConfigError, DisposedError, ShapeError, ValueError, checkInt } from './errors';
 import { bagBackward, bagForward, validateBag } from './embedding-bag';
 import { type NativeAddon, nativeAddon } from './native';
@@ -20,7 +21,10 @@ import type { KernelImpl } from './pk-topk';
 import {
   type StDtype,
   type TensorEntry,
+  type TensorSpec,
   checkTensorHash,
+  createStoreFile,
+  rewriteHeader,
   hashBytes,
   parseStoreFile,
   readInto,
@@ -44,11 +48,19 @@ export interface ValueStoreOptions {
   impl?: KernelImpl;
   /** queue gradients in backward() and update in step() (default false: fused update) */
   deferred?: boolean;
+  /**
+   * Keep the table and state in this new file (a shared memory mapping; tables larger than RAM
+   * work, the OS pages rows in and out). flush() records checksums; dispose() flushes. Needs the addon.
+   */
+  file?: string;
 }
 
 export interface LoadOptions {
-  /** map the file instead of reading it (copy-on-write: the file is never modified). Needs the addon */
-  mmap?: boolean;
+  /**
+   * Map the file instead of reading it (needs the addon). true: copy-on-write, the file is never
+   * modified; 'shared': updates go to the file, flush()/dispose() record its checksums.
+   */
+  mmap?: boolean | 'shared';
   /** check the per-tensor checksums (reads the whole file). Default true */
   verify?: boolean;
   impl?: KernelImpl;
@@ -83,6 +95,8 @@ export interface ValueStoreStats {
   /** batches queued for step() */
   pending: number;
   mapped: boolean;
+  /** the file holding the table ('file' stores and mmap: 'shared' loads), else null */
+  file: string | null;
 }
 
 interface Pending {
@@ -164,6 +178,8 @@ export class ValueStore {
   private readonly buffers: ArrayBuffer[];
   private readonly mapped: boolean;
   private readonly deferred: boolean;
+  /** set when the arrays are a shared mapping of this file */
+  private backing: { file: string; headerLength: number } | null = null;
   private pending: Pending[] = [];
   private nSteps = 0;
   private lastTouched = 0;
@@ -204,6 +220,7 @@ export class ValueStore {
     if (!DTYPES.includes(dtype)) throw new ConfigError('dtype', `must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
     const optimizer = resolveOptimizer(opts.optimizer);
     chooseImpl(opts.impl); // fail before allocating gigabytes
+    if (opts.file !== undefined) return ValueStore.createInFile(opts.file, rows, dim, dtype, optimizer, opts);
     const elemBytes = dtype === 'float32' ? 4 : 2;
     const buffers: ArrayBuffer[] = [];
     const vbuf = allocate(rows * dim * elemBytes);
@@ -224,6 +241,77 @@ export class ValueStore {
     });
     store.initialise(opts.init ?? { kind: 'normal', std: dim ** -0.5, seed: 0 });
     return store;
+  }
+
+  /** Tensors of a store file, in file order (see store-file.ts). */
+  private static layout(kind: string, rows: number, dim: number, dtype: StorageDtype): TensorSpec[] {
+    const specs: TensorSpec[] = [];
+    if (kind === 'adagrad') specs.push({ name: 'adagrad_accum', dtype: 'F32', shape: [rows, dim], length: rows * dim * 4 });
+    if (kind === 'adam') {
+      specs.push({ name: 'adam_moments', dtype: 'F32', shape: [rows, 2, dim], length: rows * 2 * dim * 4 });
+      specs.push({ name: 'adam_step', dtype: 'I32', shape: [rows], length: rows * 4 });
+    }
+    if (specs.length) specs.push({ name: '_skew', dtype: 'U8', shape: [STATE_SKEW], length: STATE_SKEW });
+    const eb = dtype === 'float32' ? 4 : 2;
+    specs.push({ name: 'values', dtype: ST_DTYPE[dtype], shape: [rows, dim], length: rows * dim * eb });
+    return specs;
+  }
+
+  private static createInFile(
+    file: string,
+    rows: number,
+    dim: number,
+    dtype: StorageDtype,
+    optimizer: ResolvedOptimizer,
+    opts: ValueStoreOptions,
+  ): ValueStore {
+    if (typeof file !== 'string' || file === '') throw new ConfigError('file', 'must be a file path');
+    const native = nativeAddon();
+    if (!native) throw new BackendError(`file: a file-backed store needs the native addon (${nativeAddonReason()}); omit 'file' and save() instead`);
+    const store0 = { rows, dim, dtype, optimizer, nSteps: 0, nRowUpdates: 0 };
+    const specs = ValueStore.layout(optimizer.kind, rows, dim, dtype);
+    const headerLength = createStoreFile(file, ValueStore.metadataOf(store0), specs);
+    const store = ValueStore.mapStore(file, headerLength, specs, rows, dim, dtype, optimizer, opts.impl, opts.deferred ?? false);
+    store.initialise(opts.init ?? { kind: 'normal', std: dim ** -0.5, seed: 0 });
+    return store;
+  }
+
+  /** A store over a shared mapping of every tensor of `file` (specs in file order). */
+  private static mapStore(
+    file: string,
+    headerLength: number,
+    specs: TensorSpec[],
+    rows: number,
+    dim: number,
+    dtype: StorageDtype,
+    optimizer: ResolvedOptimizer,
+    impl: KernelImpl | undefined,
+    deferred: boolean,
+  ): ValueStore {
+    const native = nativeAddon()!;
+    const buffers: ArrayBuffer[] = [];
+    const views: Record<string, ArrayBuffer> = {};
+    try {
+      let off = headerLength;
+      for (const t of specs) {
+        if (t.name !== '_skew') {
+          views[t.name] = native.mapFile(file, off, t.length, true);
+          buffers.push(views[t.name]!);
+        }
+        off += t.length;
+      }
+      const state: OptimizerStateArrays = { accum: null, moments: null, steps: null };
+      if (views.adagrad_accum) state.accum = new Float32Array(views.adagrad_accum);
+      if (views.adam_moments) state.moments = new Float32Array(views.adam_moments);
+      if (views.adam_step) state.steps = new Int32Array(views.adam_step);
+      const values: Storage = dtype === 'float32' ? new Float32Array(views.values!) : new Uint16Array(views.values!);
+      const store = new ValueStore({ rows, dim, dtype, optimizer, impl, values, state, buffers, mapped: true, deferred });
+      store.backing = { file, headerLength };
+      return store;
+    } catch (e) {
+      for (const b of buffers) native.release(b);
+      throw e;
+    }
   }
 
   private static allocState(kind: string, rows: number, dim: number, buffers: ArrayBuffer[]): OptimizerStateArrays {
@@ -403,6 +491,7 @@ export class ValueStore {
       rowUpdates: this.nRowUpdates,
       pending: this.pending.length,
       mapped: this.mapped,
+      file: this.backing?.file ?? null,
     };
   }
 
@@ -411,20 +500,15 @@ export class ValueStore {
     return a ? (b) => a.checksum(b, 0x811c9dc5) : (b) => hashBytes(b);
   }
 
-  /** Save table + optimizer state as a safetensors file, atomically (see store-file.ts). */
-  save(file: string): void {
-    const values = this.live();
-    if (typeof file !== 'string' || file === '') throw new ConfigError('file', 'must be a file path');
-    const N = this.rows;
-    const dv = this.dim;
-    const bytes = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-    const tensors: TensorEntry[] = [];
-    const s = this.state;
-    if (s.accum) tensors.push({ name: 'adagrad_accum', dtype: 'F32', shape: [N, dv], bytes: bytes(s.accum) });
-    if (s.moments) tensors.push({ name: 'adam_moments', dtype: 'F32', shape: [N, 2, dv], bytes: bytes(s.moments) });
-    if (s.steps) tensors.push({ name: 'adam_step', dtype: 'I32', shape: [N], bytes: bytes(s.steps) });
-    tensors.push({ name: 'values', dtype: ST_DTYPE[this.dtype], shape: [N, dv], bytes: bytes(values) });
-    const o = this.optimizer;
+  private static metadataOf(st: {
+    rows: number;
+    dim: number;
+    dtype: StorageDtype;
+    optimizer: ResolvedOptimizer;
+    nSteps: number;
+    nRowUpdates: number;
+  }): Record<string, string> {
+    const o = st.optimizer;
     const optimizer: OptimizerConfig = {
       kind: o.kind,
       lr: o.lr,
@@ -433,19 +517,63 @@ export class ValueStore {
       weightDecay: o.weightDecay,
       ...(o.clip ? { clip: o.clip } : {}),
     };
-    writeStoreFile(
-      file,
-      {
-        rows: String(N),
-        dim: String(dv),
-        dtype: this.dtype,
-        optimizer: JSON.stringify(optimizer),
-        steps: String(this.nSteps),
-        rowUpdates: String(this.nRowUpdates),
-      },
-      tensors,
+    return {
+      rows: String(st.rows),
+      dim: String(st.dim),
+      dtype: st.dtype,
+      optimizer: JSON.stringify(optimizer),
+      steps: String(st.nSteps),
+      rowUpdates: String(st.nRowUpdates),
+    };
+  }
+
+  private metadata(): Record<string, string> {
+    const { rows, dim, dtype, optimizer, nSteps, nRowUpdates } = this;
+    return ValueStore.metadataOf({ rows, dim, dtype, optimizer, nSteps, nRowUpdates });
+  }
+
+  /** The store's tensors with their bytes, in file order. */
+  private tensorEntries(): (TensorEntry & TensorSpec)[] {
+    const values = this.live();
+    const s = this.state;
+    const bytes = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    const arrays: Record<string, Uint8Array> = { values: bytes(values), _skew: new Uint8Array(STATE_SKEW) };
+    if (s.accum) arrays.adagrad_accum = bytes(s.accum);
+    if (s.moments) arrays.adam_moments = bytes(s.moments);
+    if (s.steps) arrays.adam_step = bytes(s.steps);
+    return ValueStore.layout(this.optimizer.kind, this.rows, this.dim, this.dtype).map((t) => ({ ...t, bytes: arrays[t.name]! }));
+  }
+
+  /** Save table + optimizer state as a safetensors file, atomically (see store-file.ts). */
+  save(file: string): void {
+    this.live();
+    if (typeof file !== 'string' || file === '') throw new ConfigError('file', 'must be a file path');
+    if (this.backing && path.resolve(file) === path.resolve(this.backing.file)) {
+      this.flush();
+      return;
+    }
+    writeStoreFile(file, this.metadata(), this.tensorEntries(), this.hash());
+  }
+
+  /**
+   * File-backed stores ('file' option, mmap: 'shared'): write dirty pages to the file and record
+   * checksums and counters in its header, so load() accepts it. Returns false for other stores.
+   */
+  flush(): boolean {
+    this.live();
+    if (!this.backing) return false;
+    const native = nativeAddon()!;
+    for (const b of this.buffers) native.syncBuffer(b);
+    const entries = this.tensorEntries();
+    rewriteHeader(
+      this.backing.file,
+      this.backing.headerLength,
+      this.metadata(),
+      entries,
+      entries.map((e) => e.bytes),
       this.hash(),
     );
+    return true;
   }
 
   /** Load a file written by save(); refuses corrupt, truncated or foreign files with a ValueError. */
@@ -472,6 +600,22 @@ export class ValueStore {
     const verify = opts.verify ?? true;
     const hash = native ? (b: Uint8Array) => native.checksum(b, 0x811c9dc5) : (b: Uint8Array) => hashBytes(b);
     const checksums = JSON.parse(md.checksums ?? '{}') as Record<string, string>;
+    if (opts.mmap === 'shared') {
+      const specs: TensorSpec[] = Object.entries(parsed.tensors)
+        .sort((a, b) => a[1].offset - b[1].offset)
+        .map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, length: t.length }));
+      const want = ValueStore.layout(optimizer.kind, rows, dim, dtype);
+      if (JSON.stringify(specs) !== JSON.stringify(want)) {
+        throw new ValueError('file', `${file}: tensor layout differs from this version's; load without mmap: 'shared' and save() again`);
+      }
+      const store = ValueStore.mapStore(file, parsed.headerLength, specs, rows, dim, dtype, optimizer, opts.impl, opts.deferred ?? false);
+      if (verify) {
+        for (const e of store.tensorEntries()) if (e.name !== '_skew') checkTensorHash(file, e.name, e.bytes, checksums[e.name], hash);
+      }
+      store.nSteps = Number(md.steps ?? 0) || 0;
+      store.nRowUpdates = Number(md.rowUpdates ?? 0) || 0;
+      return store;
+    }
     const buffers: ArrayBuffer[] = [];
     const take = (name: string, dt: StDtype, shape: number[], skew = false): Uint8Array => {
       const t = parsed.tensors[name];
@@ -523,9 +667,17 @@ export class ValueStore {
     }
   }
 
-  /** Free the table and state now; any later use throws DisposedError. Idempotent. */
+  /** Free the table and state now (file-backed stores flush first); any later use throws DisposedError. Idempotent. */
   dispose(): void {
     if (this.values === null) return;
+    try {
+      if (this.backing) this.flush();
+    } finally {
+      this.release();
+    }
+  }
+
+  private release(): void {
     this.values = null;
     this.state = { accum: null, moments: null, steps: null };
     this.pending = [];

@@ -280,6 +280,19 @@ Napi::Value Release(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// syncBuffer(arrayBuffer): msync a file mapping made by mapFile (no-op for other buffers).
+Napi::Value SyncBuffer(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer()) return fail(env, "syncBuffer: argument must be an ArrayBuffer"), env.Undefined();
+  void* data = info[0].As<Napi::ArrayBuffer>().Data();
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_blocks.find(data);
+  if (it != g_blocks.end() && !it->second->freed && msync(it->second->base, it->second->length, MS_SYNC) != 0) {
+    Napi::Error::New(env, std::string("mnemo_cpu: msync failed: ") + std::strerror(errno)).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), num_threads()); }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
@@ -313,6 +326,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer));
   exports.Set("mapFile", Napi::Function::New(env, MapFile));
   exports.Set("release", Napi::Function::New(env, Release));
+  exports.Set("syncBuffer", Napi::Function::New(env, SyncBuffer));
   return exports;
 }
 
