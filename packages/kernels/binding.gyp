@@ -5,6 +5,7 @@
       "sources": [
         "native/cpu/addon.cc",
         "native/cpu/embedding_bag.cc",
+        "native/cpu/pk_backward.cc",
         "native/cpu/pk_topk.cc",
         "native/cpu/value_store.cc"
       ],

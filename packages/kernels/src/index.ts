@@ -15,10 +15,12 @@ export {
 } from './backend';
 export {
   type KernelImpl,
+  type PkBackwardResult,
   type PkDims,
   type PkTopKOptions,
   type PkTopKResult,
   productKeyTopK,
+  productKeyTopKBackward,
   validatePkDims,
 } from './pk-topk';
 export * from './cuda';

@@ -4,7 +4,14 @@
  * 16-bit storage, odd widths that exercise SIMD tails, hot rows shared by many bags).
  */
 import { describe, expect, it } from 'vitest';
-import { type OptimizerConfig, type StorageDtype, ValueStore, nativeAvailable, productKeyTopK } from './index';
+import {
+  type OptimizerConfig,
+  type StorageDtype,
+  ValueStore,
+  nativeAvailable,
+  productKeyTopK,
+  productKeyTopKBackward,
+} from './index';
 import { nativeAddon } from './native';
 
 const native = nativeAvailable();
@@ -113,6 +120,54 @@ describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kern
     let ties = 0;
     for (let i = 1; i < xt.scores.length; i++) if (i % 8 && xt.scores[i] === xt.scores[i - 1]) ties++;
     expect(ties).toBeGreaterThan(10);
+  });
+
+  it('product-key backward: native and TypeScript equal a dense float64 reference; unselected rows stay 0', () => {
+    const r = rng(91);
+    const dims = { batch: 7, heads: 3, n: 24, dk: 18, k: 6 };
+    const { batch: B, heads: H, n, dk, k } = dims;
+    const half = dk / 2;
+    const q = Float32Array.from({ length: B * H * dk }, () => r() * 2 - 1);
+    const keys = Float32Array.from({ length: H * n * dk }, () => r() * 2 - 1);
+    const { ids } = productKeyTopK(q, keys, dims, { impl: 'ts' });
+    const g = Float32Array.from({ length: B * H * k }, (_, i) => (i % 5 === 0 ? 0 : r() * 2 - 1));
+    // dense reference: G_s[b,h,row] = Σ_t g · [digit_s(id_t) = row]; dq_s = G_s K_s; dK_s = G_sᵀ q_s
+    const dqRef = new Float64Array(B * H * dk);
+    const dkRef = new Float64Array(H * n * dk);
+    for (let h = 0; h < H; h++) {
+      for (let s = 0; s < 2; s++) {
+        for (let b = 0; b < B; b++) {
+          const G = new Float64Array(n);
+          for (let t = 0; t < k; t++) {
+            const id = ids[(b * H + h) * k + t]!;
+            G[s === 0 ? Math.floor(id / n) : id % n] += g[(b * H + h) * k + t]!;
+          }
+          for (let row = 0; row < n; row++) {
+            for (let c = 0; c < half; c++) {
+              dqRef[(b * H + h) * dk + s * half + c] += G[row]! * keys[((h * 2 + s) * n + row) * half + c]!;
+              dkRef[((h * 2 + s) * n + row) * half + c] += G[row]! * q[(b * H + h) * dk + s * half + c]!;
+            }
+          }
+        }
+      }
+    }
+    const nat = productKeyTopKBackward(g, ids, q, keys, dims, { impl: 'native' });
+    const ts = productKeyTopKBackward(g, ids, q, keys, dims, { impl: 'ts' });
+    for (const out of [nat, ts]) {
+      expect(relErr(out.dq, Float32Array.from(dqRef))).toBeLessThan(1e-5);
+      expect(relErr(out.dkeys, Float32Array.from(dkRef))).toBeLessThan(1e-5);
+    }
+    // rows no query selected get exactly 0
+    let zeroRows = 0;
+    for (let row = 0; row < H * 2 * n; row++) {
+      const ref = dkRef.subarray(row * half, (row + 1) * half);
+      if (ref.every((v) => v === 0)) {
+        zeroRows++;
+        expect(nat.dkeys.subarray(row * half, (row + 1) * half).every((v) => v === 0)).toBe(true);
+      }
+    }
+    expect(zeroRows).toBeGreaterThan(0);
+    expect(() => productKeyTopKBackward(g, Int32Array.from(ids, () => n * n), q, keys, dims)).toThrow(/ids\[0\] = 576 is outside/);
   });
 
   it('native memory: release detaches the buffer; checksums match the TypeScript hash', async () => {

@@ -52,6 +52,20 @@ export interface NativeAddon {
     scores: Float32Array,
     ids: Int32Array,
   ): void;
+  /** backward of pkTopK: adds into dq [B, H, dk] and dkeys [H, 2, n, dk/2] */
+  pkBackward(
+    grad: Float32Array,
+    ids: Int32Array,
+    queries: Float32Array,
+    subkeys: Float32Array,
+    batch: number,
+    heads: number,
+    n: number,
+    dk: number,
+    k: number,
+    dq: Float32Array,
+    dkeys: Float32Array,
+  ): void;
   /** zero-filled native memory (page aligned) owned by the returned ArrayBuffer; `populate` commits it now */
   allocBuffer(bytes: number, populate?: boolean): ArrayBuffer;
   /** memory-map `length` bytes of a file from `offset` (copy-on-write unless `shared`) */

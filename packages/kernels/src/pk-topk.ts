@@ -5,6 +5,7 @@
  */
 import { ConfigError, ShapeError, checkFinite, checkInt } from './errors';
 import { nativeAddon } from './native';
+import { pkBackwardTs } from './ts/pk-backward';
 import { type PkDims, type PkTopKResult, pkTopKTs } from './ts/pk-topk';
 
 export type { PkDims, PkTopKResult };
@@ -82,4 +83,48 @@ export function productKeyTopK(
     return native(queries, subkeys, dims);
   }
   return pkTopKTs(queries, subkeys, dims);
+}
+
+export interface PkBackwardResult {
+  dq: Float32Array; // [B, H, dk]
+  dkeys: Float32Array; // [H, 2, n, dk/2]
+}
+
+/**
+ * Backward of `productKeyTopK`: from dL/dscores [B, H, k] and the ids it returned, the gradients
+ * of the queries [B, H, dk] and sub-keys [H, 2, n, dk/2] (zero outside the selected rows).
+ */
+export function productKeyTopKBackward(
+  grad: Float32Array,
+  ids: Int32Array,
+  queries: Float32Array,
+  subkeys: Float32Array,
+  dims: PkDims,
+  opts: { impl?: KernelImpl } = {},
+): PkBackwardResult {
+  validatePkDims(dims);
+  const { batch, heads, n, dk, k } = dims;
+  const bhk = batch * heads * k;
+  if (!(grad instanceof Float32Array) || grad.length !== bhk) throw new ShapeError('grad', `expected a Float32Array of [B, H, k] = ${bhk} values`);
+  if (!(ids instanceof Int32Array) || ids.length !== bhk) throw new ShapeError('ids', `expected an Int32Array of [B, H, k] = ${bhk} values`);
+  if (!(queries instanceof Float32Array) || queries.length !== batch * heads * dk) {
+    throw new ShapeError('queries', `expected a Float32Array of [B, H, dk] = ${batch * heads * dk} values`);
+  }
+  if (!(subkeys instanceof Float32Array) || subkeys.length !== heads * n * dk) {
+    throw new ShapeError('subkeys', `expected a Float32Array of [H, 2, n, dk/2] = ${heads * n * dk} values`);
+  }
+  const nn = n * n;
+  for (let i = 0; i < bhk; i++) {
+    const id = ids[i]!;
+    if (!(id >= 0 && id < nn)) throw new ShapeError('ids', `ids[${i}] = ${id} is outside [0, n² = ${nn})`);
+  }
+  const dq = new Float32Array(queries.length);
+  const dkeys = new Float32Array(subkeys.length);
+  const addon = opts.impl === 'ts' ? undefined : nativeAddon();
+  if (opts.impl === 'native' && !addon) {
+    throw new ConfigError('impl', "native kernels are not available (the addon did not build or load); use impl: 'ts'");
+  }
+  if (addon) addon.pkBackward(grad, ids, queries, subkeys, batch, heads, n, dk, k, dq, dkeys);
+  else pkBackwardTs(grad, ids, queries, subkeys, dims, dq, dkeys);
+  return { dq, dkeys };
 }

@@ -9,7 +9,7 @@
  *
  *   npm run bench -w @mnemo/memory-layer   →   docs/benchmarks/memory-layer.{json,md}
  */
-import { BenchReport, measure } from '@mnemo/bench';
+import { BenchReport, summarize } from '@mnemo/bench';
 import { initBackend, nativeAvailable } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { MemoryLayer, memoryLayerFlops, parseMemoryLayerConfig } from '../src/index';
@@ -52,9 +52,26 @@ async function main() {
       memVars,
     );
 
-  const reps = quick ? 2 : 10;
-  const tDense = await measure(denseStep, { warmup: 2, repeats: reps });
-  const tMem = await measure(memStep, { warmup: 2, repeats: reps });
+  // Interleaved: dense step, memory step, dense step, ... so that drift in the machine's load
+  // (a shared VM) hits both blocks alike.
+  const reps = quick ? 3 : 20;
+  const time = (f: () => void) => {
+    const t0 = performance.now();
+    f();
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < 2; i++) {
+    denseStep();
+    memStep();
+  }
+  const denseMs: number[] = [];
+  const memMs: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    denseMs.push(time(denseStep));
+    memMs.push(time(memStep));
+  }
+  const tDense = summarize(denseMs);
+  const tMem = summarize(memMs);
   const tensorsBefore = tf.memory().numTensors;
   for (let i = 0; i < 5; i++) memStep();
   const tensorLeak = tf.memory().numTensors - tensorsBefore;
@@ -68,7 +85,7 @@ async function main() {
       `Pre-norm block x + FFN(RMSNorm(x)), T = ${T} tokens, D = ${D}; step = forward + backward + Adam. ` +
       `Dense FFN: hidden ${4 * D}. Memory FFN: Memory+ layer, N = ${mem.slots} slots, H = ${cfg.heads}, ` +
       `k = ${cfg.topK}, dk = ${cfg.keyDim}, dv = ${cfg.valueDim}, QK-norm, sparse Adam on the values. ` +
-      `tfjs backend ${backend.name}; kernels ${native.available ? 'native' : 'TypeScript'}. Medians of ${reps} steps after 2 warm-up steps.`,
+      `tfjs backend ${backend.name}; kernels ${native.available ? 'native' : 'TypeScript'}. Medians of ${reps} interleaved steps (dense, memory, dense, …) after 2 warm-up steps each.`,
   });
   report.addRow({ block: 'dense FFN (hidden 4D)', 'step ms': tDense.median, 'min ms': tDense.min, 'FLOPs/token (FFN fwd)': denseFlops, params: 2 * 4 * D * D, 'x dense': 1 });
   report.addRow({

@@ -14,10 +14,10 @@
  *   dq1[b,h]  += g · K1[h, i]      dK1[h, i] += g · q1[b,h]
  *   dq2[b,h]  += g · K2[h, j]      dK2[h, j] += g · q2[b,h]
  * Only the B·H·k selected sub-key rows get a gradient; nothing of size N is ever built.
- * Written as explicit loops over host copies: works on every backend (wasm has no
- * UnsortedSegmentSum, which a tf.gather gradient would need).
+ * Computed by the kernels' `productKeyTopKBackward` (native C++ or TypeScript) on host copies:
+ * works on every backend (wasm has no UnsortedSegmentSum, which a tf.gather gradient would need).
  */
-import { type KernelImpl, ShapeError, checkInt, productKeyTopK } from '@mnemo/kernels';
+import { type KernelImpl, ShapeError, checkInt, productKeyTopK, productKeyTopKBackward } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 export interface SearchOptions {
@@ -66,42 +66,24 @@ export function productKeySearch(
   });
   const idv = r.ids; // [B, H, k]
 
-  // biome-ignore lint/suspicious/noExplicitAny: tfjs types customGrad's inputs as a rest array
+  // tfjs types customGrad's inputs as a rest array, hence the cast
   const scoresOp = tf.customGrad(((q: tf.Tensor, keys: tf.Tensor, save: tf.GradSaveFunc) => {
     save([q, keys]);
     const value = tf.tensor3d(r.scores, [batch, heads, k], 'float32');
 
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const g = dy.dataSync() as Float32Array; // [B, H, k]
-      const qv = saved[0]!.dataSync() as Float32Array; // [B, H, dk]
-      const kv = saved[1]!.dataSync() as Float32Array; // [H, 2, n, dk/2]
-      const dq = new Float32Array(qv.length); // [B, H, dk]
-      const dkeys = new Float32Array(kv.length); // [H, 2, n, dk/2]
-      for (let b = 0; b < batch; b++) {
-        for (let h = 0; h < heads; h++) {
-          const qo = (b * heads + h) * dk;
-          const k1 = h * 2 * n * half;
-          const k2 = k1 + n * half;
-          for (let t = 0; t < k; t++) {
-            const o = (b * heads + h) * k + t;
-            const gt = g[o]!;
-            if (gt === 0) continue;
-            const id = idv[o]!;
-            const r1 = k1 + Math.floor(id / n) * half; // row i of K1
-            const r2 = k2 + (id % n) * half; // row j of K2
-            for (let c = 0; c < half; c++) {
-              dq[qo + c]! += gt * kv[r1 + c]!;
-              dq[qo + half + c]! += gt * kv[r2 + c]!;
-              dkeys[r1 + c]! += gt * qv[qo + c]!;
-              dkeys[r2 + c]! += gt * qv[qo + half + c]!;
-            }
-          }
-        }
-      }
+      const { dq, dkeys } = productKeyTopKBackward(
+        dy.dataSync() as Float32Array, // [B, H, k]
+        idv,
+        saved[0]!.dataSync() as Float32Array, // [B, H, dk]
+        saved[1]!.dataSync() as Float32Array, // [H, 2, n, dk/2]
+        dims,
+        { impl: opts.impl },
+      );
       return [tf.tensor(dq, q.shape, 'float32'), tf.tensor(dkeys, keys.shape, 'float32')];
     };
     return { value, gradFunc };
-  }) as any);
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
 
   const scores = scoresOp(queries, subkeys) as tf.Tensor3D;
   return { scores, ids: tf.tensor3d(idv, [batch, heads, k], 'int32') };

@@ -147,6 +147,21 @@ Napi::Value PkTopK(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// pkBackward(grad, ids, queries, subkeys, batch, heads, n, dk, k, dq, dkeys)
+Napi::Value PkBackward(const Napi::CallbackInfo& info) {
+  float *g, *q, *keys, *dq, *dkeys;
+  int32_t* ids;
+  if (!typed(info, 0, napi_float32_array, &g, nullptr) || !typed(info, 1, napi_int32_array, &ids, nullptr) ||
+      !typed(info, 2, napi_float32_array, &q, nullptr) || !typed(info, 3, napi_float32_array, &keys, nullptr) ||
+      !typed(info, 9, napi_float32_array, &dq, nullptr) || !typed(info, 10, napi_float32_array, &dkeys, nullptr)) {
+    return info.Env().Undefined();
+  }
+  int d[5];
+  for (int i = 0; i < 5; i++) d[i] = info[4 + i].As<Napi::Number>().Int32Value();
+  pk_backward(g, ids, q, keys, d[0], d[1], d[2], d[3], d[4], dq, dkeys);
+  return info.Env().Undefined();
+}
+
 // firstBadId(ids, rows) → index of the first id outside [-1, rows), or -1
 Napi::Value FirstBadId(const Napi::CallbackInfo& info) {
   int32_t* ids;
@@ -320,6 +335,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bagBackward", Napi::Function::New(env, BagBackward));
   exports.Set("rooflineGatherSum", Napi::Function::New(env, RooflineGatherSum));
   exports.Set("pkTopK", Napi::Function::New(env, PkTopK));
+  exports.Set("pkBackward", Napi::Function::New(env, PkBackward));
   exports.Set("checksum", Napi::Function::New(env, Checksum));
   exports.Set("firstBadId", Napi::Function::New(env, FirstBadId));
   exports.Set("firstNonFinite", Napi::Function::New(env, FirstNonFinite));

@@ -27,6 +27,11 @@ void roofline_gather_sum(const float* values, int dim, const int32_t* ids, int64
 void pk_topk(const float* queries, const float* subkeys, int batch, int heads, int n, int dk,
              int k, float* scores, int32_t* ids);
 
+// Backward of pk_topk: grad, ids [B, H, k] → dq += [B, H, dk], dkeys += [H, 2, n, dk/2]
+// (both zero-initialised by the caller); only the selected sub-key rows are touched.
+void pk_backward(const float* grad, const int32_t* ids, const float* queries, const float* subkeys,
+                 int batch, int heads, int n, int dk, int k, float* dq, float* dkeys);
+
 // Software-prefetch distances in rows (forward/roofline, backward); a tuning knob for benchmarks.
 void set_prefetch(int forward_rows, int backward_rows);
 

@@ -1,10 +1,12 @@
 // Fused product-key top-k on the CPU (algorithms.md §1); the TypeScript twin is
 // src/ts/pk-topk.ts and both give identical results: float64 dot products summed in the same
-// order, the same sorted-insertion buffers, the same tie rule (higher score, then lower id).
-// Scoring (s1 = K1 q1, s2 = K2 q2) dominates: it runs on blocks of 4 queries of the same head,
+// order and one total order for every selection (higher score, then lower id), so the same
+// top-k sets in the same order. Scoring (s1 = K1 q1, s2 = K2 q2) runs on blocks of 4 queries of the same head,
 // one query per AVX lane, 8 sub-key rows at a time (8 independent add chains hide the latency),
 // with a separate multiply and add per step (no FMA), so every lane sums exactly like the scalar
-// loop and the TS kernel. (head, block of 4 batch rows) units are split across threads.
+// loop and the TS kernel. Per-half top-k filters rows by each lane's current k-th score
+// (LaneTopK); the k² candidates are merged with a heap. (head, block of 4 batch rows) units
+// are split across threads.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -16,25 +18,6 @@ namespace mnemo {
 
 namespace {
 
-// Insert (s, i) into descending buffers of length len, capacity cap; returns the new length.
-int insert_sorted(double* sc, int32_t* id, int len, int cap, double s, int32_t i) {
-  if (len == cap) {
-    const double ls = sc[cap - 1];
-    if (s < ls || (s == ls && i > id[cap - 1])) return len;
-  }
-  int p = len < cap ? len : cap - 1;
-  while (p > 0) {
-    const double ps = sc[p - 1];
-    if (ps > s || (ps == s && id[p - 1] < i)) break;
-    sc[p] = ps;
-    id[p] = id[p - 1];
-    p--;
-  }
-  sc[p] = s;
-  id[p] = i;
-  return len < cap ? len + 1 : len;
-}
-
 // A candidate slot: score a[u] + b[v], id I1[u]·n + I2[v].
 struct Cand {
   double s;
@@ -45,6 +28,67 @@ struct Cand {
 const auto worse = [](const Cand& x, const Cand& y) { return x.s < y.s || (x.s == y.s && x.id > y.id); };
 
 constexpr int kLanes = 4;  // queries per block (one AVX register of doubles)
+
+// A scored index; `better` is the total order of the whole kernel: higher score, then lower index.
+struct Scored {
+  double s;
+  int32_t i;
+};
+inline bool better(const Scored& x, const Scored& y) { return x.s > y.s || (x.s == y.s && x.i < y.i); }
+
+// Per-lane top-k of the rows' scores s[r][lane] (r < n), by threshold filtering: a lane keeps an
+// unsorted buffer of at most 2k candidates and the score of its current k-th best; a row enters
+// only if it beats that threshold (strictly: a later row has a higher index, so an equal score
+// loses the tie). A full buffer is cut back to its best k (nth_element). Rejections dominate
+// (about k·ln(n/k) rows enter), and 4 lanes are tested at once. The result, sorted by `better`,
+// is the same set and order as sorted insertion of every row.
+constexpr int kBufFactor = 2;  // buffer capacity in units of k: fewer cuts vs a looser threshold
+struct LaneTopK {
+  std::vector<Scored> buf[kLanes];
+  double thr[kLanes];
+  int k = 0;
+  void init(int k_) {
+    k = k_;
+    for (auto& b : buf) b.reserve(static_cast<size_t>(kBufFactor * k_));
+  }
+  void cut(int l) {
+    auto& b = buf[l];
+    std::nth_element(b.begin(), b.begin() + (k - 1), b.end(), better);
+    b.resize(static_cast<size_t>(k));
+    double t = b[0].s;
+    for (const Scored& x : b) t = x.s < t ? x.s : t;
+    thr[l] = t;
+  }
+  // s: [n][4]; lanes < 4 are valid. out_s / out_i: [lane][k], sorted by `better`.
+  void run(const double* s, int n, int lanes, double* out_s, int32_t* out_i) {
+    for (int l = 0; l < lanes; l++) {
+      buf[l].clear();
+      for (int r = 0; r < k; r++) buf[l].push_back({s[r * kLanes + l], r});
+      cut(l);
+    }
+    for (int l = lanes; l < kLanes; l++) thr[l] = 1.0 / 0.0;  // unused lanes never take a row
+    for (int r = k; r < n; r++) {
+      const double* row = s + r * kLanes;
+      // four independent comparisons; the common case (no lane takes the row) is one branch
+      if (!(row[0] > thr[0] || row[1] > thr[1] || row[2] > thr[2] || row[3] > thr[3])) continue;
+      for (int l = 0; l < lanes; l++) {
+        if (row[l] > thr[l]) {
+          buf[l].push_back({row[l], r});
+          if (static_cast<int>(buf[l].size()) == kBufFactor * k) cut(l);
+        }
+      }
+    }
+    for (int l = 0; l < lanes; l++) {
+      auto& b = buf[l];
+      if (static_cast<int>(b.size()) > k) std::nth_element(b.begin(), b.begin() + (k - 1), b.end(), better);
+      std::sort(b.begin(), b.begin() + k, better);
+      for (int t = 0; t < k; t++) {
+        out_s[l * k + t] = b[t].s;
+        out_i[l * k + t] = b[t].i;
+      }
+    }
+  }
+};
 
 // out[r][l] = Σ_c qT[c][l] · K[r][c], c in order, for r < n, l < 4. qT: [half][4], K: [n, half].
 void score_block_scalar(const double* qT, const float* K, int n, int half, double* out) {
@@ -101,8 +145,10 @@ void pk_topk(const float* queries, const float* subkeys, int batch, int heads, i
   parallel_for(units, threads, [&](int, int64_t u0, int64_t u1) {
     std::vector<double> q1T(static_cast<size_t>(half) * kLanes), q2T(static_cast<size_t>(half) * kLanes);
     std::vector<double> s1(static_cast<size_t>(n) * kLanes), s2(static_cast<size_t>(n) * kLanes);  // [n][4]
-    std::vector<double> a(k), b(k);
-    std::vector<int32_t> i1(k), i2(k);
+    std::vector<double> aAll(static_cast<size_t>(kLanes) * k), bAll(static_cast<size_t>(kLanes) * k);  // [4][k]
+    std::vector<int32_t> i1All(static_cast<size_t>(kLanes) * k), i2All(static_cast<size_t>(kLanes) * k);
+    LaneTopK sel;
+    sel.init(k);
     std::vector<Cand> heap;
     heap.reserve(k);
     for (int64_t unit = u0; unit < u1; unit++) {
@@ -125,13 +171,14 @@ void pk_topk(const float* queries, const float* subkeys, int batch, int heads, i
         score_block_scalar(q1T.data(), k1, n, half, s1.data());
         score_block_scalar(q2T.data(), k2, n, half, s2.data());
       }
+      sel.run(s1.data(), n, lanes, aAll.data(), i1All.data());  // per-half top-k, every lane
+      sel.run(s2.data(), n, lanes, bAll.data(), i2All.data());
       for (int l = 0; l < lanes; l++) {
         const int64_t g = static_cast<int64_t>(b0 + l) * heads + h;
-        int la = 0, lb = 0;
-        for (int r = 0; r < n; r++) {  // per-half top-k
-          la = insert_sorted(a.data(), i1.data(), la, k, s1[r * kLanes + l], r);
-          lb = insert_sorted(b.data(), i2.data(), lb, k, s2[r * kLanes + l], r);
-        }
+        const double* a = aAll.data() + l * k;
+        const double* b = bAll.data() + l * k;
+        const int32_t* i1 = i1All.data() + l * k;
+        const int32_t* i2 = i2All.data() + l * k;
         // The k² candidates a[u] + b[v] form k rows, each already sorted by (score desc, id asc)
         // (b is descending, ties by ascending index); a k-way merge with a heap pops the final
         // top-k in O(k log k). (score, id) is a total order, so the result is the same as
