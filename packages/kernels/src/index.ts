@@ -47,3 +47,12 @@ export {
 export { type BagDims, validateBag } from './embedding-bag';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './ts/half';
 export { embeddingBag } from './tfjs-op';
+export {
+  CheckpointError,
+  DTYPE_BYTES,
+  type SafeDtype,
+  SafetensorsReader,
+  type TensorEntry,
+  type TensorInfo,
+  writeSafetensors,
+} from './safetensors';

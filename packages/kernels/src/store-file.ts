@@ -12,17 +12,25 @@
  *                   tensor starts 4-byte aligned.
  * The header is padded with spaces so the data starts at a multiple of 64 bytes. Checksum: a
  * 32-bit multiplicative word hash per tensor (fnv1a over 32-bit little-endian words; see
- * `hashBytes`). Writes are atomic: a temp file in the same folder, fsync, rename.
+ * `hashBytes`). Writes are atomic: a temp file in the same folder, fsync, rename. Reading checks the
+ * layout with the package's generic `SafetensorsReader`, then the store's own metadata.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { ValueError } from './errors';
+import { CheckpointError, DTYPE_BYTES, type SafeDtype, SafetensorsReader } from './safetensors';
 
 export const STORE_FORMAT = 'mnemo-value-store';
 export const STORE_VERSION = '1';
 
-export type StDtype = 'F32' | 'BF16' | 'F16' | 'I32' | 'U8';
-export const ST_BYTES: Record<StDtype, number> = { F32: 4, BF16: 2, F16: 2, I32: 4, U8: 1 };
+export type StDtype = Extract<SafeDtype, 'F32' | 'BF16' | 'F16' | 'I32' | 'U8'>;
+export const ST_BYTES: Record<StDtype, number> = {
+  F32: DTYPE_BYTES.F32,
+  BF16: DTYPE_BYTES.BF16,
+  F16: DTYPE_BYTES.F16,
+  I32: DTYPE_BYTES.I32,
+  U8: DTYPE_BYTES.U8,
+};
 
 export interface TensorEntry {
   name: string;
@@ -201,47 +209,27 @@ function corrupt(file: string, why: string): ValueError {
 
 /** Read and check the header; refuses truncated files and foreign formats. */
 export function parseStoreFile(file: string): ParsedStoreFile {
-  const fileSize = fs.statSync(file).size;
-  const fd = fs.openSync(file, 'r');
+  let reader: SafetensorsReader;
   try {
-    if (fileSize < 8) throw corrupt(file, `only ${fileSize} bytes (truncated)`);
-    const lenBuf = Buffer.alloc(8);
-    fs.readSync(fd, lenBuf, 0, 8, 0);
-    const hlen = Number(lenBuf.readBigUInt64LE(0));
-    if (hlen <= 0 || hlen > 100_000_000 || 8 + hlen > fileSize) throw corrupt(file, `header length ${hlen} does not fit the file (truncated?)`);
-    const hbuf = Buffer.alloc(hlen);
-    fs.readSync(fd, hbuf, 0, hlen, 8);
-    let header: Record<string, unknown>;
-    try {
-      header = JSON.parse(hbuf.toString('utf8'));
-    } catch {
-      throw corrupt(file, 'header is not JSON');
-    }
-    const metadata = header.__metadata__ as Record<string, string> | undefined;
+    reader = new SafetensorsReader(file); // the safetensors layout: header, dtypes, shapes, offsets, size
+  } catch (e) {
+    if (e instanceof CheckpointError) throw corrupt(file, e.message.slice(file.length + 2));
+    throw e;
+  }
+  try {
+    const metadata = reader.metadata;
     if (!metadata || metadata.format !== STORE_FORMAT) throw corrupt(file, `metadata.format is not '${STORE_FORMAT}'`);
     if (metadata.version !== STORE_VERSION) {
       throw corrupt(file, `version ${metadata.version} is not supported (this build reads version ${STORE_VERSION})`);
     }
     const tensors: Record<string, TensorInfo> = {};
-    let end = 0;
-    for (const [name, v] of Object.entries(header)) {
-      if (name === '__metadata__') continue;
-      const t = v as { dtype: StDtype; shape: number[]; data_offsets: [number, number] };
-      if (!(t.dtype in ST_BYTES) || !Array.isArray(t.shape) || !Array.isArray(t.data_offsets)) {
-        throw corrupt(file, `tensor '${name}' has a bad entry`);
-      }
-      const [a, b] = t.data_offsets;
-      const want = t.shape.reduce((x, y) => x * y, 1) * ST_BYTES[t.dtype];
-      if (b - a !== want) throw corrupt(file, `tensor '${name}' spans ${b - a} bytes, its shape needs ${want}`);
-      tensors[name] = { dtype: t.dtype, shape: t.shape, offset: 8 + hlen + a, length: b - a };
-      end = Math.max(end, b);
+    for (const [name, t] of reader.tensors) {
+      if (!(t.dtype in ST_BYTES)) throw corrupt(file, `tensor '${name}' has dtype ${t.dtype}, not one a value store uses`);
+      tensors[name] = { dtype: t.dtype as StDtype, shape: t.shape, offset: t.offset, length: t.byteLength };
     }
-    if (8 + hlen + end !== fileSize) {
-      throw corrupt(file, `expected ${8 + hlen + end} bytes, the file has ${fileSize} (truncated or padded)`);
-    }
-    return { headerLength: 8 + hlen, metadata, tensors, fileSize };
+    return { headerLength: reader.headerLength, metadata, tensors, fileSize: reader.fileSize };
   } finally {
-    fs.closeSync(fd);
+    reader.close();
   }
 }
 

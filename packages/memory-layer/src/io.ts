@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type MemoryLayerConfig, parseMemoryLayerConfig } from './config';
 import { MemoryLayer } from './memory-layer';
 import { MemoryPool } from './pool';
-import { CheckpointError, SafetensorsReader, writeSafetensors } from './safetensors';
+import { CheckpointError, SafetensorsReader, writeSafetensors } from '@mnemo/kernels';
 
 const FORMAT = 'mnemo-memory';
 const VERSION = 1;

@@ -9,7 +9,7 @@
  * tensors are then read one at a time, or in chunks for tables larger than memory.
  */
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { MnemoError } from '@mnemo/kernels';
+import { MnemoError } from './errors';
 
 /** A file is corrupt, truncated or not what the caller expected. */
 export class CheckpointError extends MnemoError {
@@ -102,6 +102,9 @@ export function writeSafetensors(file: string, tensors: TensorEntry[], metadata:
 export class SafetensorsReader {
   readonly tensors: Map<string, TensorInfo>;
   readonly metadata: Record<string, string>;
+  /** bytes before the tensor data (8 + JSON header) */
+  readonly headerLength: number;
+  readonly fileSize: number;
   private fd: number | undefined;
 
   constructor(readonly file: string) {
@@ -114,6 +117,7 @@ export class SafetensorsReader {
     this.fd = fd;
     try {
       const size = fstatSync(fd).size;
+      this.fileSize = size;
       if (size < 8) throw new CheckpointError(file, `truncated: ${size} bytes, not even a header length`);
       const pre = Buffer.alloc(8);
       readSync(fd, pre, 0, 8, 0);
@@ -134,6 +138,7 @@ export class SafetensorsReader {
       }
       this.metadata = (header.__metadata__ as Record<string, string>) ?? {};
       const base = 8 + hlen;
+      this.headerLength = base;
       const list: Array<[string, TensorInfo, number, number]> = [];
       for (const [name, v] of Object.entries(header)) {
         if (name === '__metadata__') continue;
