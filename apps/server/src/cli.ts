@@ -1,2 +1,79 @@
 #!/usr/bin/env node
-export {};
+/**
+ * mnemo-serve --checkpoint DIR [flags]: serve a trainer checkpoint over HTTP.
+ *
+ * Listens first (GET /healthz = 200, /readyz = 503), loads the checkpoint, then turns ready.
+ * SIGTERM / SIGINT: stop accepting, finish in-flight requests (streams included), exit 0;
+ * a second signal exits at once with code 130.
+ */
+import { MnemoError, initBackend } from '@mnemo/kernels';
+import { ModelEngine } from './model-engine';
+import { USAGE, parseCli } from './options';
+import { MnemoServer } from './server';
+
+async function main(): Promise<number> {
+  let opts: ReturnType<typeof parseCli>;
+  try {
+    opts = parseCli(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`mnemo-serve: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (opts.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const { checkpoint, logLevel, help: _help, ...serverOpts } = opts;
+  const server = new MnemoServer(serverOpts, { logger: logLevel === 'silent' ? false : { level: logLevel } });
+  const log = server.app.log;
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      process.stderr.write(`mnemo-serve: second ${signal}, exiting now\n`);
+      process.exit(130);
+    }
+    stopping = true;
+    log.info(`${signal}: finishing in-flight requests, then exiting`);
+    server.shutdown().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (e) => {
+        process.stderr.write(`mnemo-serve: shutdown failed: ${(e as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  const address = await server.listen();
+  const backend = await initBackend();
+  log.info(`tensor backend: ${backend.name}`);
+  const t0 = performance.now();
+  const engine = ModelEngine.load(checkpoint, serverOpts.modelName);
+  server.setEngine(engine);
+  const i = engine.info;
+  log.info(
+    `model '${i.id}' loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${i.denseParams} dense + ${i.memoryParams} memory params, memory blocks [${i.memoryBlocks.join(', ')}]`,
+  );
+  const auth = serverOpts.apiKey !== undefined ? ` -H "Authorization: Bearer $MNEMO_API_KEY"` : '';
+  process.stdout.write(
+    `mnemo-serve: ready on ${address}\n` +
+      `  curl -s ${address}/v1/completions -H 'Content-Type: application/json'${auth} -d '{"prompt": "The", "max_tokens": 32, "temperature": 0}'\n`,
+  );
+  return -1; // keep running
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (e) => {
+    const msg = e instanceof MnemoError ? e.message : ((e as Error).stack ?? String(e));
+    process.stderr.write(`mnemo-serve: ${msg}\n`);
+    process.exit(1);
+  },
+);

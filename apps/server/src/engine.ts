@@ -1,0 +1,64 @@
+/**
+ * Engine: everything the server needs from a language model, and nothing more.
+ *
+ * The HTTP layer and the scheduler talk only to this interface; `ModelEngine`
+ * (model-engine.ts) adapts @mnemo/model's LanguageModel + BpeTokenizer to it, and tests
+ * may plug in a fake. All calls are synchronous: the model computes on the JS thread.
+ */
+
+/** One sequence's decoding state (the model's KV cache). */
+export interface EngineCache {
+  /** tokens held */
+  readonly length: number;
+  dispose(): void;
+}
+
+export interface SamplingParams {
+  /** 0 = greedy (argmax) */
+  temperature: number;
+  /** nucleus mass in (0, 1] */
+  topP: number;
+}
+
+/** Per memory block: the slots each token read, laid out [T, H, k]. */
+export interface MemoryReads {
+  block: number;
+  heads: number;
+  topK: number;
+  ids: Int32Array; // [T, H, k]
+  weights: Float32Array; // [T, H, k]
+}
+
+export interface EngineInfo {
+  /** model id shown by /v1/models */
+  id: string;
+  vocabSize: number;
+  /** longest sequence (prompt + generated) the model can hold */
+  maxSeqLen: number;
+  /** blocks with a memory FFN (empty: lookups are refused) */
+  memoryBlocks: number[];
+  denseParams: number;
+  memoryParams: number;
+  flopsPerToken: number;
+}
+
+export interface Engine {
+  readonly info: EngineInfo;
+  /** token ends generation when sampled (not part of the text); -1 if none */
+  readonly eosId: number;
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  newCache(): EngineCache;
+  /** Feed tokens of ONE sequence; logits [V] of its last position. */
+  prefill(tokens: number[], cache: EngineCache): Float32Array;
+  /** One decoding step for several sequences (one new token each); logits [V] per sequence. */
+  decodeBatch(tokens: number[], caches: EngineCache[]): Float32Array[];
+  sample(logits: Float32Array, params: SamplingParams, rng: () => number): number;
+  /** the seeded RNG generation uses (so a seed means the same thing as in the library) */
+  rng(seed: number): () => number;
+  /** per memory block, the slots each token of `tokens` reads */
+  lookup(tokens: number[]): MemoryReads[];
+  /** live tensors held by the tensor runtime (leak check, /metrics) */
+  numTensors(): number;
+  dispose(): void;
+}

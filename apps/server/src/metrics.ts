@@ -1,0 +1,168 @@
+/**
+ * Prometheus metrics in the text exposition format (version 0.0.4), no dependency:
+ * counters, gauges (set or computed at scrape time) and cumulative histograms, with labels.
+ */
+
+type Labels = Record<string, string>;
+
+function labelKey(labels: Labels): string {
+  const keys = Object.keys(labels).sort();
+  if (keys.length === 0) return '';
+  return `{${keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(',')}}`;
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function num(v: number): string {
+  if (v === Number.POSITIVE_INFINITY) return '+Inf';
+  if (v === Number.NEGATIVE_INFINITY) return '-Inf';
+  return String(v);
+}
+
+interface Metric {
+  render(): string;
+}
+
+export class Counter implements Metric {
+  private readonly values = new Map<string, number>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  inc(by = 1, labels: Labels = {}): void {
+    if (by < 0) throw new RangeError(`${this.name}: counters only go up`);
+    const k = labelKey(labels);
+    this.values.set(k, (this.values.get(k) ?? 0) + by);
+  }
+
+  get(labels: Labels = {}): number {
+    return this.values.get(labelKey(labels)) ?? 0;
+  }
+
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
+    if (this.values.size === 0) lines.push(`${this.name} 0`);
+    for (const [k, v] of this.values) lines.push(`${this.name}${k} ${num(v)}`);
+    return lines.join('\n');
+  }
+}
+
+export class Gauge implements Metric {
+  private value = 0;
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    /** when given, read at every scrape */
+    private readonly collect?: () => number,
+  ) {}
+
+  set(v: number): void {
+    this.value = v;
+  }
+
+  get(): number {
+    return this.collect ? this.collect() : this.value;
+  }
+
+  render(): string {
+    return [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`, `${this.name} ${num(this.get())}`].join('\n');
+  }
+}
+
+export class Histogram implements Metric {
+  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    /** upper bounds, ascending; +Inf is implied */
+    readonly buckets: number[],
+  ) {
+    for (let i = 1; i < buckets.length; i++) {
+      if (!(buckets[i]! > buckets[i - 1]!)) throw new RangeError(`${name}: buckets must ascend`);
+    }
+  }
+
+  observe(v: number, labels: Labels = {}): void {
+    const k = labelKey(labels);
+    let s = this.series.get(k);
+    if (!s) {
+      s = { labels, counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
+      this.series.set(k, s);
+    }
+    for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]!) s.counts[i]!++;
+    s.sum += v;
+    s.count++;
+  }
+
+  count(labels: Labels = {}): number {
+    return this.series.get(labelKey(labels))?.count ?? 0;
+  }
+
+  render(): string {
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
+    for (const s of this.series.values()) {
+      this.buckets.forEach((b, i) => {
+        lines.push(`${this.name}_bucket${labelKey({ ...s.labels, le: num(b) })} ${s.counts[i]}`);
+      });
+      lines.push(`${this.name}_bucket${labelKey({ ...s.labels, le: '+Inf' })} ${s.count}`);
+      lines.push(`${this.name}_sum${labelKey(s.labels)} ${num(s.sum)}`);
+      lines.push(`${this.name}_count${labelKey(s.labels)} ${s.count}`);
+    }
+    return lines.join('\n');
+  }
+}
+
+/** The server's metrics. Gauges that read live state get their source via `bind`. */
+export class ServerMetrics {
+  readonly requestDuration = new Histogram(
+    'mnemo_http_request_duration_seconds',
+    'HTTP request latency, from the request arriving to the last byte of the response.',
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  );
+  readonly tokensGenerated = new Counter('mnemo_tokens_generated_total', 'Tokens sampled by completions.');
+  readonly promptTokens = new Counter('mnemo_prompt_tokens_total', 'Prompt tokens prefilled.');
+  readonly completions = new Counter(
+    'mnemo_completions_total',
+    'Completions by outcome (finished, timeout, cancelled, error) and finish reason.',
+  );
+  readonly queueRejections = new Counter('mnemo_queue_rejections_total', 'Requests answered 429 because the queue was full.');
+  readonly memoryLookups = new Counter('mnemo_memory_lookups_total', 'POST /v1/memory/lookup requests served.');
+  readonly decodeBatchSize = new Histogram(
+    'mnemo_decode_batch_size',
+    'Sequences decoded together per step.',
+    [1, 2, 4, 8, 16, 32, 64, 128],
+  );
+  private queueSource = () => 0;
+  private activeSource = () => 0;
+  private tensorSource = () => 0;
+  readonly queueDepth = new Gauge('mnemo_queue_depth', 'Requests waiting for a decoding slot.', () => this.queueSource());
+  readonly activeSequences = new Gauge('mnemo_active_sequences', 'Sequences being decoded.', () => this.activeSource());
+  readonly tensors = new Gauge('mnemo_tfjs_tensors', 'Live tfjs tensors (tf.memory().numTensors).', () =>
+    this.tensorSource(),
+  );
+
+  bind(sources: { queue?: () => number; active?: () => number; tensors?: () => number }): void {
+    if (sources.queue) this.queueSource = sources.queue;
+    if (sources.active) this.activeSource = sources.active;
+    if (sources.tensors) this.tensorSource = sources.tensors;
+  }
+
+  render(): string {
+    const all: Metric[] = [
+      this.requestDuration,
+      this.tokensGenerated,
+      this.promptTokens,
+      this.completions,
+      this.queueRejections,
+      this.memoryLookups,
+      this.decodeBatchSize,
+      this.queueDepth,
+      this.activeSequences,
+      this.tensors,
+    ];
+    return all.map((m) => m.render()).join('\n') + '\n';
+  }
+}

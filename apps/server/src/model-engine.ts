@@ -1,0 +1,87 @@
+/**
+ * ModelEngine: the Engine over @mnemo/model — a LanguageModel with its KV caches and a
+ * BpeTokenizer, loaded from a trainer checkpoint. Sampling and the RNG are the library's own
+ * (sampleToken, mulberry32), so a seed here means what it means in `generate`.
+ */
+import path from 'node:path';
+import { type BpeTokenizer, type KVCache, type LanguageModel, loadCheckpoint, modelCounts, mulberry32, sampleToken } from '@mnemo/model';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from './engine';
+
+export class ModelEngine implements Engine {
+  readonly info: EngineInfo;
+  readonly eosId: number;
+
+  constructor(
+    readonly model: LanguageModel,
+    readonly tokenizer: BpeTokenizer,
+    id: string,
+  ) {
+    const cfg = model.config;
+    const counts = modelCounts(cfg);
+    this.eosId = tokenizer.eosId;
+    this.info = {
+      id,
+      vocabSize: cfg.vocabSize,
+      maxSeqLen: cfg.maxSeqLen,
+      memoryBlocks: model.memoryBlocks(),
+      denseParams: counts.denseParams,
+      memoryParams: counts.memoryParams,
+      flopsPerToken: counts.flopsPerToken,
+    };
+  }
+
+  /** Load a checkpoint folder (saveCheckpoint's layout); the model id defaults to the folder name. */
+  static load(dir: string, id?: string): ModelEngine {
+    const { model, tokenizer, extraTensors } = loadCheckpoint(dir);
+    // optimizer state and other training tensors are not needed to serve
+    for (const t of Object.values(extraTensors)) t.dispose();
+    return new ModelEngine(model, tokenizer, id ?? path.basename(path.resolve(dir)));
+  }
+
+  encode(text: string): number[] {
+    return this.tokenizer.encode(text);
+  }
+
+  decode(ids: number[]): string {
+    return this.tokenizer.decode(ids);
+  }
+
+  newCache(): EngineCache {
+    return this.model.newCache();
+  }
+
+  prefill(tokens: number[], cache: EngineCache): Float32Array {
+    return this.model.prefill(tokens, cache as KVCache);
+  }
+
+  decodeBatch(tokens: number[], caches: EngineCache[]): Float32Array[] {
+    return this.model.decodeBatch(tokens, caches as KVCache[]);
+  }
+
+  sample(logits: Float32Array, params: SamplingParams, rng: () => number): number {
+    return sampleToken(logits, params, rng);
+  }
+
+  rng(seed: number): () => number {
+    return mulberry32(seed);
+  }
+
+  lookup(tokens: number[]): MemoryReads[] {
+    return this.model.inspectMemory(tokens).map((r) => ({
+      block: r.block,
+      heads: r.heads,
+      topK: r.topK,
+      ids: r.ids,
+      weights: r.weights,
+    }));
+  }
+
+  numTensors(): number {
+    return tf.memory().numTensors;
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
