@@ -44,8 +44,10 @@ export interface EngineInfo {
 
 export interface Engine {
   readonly info: EngineInfo;
-  /** token ends generation when sampled (not part of the text); -1 if none */
+  /** token ends generation when sampled (not part of the text or the usage count); -1 if none */
   readonly eosId: number;
+  /** token fed in place of an empty prompt (as the library's generate does) */
+  readonly bosId: number;
   encode(text: string): number[];
   decode(ids: number[]): string;
   newCache(): EngineCache;

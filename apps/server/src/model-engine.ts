@@ -4,22 +4,25 @@
  * (sampleToken, mulberry32), so a seed here means what it means in `generate`.
  */
 import path from 'node:path';
-import { type BpeTokenizer, type KVCache, type LanguageModel, loadCheckpoint, modelCounts, mulberry32, sampleToken } from '@mnemo/model';
+import { type KVCache, type LanguageModel, type TextCodec, loadCheckpoint, modelCounts, mulberry32, sampleToken } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from './engine';
 
 export class ModelEngine implements Engine {
   readonly info: EngineInfo;
   readonly eosId: number;
+  readonly bosId: number;
 
   constructor(
     readonly model: LanguageModel,
-    readonly tokenizer: BpeTokenizer,
+    /** a BpeTokenizer (or any codec with the same ids) */
+    readonly tokenizer: TextCodec,
     id: string,
   ) {
     const cfg = model.config;
     const counts = modelCounts(cfg);
     this.eosId = tokenizer.eosId;
+    this.bosId = tokenizer.bosId;
     this.info = {
       id,
       vocabSize: cfg.vocabSize,

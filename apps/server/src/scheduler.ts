@@ -120,7 +120,7 @@ export class Job {
       text: c.text,
       tokens: [...c.tokens],
       promptTokens: this.request.promptIds.length,
-      completionTokens: c.sampled,
+      completionTokens: c.tokens.length,
       error,
     };
     this.resolve(r);

@@ -11,7 +11,9 @@ const neutral = <T extends z.ZodType>(schema: T) => schema.nullable().optional()
 export const completionRequestSchema = z
   .object({
     model: z.string().optional(),
-    prompt: z.union([z.string(), z.array(z.string()).length(1, 'must be a string or an array of exactly one string')]),
+    prompt: z.union([z.string(), z.array(z.string()).length(1)], {
+      error: 'must be a string, or an array of exactly one string (required)',
+    }),
     max_tokens: z.number().int().min(1).nullable().optional(),
     temperature: z.number().min(0).max(2).nullable().optional(),
     top_p: z.number().gt(0).max(1).nullable().optional(),

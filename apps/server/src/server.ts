@@ -140,6 +140,7 @@ export class MnemoServer implements ServerContext {
     });
 
     app.addHook('onResponse', async (req, reply) => {
+      if (reply.statusCode === 429) this.metrics.queueRejections.inc();
       this.metrics.requestDuration.observe(reply.elapsedTime / 1000, {
         method: req.method,
         route: req.routeOptions.url ?? 'unmatched',
@@ -159,6 +160,9 @@ export class MnemoServer implements ServerContext {
         new ApiError(404, `Unknown route ${req.method} ${req.url.split('?')[0]}. Routes: POST /v1/completions, GET /v1/models, POST /v1/memory/lookup, GET /healthz, GET /readyz, GET /metrics.`, 'invalid_request_error', null, 'unknown_url'),
       );
     });
+
+    // JSON only: a text/plain body is 415, not a string that fails validation
+    app.removeContentTypeParser('text/plain');
 
     registerOps(app, this);
     registerCompletions(app, this);

@@ -38,8 +38,9 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
       throw invalidRequest('max_tokens', `max_tokens is ${maxTokens}; this server allows at most ${o.maxTokens} (--max-tokens).`, 'max_tokens_too_large');
     }
     const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]!;
-    const promptIds = engine.encode(prompt);
-    if (promptIds.length === 0) throw invalidRequest('prompt', 'prompt is empty; send at least one character.', 'empty_prompt');
+    // an empty prompt starts from the beginning-of-sequence token, as the library's generate does
+    let promptIds = engine.encode(prompt);
+    if (promptIds.length === 0) promptIds = [engine.bosId];
     const promptLimit = Math.min(o.maxPromptTokens, engine.info.maxSeqLen);
     if (promptIds.length > promptLimit) {
       throw invalidRequest('prompt', `The prompt is ${promptIds.length} tokens; the limit is ${promptLimit} (${o.maxPromptTokens < engine.info.maxSeqLen ? '--max-prompt-tokens' : "the model's context length"}). Shorten it.`, 'context_length_exceeded');

@@ -34,6 +34,7 @@ export interface FakeEngineOptions {
 
 export class FakeEngine implements Engine {
   readonly eosId = 256;
+  readonly bosId = 10;
   readonly info: EngineInfo;
   liveCaches = 0;
   readonly batchSizes: number[] = [];
