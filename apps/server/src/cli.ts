@@ -25,23 +25,23 @@ async function main(): Promise<number> {
   }
   const { checkpoint, logLevel, help: _help, ...serverOpts } = opts;
   const server = new MnemoServer(serverOpts, { logger: logLevel === 'silent' ? false : { level: logLevel } });
-  const log = server.app.log;
+  const say = (msg: string) => process.stderr.write(`mnemo-serve: ${msg}\n`);
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
-      process.stderr.write(`mnemo-serve: second ${signal}, exiting now\n`);
+      say(`second ${signal}, exiting now`);
       process.exit(130);
     }
     stopping = true;
-    log.info(`${signal}: finishing in-flight requests, then exiting`);
+    say(`${signal}: finishing in-flight requests, then exiting`);
     server.shutdown().then(
       () => {
-        log.info('stopped');
+        say('stopped');
         process.exit(0);
       },
       (e) => {
-        process.stderr.write(`mnemo-serve: shutdown failed: ${(e as Error).message}\n`);
+        say(`shutdown failed: ${(e as Error).message}`);
         process.exit(1);
       },
     );
@@ -51,12 +51,12 @@ async function main(): Promise<number> {
 
   const address = await server.listen();
   const backend = await initBackend();
-  log.info(`tensor backend: ${backend.name}`);
+  say(`listening on ${address}; tensor backend ${backend.name}; loading ${checkpoint}`);
   const t0 = performance.now();
   const engine = ModelEngine.load(checkpoint, serverOpts.modelName);
   server.setEngine(engine);
   const i = engine.info;
-  log.info(
+  say(
     `model '${i.id}' loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${i.denseParams} dense + ${i.memoryParams} memory params, memory blocks [${i.memoryBlocks.join(', ')}]`,
   );
   const auth = serverOpts.apiKey !== undefined ? ` -H "Authorization: Bearer $MNEMO_API_KEY"` : '';

@@ -72,7 +72,7 @@ export const USAGE = `mnemo-serve --checkpoint DIR [options]
   --body-limit BYTES       largest request body (default 1048576)
   --shutdown-grace-ms N    time in-flight requests get after SIGTERM (default 30000)
   --model-name NAME        model id in responses (default: checkpoint folder name)
-  --log-level LEVEL        fatal|error|warn|info|debug|silent (default info)
+  --log-level LEVEL        fatal|error|warn|info|debug|silent (default warn; info logs every request)
   -h, --help               this text
 `;
 
@@ -123,7 +123,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     }
     throw e;
   }
-  const logLevel = (v['log-level'] ?? 'info') as CliOptions['logLevel'];
+  const logLevel = (v['log-level'] ?? 'warn') as CliOptions['logLevel'];
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(logLevel)) {
     throw new ConfigError('--log-level', `must be one of fatal|error|warn|info|debug|silent, got '${logLevel}'`);
   }
