@@ -1,1 +1,22 @@
-export {};
+/**
+ * @mnemo/model: decoder-only language models on tfjs whose FFN slots can be dense, MoE, memory
+ * (PKM) or Memory+ layers; KV-cache decoding, generation, checkpoints.
+ */
+export {
+  FFN_KINDS,
+  type FfnKind,
+  type ModelConfig,
+  type ModelConfigInput,
+  ffnPlan,
+  modelConfigSchema,
+  parseModelConfig,
+} from './config';
+export { type ModelCounts, modelCounts } from './counts';
+export { LanguageModel, type LanguageModelOptions, type MemoryInspection } from './model';
+export type { KVCache } from './kv-cache';
+export type { FfnSlot } from './ffn';
+export type { ExternalKV, SkipLayerMemory } from './extensions';
+export { MoeFfn } from './moe';
+export { MemoryFfn, memoryLayerConfigFor } from './memory-ffn';
+export { type GenerateOptions, type GenerateResult, type TextCodec, generate, mulberry32, sampleToken } from './generate';
+export { subSeed } from './random';

@@ -1,0 +1,354 @@
+/**
+ * LanguageModel: a decoder-only transformer (pre-norm, Llama-like) on tfjs.
+ *
+ *   ids [B, T] → h = E[ids]                              [B, T, D]
+ *   each block i:  h += Attention(RMSNorm(h))             causal, RoPE, GQA
+ *                  x = RMSNorm(h);  h += FFN_i(x)         dense | moe | memory | memoryPlus
+ *                  (+ outputs of skip-layer memories that write after block i)
+ *   logits = RMSNorm(h) · Eᵀ  (tied)  or  · W_head        [B, T, V]
+ *
+ * All memory blocks share ONE value pool (`pool`); their values are updated sparsely by the
+ * pool's own optimizer during backward, so `trainableVariables()` holds dense tensors only.
+ * Incremental decoding keeps per-sequence KV caches; `decodeBatch` decodes several sequences of
+ * different lengths at once (per-row positions and masks, caches padded to the longest).
+ */
+import { ConfigError, ShapeError, ValueError } from '@mnemo/kernels';
+import { type MemoryLayer, MemoryPool } from '@mnemo/memory-layer';
+import * as tf from '@tensorflow/tfjs-core';
+import { Attention, type AttnContext, cachedMask, causalMask } from './attention';
+import { type ModelConfig, type ModelConfigInput, parseModelConfig } from './config';
+import type { SkipLayerMemory } from './extensions';
+import type { FfnSlot } from './ffn';
+import { type KVCache, ModelKVCache } from './kv-cache';
+import { MemoryFfn, memoryLayerConfigFor } from './memory-ffn';
+import { MoeFfn } from './moe';
+import { crossEntropy, gatherRows, rmsNorm } from './ops';
+import { ParamStore } from './params';
+import { subSeed } from './random';
+import { Rope } from './rope';
+import { DenseFfn } from './swiglu';
+
+interface Block {
+  attnNorm: tf.Variable; // [D]
+  attn: Attention;
+  ffnNorm: tf.Variable; // [D]
+  ffn: FfnSlot;
+}
+
+export interface LanguageModelOptions {
+  /** adopt an existing pool and memory layers (one per memory block, in block order), e.g. loaded from a checkpoint */
+  memory?: { pool: MemoryPool; layers: MemoryLayer[] };
+  /** skip-layer memories (UltraMem wiring; see extensions.ts) */
+  skips?: SkipLayerMemory[];
+}
+
+/** One memory block's lookups for a token sequence: ids and weights laid out [T, H, k]. */
+export interface MemoryInspection {
+  block: number;
+  ids: Int32Array;
+  weights: Float32Array;
+  heads: number;
+  topK: number;
+}
+
+export class LanguageModel {
+  readonly config: ModelConfig;
+  readonly pool?: MemoryPool;
+  private readonly params: ParamStore;
+  private readonly tokEmb: tf.Variable; // [V, D]
+  private readonly lmHead?: tf.Variable; // [D, V] when untied
+  private readonly normF: tf.Variable; // [D]
+  private readonly blocks: Block[] = [];
+  private readonly skips: SkipLayerMemory[];
+  private readonly rope: Rope;
+  private readonly masks = new Map<number, tf.Tensor4D>(); // causal masks by T
+  private readonly groups: number; // G = heads / kvHeads
+
+  constructor(config: ModelConfig | ModelConfigInput, opts: LanguageModelOptions = {}) {
+    const c = parseModelConfig(config);
+    this.config = c;
+    const D = c.dim;
+    this.groups = c.heads / c.kvHeads;
+    this.params = new ParamStore(c.seed);
+    this.rope = new Rope(c.maxSeqLen, D / c.heads, c.ropeTheta);
+    const outStd = 0.02 / Math.sqrt(2 * c.layers); // residual projections (GPT-2 scaling)
+    this.tokEmb = this.params.normal('tok_emb', [c.vocabSize, D], 0.02);
+
+    const memBlocks = this.memoryBlocks();
+    if (opts.memory) {
+      if (opts.memory.layers.length !== memBlocks.length) {
+        throw new ConfigError('memory', `${opts.memory.layers.length} memory layers given, the config has ${memBlocks.length} memory blocks`);
+      }
+      this.pool = opts.memory.pool;
+    } else if (memBlocks.length > 0) {
+      const m = c.memory;
+      this.pool = new MemoryPool({
+        rows: m.numKeys * m.numKeys,
+        dim: m.valueDim ?? D,
+        optimizer: { kind: m.valueOptimizer, lr: m.valueLr },
+        seed: subSeed(c.seed, 'pool'),
+      });
+    }
+
+    for (let i = 0; i < c.layers; i++) {
+      const p = `blocks.${i}`;
+      const attnNorm = this.params.ones(`${p}.attn_norm`, [D]);
+      const attn = new Attention(this.params, `${p}.attn`, i, D, c.heads, c.kvHeads, this.rope, outStd);
+      const ffnNorm = this.params.ones(`${p}.ffn_norm`, [D]);
+      const kind = c.ffn[i]!;
+      let ffn: FfnSlot;
+      if (kind === 'dense') ffn = new DenseFfn(this.params, `${p}.ffn`, D, c.ffnHidden, outStd);
+      else if (kind === 'moe') ffn = new MoeFfn(this.params, `${p}.ffn`, D, c.moe.experts, c.moe.hidden, c.moe.balanceCoef, outStd);
+      else if (opts.memory) {
+        const layer = opts.memory.layers[memBlocks.indexOf(i)]!;
+        const want = memoryLayerConfigFor(c, i);
+        if (JSON.stringify(layer.config) !== JSON.stringify(want) || layer.pool !== this.pool) {
+          throw new ConfigError(`memory.layers.${memBlocks.indexOf(i)}`, `does not match block ${i} of the config (or uses another pool)`);
+        }
+        ffn = new MemoryFfn(layer);
+      } else ffn = MemoryFfn.create(c, i, this.pool!);
+      if (ffn instanceof MemoryFfn) {
+        for (const [name, v] of Object.entries(ffn.variables())) this.params.adopt(`${p}.ffn.${name}`, v);
+      }
+      this.blocks.push({ attnNorm, attn, ffnNorm, ffn });
+    }
+    this.normF = this.params.ones('norm_f', [D]);
+    if (!c.tieEmbeddings) this.lmHead = this.params.normal('lm_head', [D, c.vocabSize], 0.02);
+
+    this.skips = opts.skips ?? [];
+    this.skips.forEach((s, i) => {
+      if (!(Number.isInteger(s.readBlock) && s.readBlock >= 0 && s.readBlock < s.writeBlock && s.writeBlock < c.layers)) {
+        throw new ConfigError(`skips.${i}`, `needs 0 ≤ readBlock < writeBlock < layers (${c.layers}), got ${s.readBlock} → ${s.writeBlock}`);
+      }
+      for (const [name, v] of Object.entries(s.variables())) this.params.adopt(`skips.${i}.${name}`, v);
+    });
+  }
+
+  /** Dense parameters (everything but the pool's values), for the model's optimizer. */
+  trainableVariables(): tf.Variable[] {
+    return this.params.list();
+  }
+
+  /** Every dense parameter under its stable checkpoint name. */
+  namedVariables(): Record<string, tf.Variable> {
+    return this.params.named();
+  }
+
+  /** Block indices whose FFN is a memory layer. */
+  memoryBlocks(): number[] {
+    return this.config.ffn.flatMap((k, i) => (k === 'memory' || k === 'memoryPlus' ? [i] : []));
+  }
+
+  /** The memory layers, in block order. */
+  memoryLayers(): MemoryLayer[] {
+    return this.blocks.flatMap((b) => (b.ffn instanceof MemoryFfn ? [b.ffn.layer] : []));
+  }
+
+  /** The FFN slot of block `i` (e.g. a MoeFfn, to read its last balance value). */
+  ffnSlot(i: number): FfnSlot {
+    const b = this.blocks[i];
+    if (!b) throw new ValueError('block', `${i} is not in [0, ${this.blocks.length})`);
+    return b.ffn;
+  }
+
+  /** Apply queued value updates when the pool runs in deferred mode; a no-op otherwise (fused updates). */
+  stepMemory(): void {
+    this.pool?.step();
+  }
+
+  /** ids [B, T] int32 → logits [B, T, V]; auxLoss = Σ MoE balance losses (scaled by balanceCoef), 0 without MoE. */
+  forward(ids: tf.Tensor2D, opts: { training?: boolean } = {}): { logits: tf.Tensor3D; auxLoss: tf.Scalar } {
+    const idArr = this.checkIds(ids, 1);
+    const [B, T] = ids.shape;
+    return tf.tidy(() => {
+      const { h, aux } = this.run(idArr, B, T, this.fullContext(T), opts.training ?? false);
+      const logits = tf.reshape(this.head(tf.reshape(h, [B * T, this.config.dim]) as tf.Tensor2D), [B, T, this.config.vocabSize]);
+      return { logits: logits as tf.Tensor3D, auxLoss: aux };
+    });
+  }
+
+  /** Mean next-token cross-entropy of ids[:, 1:] given ids[:, :-1], plus auxLoss. */
+  loss(ids: tf.Tensor2D, opts: { training?: boolean } = {}): tf.Scalar {
+    const idArr = this.checkIds(ids, 2);
+    const [B, T] = ids.shape;
+    const T1 = T - 1;
+    const inputs = new Int32Array(B * T1);
+    const targets = new Int32Array(B * T1);
+    for (let b = 0; b < B; b++) {
+      inputs.set(idArr.subarray(b * T, b * T + T1), b * T1);
+      targets.set(idArr.subarray(b * T + 1, (b + 1) * T), b * T1);
+    }
+    return tf.tidy(() => {
+      const { h, aux } = this.run(inputs, B, T1, this.fullContext(T1), opts.training ?? false);
+      const logits = this.head(tf.reshape(h, [B * T1, this.config.dim]) as tf.Tensor2D); // [B·T1, V]
+      return tf.add(crossEntropy(logits, targets), aux) as tf.Scalar;
+    });
+  }
+
+  /** An empty KV cache for one sequence. */
+  newCache(): KVCache {
+    return new ModelKVCache(this, this.config.layers);
+  }
+
+  /** Feed `tokens` (a prompt, or the token just generated) to one sequence; logits of its last position [V]. */
+  prefill(tokens: number[], cache: KVCache): Float32Array {
+    if (tokens.length === 0) throw new ValueError('tokens', 'is empty; feed at least one token');
+    return this.runCached([tokens], [cache])[0]!;
+  }
+
+  /** One step for several sequences: tokens[b] is appended to caches[b] (lengths may differ). Logits [V] per row. */
+  decodeBatch(tokens: number[], caches: KVCache[]): Float32Array[] {
+    if (tokens.length !== caches.length) {
+      throw new ShapeError('tokens', `has ${tokens.length} entries for ${caches.length} caches; give one token per sequence`);
+    }
+    if (tokens.length === 0) return [];
+    return this.runCached(
+      tokens.map((t) => [t]),
+      caches,
+    );
+  }
+
+  /** Per token, per memory block, per head: the slots read and their weights ([T, H, k] each). */
+  inspectMemory(tokens: number[]): MemoryInspection[] {
+    const T = tokens.length;
+    const idArr = this.checkTokens(tokens, 'tokens');
+    if (T === 0 || T > this.config.maxSeqLen) throw new ValueError('tokens', `length ${T} must be in [1, maxSeqLen = ${this.config.maxSeqLen}]`);
+    const out: MemoryInspection[] = [];
+    tf.tidy(() => {
+      this.run(idArr, 1, T, this.fullContext(T), false, (block, x) => {
+        const ffn = this.blocks[block]!.ffn;
+        if (!(ffn instanceof MemoryFfn)) return;
+        const t = ffn.layer.inspect(x);
+        out.push({ block, ids: t.ids, weights: t.weights, heads: t.heads, topK: t.k });
+      });
+    });
+    return out;
+  }
+
+  dispose(): void {
+    for (const b of this.blocks) b.ffn.dispose();
+    for (const s of this.skips) s.dispose();
+    this.params.dispose();
+    this.pool?.dispose();
+    this.rope.dispose();
+    for (const m of this.masks.values()) m.dispose();
+    this.masks.clear();
+  }
+
+  // ── internals ────────────────────────────────────────────────────────────────────────────
+
+  /** The blocks over token ids [B·T]; returns the final-normed hidden states [B, T, D] and Σ aux. */
+  private run(
+    idArr: Int32Array,
+    B: number,
+    T: number,
+    att: AttnContext,
+    training: boolean,
+    onFfnInput?: (block: number, x: tf.Tensor2D) => void,
+  ): { h: tf.Tensor3D; aux: tf.Scalar } {
+    const c = this.config;
+    const D = c.dim;
+    let h = tf.reshape(gatherRows(this.tokEmb as tf.Tensor2D, idArr), [B, T, D]) as tf.Tensor3D; // [B, T, D]
+    const auxes: tf.Scalar[] = [];
+    const pending = new Map<number, tf.Tensor2D[]>(); // skip-layer outputs, by the block they write after
+    this.blocks.forEach((blk, i) => {
+      h = tf.add(h, blk.attn.apply(rmsNorm(h, blk.attnNorm as tf.Tensor1D, c.normEps), att));
+      const x = tf.reshape(rmsNorm(h, blk.ffnNorm as tf.Tensor1D, c.normEps), [B * T, D]) as tf.Tensor2D; // [B·T, D]
+      onFfnInput?.(i, x);
+      for (const s of this.skips) {
+        if (s.readBlock === i) pending.set(s.writeBlock, [...(pending.get(s.writeBlock) ?? []), s.apply(x, { training })]);
+      }
+      const { y, aux } = blk.ffn.apply(x, { training });
+      if (aux) auxes.push(aux);
+      h = tf.add(h, tf.reshape(y, [B, T, D]));
+      for (const s of pending.get(i) ?? []) h = tf.add(h, tf.reshape(s, [B, T, D]));
+    });
+    h = rmsNorm(h, this.normF as tf.Tensor1D, c.normEps);
+    const aux = auxes.length === 0 ? tf.scalar(0) : auxes.length === 1 ? auxes[0]! : (tf.addN(auxes) as tf.Scalar);
+    return { h, aux };
+  }
+
+  /** Hidden states [N, D] → logits [N, V]. */
+  private head(h: tf.Tensor2D): tf.Tensor2D {
+    return this.lmHead ? tf.matMul(h, this.lmHead as tf.Tensor2D) : tf.matMul(h, this.tokEmb as tf.Tensor2D, false, true);
+  }
+
+  /** Attention context of a fresh sequence of length T (positions 0..T−1, causal). */
+  private fullContext(T: number): AttnContext {
+    let mask = this.masks.get(T);
+    if (!mask) {
+      mask = tf.keep(causalMask(T, this.groups));
+      this.masks.set(T, mask);
+    }
+    const { cos, sin } = this.rope.prefix(T);
+    return { cos, sin, mask };
+  }
+
+  /** Feed rows[b] (all of one length T) to caches[b]; logits of each row's last position. */
+  private runCached(rows: number[][], handles: KVCache[]): Float32Array[] {
+    const c = this.config;
+    const B = rows.length;
+    const T = rows[0]!.length;
+    const caches = handles.map((h, b) => {
+      if (!(h instanceof ModelKVCache) || h.owner !== this) throw new ValueError(`caches.${b}`, 'was not made by this model; use model.newCache()');
+      if (h.disposed) throw new ValueError(`caches.${b}`, 'is disposed; use model.newCache()');
+      if (h.length + T > c.maxSeqLen) {
+        throw new ValueError(`caches.${b}`, `holds ${h.length} tokens; ${T} more exceed maxSeqLen ${c.maxSeqLen}. Start a new sequence or shorten it`);
+      }
+      return h;
+    });
+    if (new Set(caches).size !== B) throw new ValueError('caches', 'lists one cache twice; each sequence needs its own cache');
+    const idArr = this.checkTokens(rows.flat(), 'tokens');
+    const past = caches.map((k) => k.length);
+    const S = Math.max(...past) + T;
+    const positions = new Int32Array(B * T);
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = past[b]! + t;
+    const G = this.groups;
+    const logits = tf.tidy(() => {
+      const { cos, sin } = this.rope.at(positions, B, T);
+      const mask = cachedMask(past, T, G, S);
+      const kv = (block: number, k: tf.Tensor4D, v: tf.Tensor4D) => {
+        const [, Hk, , dh] = k.shape;
+        const ks: tf.Tensor3D[] = [];
+        const vs: tf.Tensor3D[] = [];
+        for (let b = 0; b < B; b++) {
+          const row = (t: tf.Tensor4D) => tf.reshape(tf.slice(t, [b, 0, 0, 0], [1, Hk, T, dh]), [Hk, T, dh]) as tf.Tensor3D;
+          const full = caches[b]!.append(block, row(k), row(v)); // [Hk, past + T, dh]
+          const pad = S - past[b]! - T;
+          const padTo = (t: tf.Tensor3D) => (pad > 0 ? tf.pad(t, [[0, 0], [0, pad], [0, 0]]) : t);
+          ks.push(padTo(full.k));
+          vs.push(padTo(full.v));
+        }
+        return { k: tf.stack(ks) as tf.Tensor4D, v: tf.stack(vs) as tf.Tensor4D }; // [B, Hk, S, dh]
+      };
+      const { h } = this.run(idArr, B, T, { cos, sin, mask, kv }, false);
+      const last = tf.reshape(tf.slice(h, [0, T - 1, 0], [B, 1, c.dim]), [B, c.dim]) as tf.Tensor2D;
+      return this.head(last); // [B, V]
+    });
+    for (const k of caches) k.length += T;
+    const data = logits.dataSync() as Float32Array;
+    logits.dispose();
+    const V = c.vocabSize;
+    return Array.from({ length: B }, (_, b) => data.slice(b * V, (b + 1) * V));
+  }
+
+  private checkIds(ids: tf.Tensor2D, minT: number): Int32Array {
+    if (!(ids instanceof tf.Tensor) || ids.rank !== 2 || ids.dtype !== 'int32') {
+      throw new ShapeError('ids', `must be an int32 tf.Tensor2D [B, T], got ${ids instanceof tf.Tensor ? `${ids.dtype} [${ids.shape}]` : typeof ids}`);
+    }
+    const [B, T] = ids.shape;
+    if (B < 1 || T < minT || T > this.config.maxSeqLen + minT - 1) {
+      throw new ShapeError('ids', `shape [${B}, ${T}]: need B ≥ 1 and ${minT} ≤ T ≤ ${this.config.maxSeqLen + minT - 1} (maxSeqLen ${this.config.maxSeqLen})`);
+    }
+    return this.checkTokens(ids.dataSync() as Int32Array, 'ids');
+  }
+
+  private checkTokens(ids: ArrayLike<number>, field: string): Int32Array {
+    const V = this.config.vocabSize;
+    for (let i = 0; i < ids.length; i++) {
+      const t = ids[i]!;
+      if (!Number.isInteger(t) || t < 0 || t >= V) throw new ValueError(field, `element ${i} is ${t}; token ids must be integers in [0, ${V})`);
+    }
+    return Int32Array.from(ids);
+  }
+}
