@@ -20,3 +20,10 @@ export { MoeFfn } from './moe';
 export { MemoryFfn, memoryLayerConfigFor } from './memory-ffn';
 export { type GenerateOptions, type GenerateResult, type TextCodec, generate, mulberry32, sampleToken } from './generate';
 export { subSeed } from './random';
+export {
+  type CheckpointParts,
+  type LoadedCheckpoint,
+  type SerializableTokenizer,
+  loadCheckpointWith,
+  saveCheckpoint,
+} from './checkpoint';

@@ -1,0 +1,303 @@
+/**
+ * Model checkpoints: one directory
+ *   config.json         { format, version, model: ModelConfig, extra, files: { <path>: { bytes, sha256 } } }
+ *   model.safetensors   dense tensors by their stable names (memory layers' tensors excluded)
+ *   memory/             saveMemory of @mnemo/memory-layer: memory layers + the value pool WITH its
+ *                       optimizer state (only when the model has memory blocks)
+ *   tokenizer.json      the tokenizer's toJSON()
+ *   extra.safetensors   caller tensors (e.g. the trainer's optimizer moments), F32/I32
+ *
+ * Saving writes everything to `<dir>.tmp-<pid>`, fsyncs every file, then renames it over `<dir>`
+ * (an existing `<dir>` is first moved aside to `<dir>.old-<pid>` and removed after), so a reader
+ * sees the old checkpoint or the new one, never a half-written one. Loading checks every file's
+ * size and sha256 against config.json, then names, shapes and dtypes of every tensor, and throws
+ * a CheckpointError naming the file (and tensor) on anything missing, extra or corrupt.
+ */
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
+import { MnemoError } from '@mnemo/kernels';
+import { CheckpointError, type SafeDtype, SafetensorsReader, type TensorEntry, loadMemory, saveMemory, writeSafetensors } from '@mnemo/memory-layer';
+import * as tf from '@tensorflow/tfjs-core';
+import { type ModelConfig, parseModelConfig } from './config';
+import { LanguageModel } from './model';
+
+const FORMAT = 'mnemo-model';
+const VERSION = 1;
+
+/** What a checkpoint needs of a tokenizer (BpeTokenizer has it). */
+export interface SerializableTokenizer {
+  toJSON(): object;
+}
+
+export interface CheckpointParts<Tok extends SerializableTokenizer = SerializableTokenizer> {
+  model: LanguageModel;
+  tokenizer: Tok;
+  /** JSON metadata stored in config.json (training step, data position, …) */
+  extra?: Record<string, unknown>;
+  /** tensors stored in extra.safetensors (float32 or int32) */
+  extraTensors?: Record<string, tf.Tensor>;
+}
+
+export interface LoadedCheckpoint<Tok> {
+  model: LanguageModel;
+  tokenizer: Tok;
+  extra: Record<string, unknown>;
+  extraTensors: Record<string, tf.Tensor>;
+}
+
+interface FileRecord {
+  bytes: number;
+  sha256: string;
+}
+
+/** Write a checkpoint directory atomically (replacing `dir` if it exists). */
+export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
+  const { model, tokenizer } = parts;
+  const target = path.resolve(dir);
+  const tmp = `${target}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const memoryNames = memoryTensorNames(model);
+    const dense = Object.entries(model.namedVariables()).filter(([name]) => !memoryNames.has(name));
+    writeSafetensors(
+      path.join(tmp, 'model.safetensors'),
+      dense.map(([name, v]) => ({ name, dtype: 'F32' as const, shape: v.shape, data: v.dataSync() as Float32Array })),
+      { format: FORMAT },
+    );
+    if (model.pool) saveMemory(path.join(tmp, 'memory'), { pool: model.pool, layers: model.memoryLayers() });
+    writeFileSync(path.join(tmp, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+    writeSafetensors(path.join(tmp, 'extra.safetensors'), extraEntries(parts.extraTensors ?? {}, tmp), { format: FORMAT });
+
+    const files: Record<string, FileRecord> = {};
+    for (const rel of listFiles(tmp)) files[rel] = { bytes: statSync(path.join(tmp, rel)).size, sha256: sha256(path.join(tmp, rel)) };
+    const meta = { format: FORMAT, version: VERSION, model: model.config, extra: parts.extra ?? {}, files };
+    writeFileSync(path.join(tmp, 'config.json'), `${JSON.stringify(meta, null, 2)}\n`);
+    for (const rel of [...listFiles(tmp), ...listDirs(tmp), '.']) fsyncPath(path.join(tmp, rel));
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  const old = `${target}.old-${process.pid}`;
+  const hadOld = existsSync(target);
+  if (hadOld) renameSync(target, old);
+  try {
+    renameSync(tmp, target);
+  } catch (e) {
+    if (hadOld) renameSync(old, target); // put the previous checkpoint back
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  fsyncPath(path.dirname(target));
+  if (hadOld) rmSync(old, { recursive: true, force: true });
+}
+
+/**
+ * Load and validate a checkpoint. `tokenizerFromJSON` rebuilds the tokenizer from tokenizer.json
+ * (BpeTokenizer.fromJSON); its errors are reported as CheckpointErrors naming the file.
+ */
+export function loadCheckpointWith<Tok>(dir: string, tokenizerFromJSON: (json: unknown) => Tok): LoadedCheckpoint<Tok> {
+  const configFile = path.join(dir, 'config.json');
+  const meta = readJson(configFile) as { format?: unknown; version?: unknown; model?: unknown; extra?: unknown; files?: unknown };
+  if (meta?.format !== FORMAT || meta.version !== VERSION) {
+    throw new CheckpointError(configFile, `not a ${FORMAT} v${VERSION} checkpoint (format ${String(meta?.format)}, version ${String(meta?.version)})`);
+  }
+  let config: ModelConfig;
+  try {
+    config = parseModelConfig(meta.model);
+  } catch (e) {
+    throw new CheckpointError(configFile, `model config: ${(e as Error).message}`);
+  }
+  const extra = meta.extra ?? {};
+  if (typeof extra !== 'object' || Array.isArray(extra)) throw new CheckpointError(configFile, 'extra: must be a JSON object');
+  verifyFiles(dir, meta.files, configFile);
+
+  const hasMemory = config.ffn.some((k) => k === 'memory' || k === 'memoryPlus');
+  let model: LanguageModel | undefined;
+  const extraTensors: Record<string, tf.Tensor> = {};
+  try {
+    let memory: ReturnType<typeof loadMemory> | undefined;
+    if (hasMemory) {
+      memory = loadMemory(path.join(dir, 'memory'));
+      try {
+        model = new LanguageModel(config, { memory });
+      } catch (e) {
+        for (const l of memory.layers) l.dispose();
+        memory.pool.dispose();
+        throw new CheckpointError(path.join(dir, 'memory'), `does not match the model config: ${(e as Error).message}`);
+      }
+    } else {
+      model = new LanguageModel(config);
+    }
+    loadDense(model, path.join(dir, 'model.safetensors'));
+    const tokFile = path.join(dir, 'tokenizer.json');
+    let tokenizer: Tok;
+    try {
+      tokenizer = tokenizerFromJSON(readJson(tokFile));
+    } catch (e) {
+      if (e instanceof CheckpointError) throw e;
+      throw new CheckpointError(tokFile, (e as Error).message);
+    }
+    readExtra(path.join(dir, 'extra.safetensors'), extraTensors);
+    return { model, tokenizer, extra: extra as Record<string, unknown>, extraTensors };
+  } catch (e) {
+    model?.dispose();
+    for (const t of Object.values(extraTensors)) t.dispose();
+    if (e instanceof MnemoError) throw e;
+    throw new CheckpointError(dir, (e as Error).message);
+  }
+}
+
+// ── helpers ──────────────────────────────────────────────────────────────────────────────
+
+/** Names (in model.namedVariables()) of the memory layers' tensors: they live in memory/. */
+function memoryTensorNames(model: LanguageModel): Set<string> {
+  const prefixes = model.memoryBlocks().map((i) => `blocks.${i}.ffn.`);
+  return new Set(Object.keys(model.namedVariables()).filter((n) => prefixes.some((p) => n.startsWith(p))));
+}
+
+function loadDense(model: LanguageModel, file: string): void {
+  const reader = new SafetensorsReader(file);
+  try {
+    const memoryNames = memoryTensorNames(model);
+    const used = new Set<string>();
+    for (const [name, v] of Object.entries(model.namedVariables())) {
+      if (memoryNames.has(name)) continue;
+      if (!reader.tensors.has(name)) throw new CheckpointError(file, `missing tensor '${name}' [${v.shape}]`);
+      const info = reader.info(name);
+      if (info.dtype !== 'F32' || info.shape.join() !== v.shape.join()) {
+        throw new CheckpointError(file, `tensor '${name}' is ${info.dtype} [${info.shape}], the config needs F32 [${v.shape}]`);
+      }
+      v.assign(tf.tensor(reader.readF32(name), v.shape));
+      used.add(name);
+    }
+    const unexpected = [...reader.tensors.keys()].filter((k) => !used.has(k));
+    if (unexpected.length) throw new CheckpointError(file, `unexpected tensors ${unexpected.join(', ')} (not in the model config)`);
+  } finally {
+    reader.close();
+  }
+}
+
+const TF_TO_SAFE: Partial<Record<tf.DataType, SafeDtype>> = { float32: 'F32', int32: 'I32' };
+
+function extraEntries(tensors: Record<string, tf.Tensor>, where: string): TensorEntry[] {
+  return Object.entries(tensors).map(([name, t]) => {
+    const dtype = TF_TO_SAFE[t.dtype];
+    if (!dtype) throw new CheckpointError(where, `extra tensor '${name}' has dtype ${t.dtype}; only float32 and int32 are stored`);
+    return { name, dtype, shape: t.shape, data: t.dataSync() as Float32Array | Int32Array };
+  });
+}
+
+function readExtra(file: string, out: Record<string, tf.Tensor>): void {
+  const reader = new SafetensorsReader(file);
+  try {
+    for (const [name, info] of reader.tensors) {
+      const bytes = reader.readBytes(name);
+      if (info.dtype === 'F32') out[name] = tf.tensor(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), info.shape, 'float32');
+      else if (info.dtype === 'I32') out[name] = tf.tensor(new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), info.shape, 'int32');
+      else throw new CheckpointError(file, `tensor '${name}' is ${info.dtype}; extra tensors are F32 or I32`);
+    }
+  } finally {
+    reader.close();
+  }
+}
+
+function verifyFiles(dir: string, files: unknown, configFile: string): void {
+  if (!files || typeof files !== 'object' || Array.isArray(files)) throw new CheckpointError(configFile, 'files: missing the file list');
+  const listed = files as Record<string, FileRecord>;
+  for (const need of ['model.safetensors', 'tokenizer.json', 'extra.safetensors']) {
+    if (!(need in listed)) throw new CheckpointError(configFile, `files: '${need}' is not listed`);
+  }
+  for (const [rel, rec] of Object.entries(listed)) {
+    const file = path.join(dir, rel);
+    if (rel.split(/[\\/]/).includes('..') || path.isAbsolute(rel)) throw new CheckpointError(configFile, `files: bad path '${rel}'`);
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch {
+      throw new CheckpointError(file, 'missing (listed in config.json)');
+    }
+    if (size !== rec?.bytes) {
+      throw new CheckpointError(file, `${size < rec?.bytes ? 'truncated' : 'wrong size'}: ${size} bytes, config.json says ${rec?.bytes}`);
+    }
+    if (sha256(file) !== rec.sha256) throw new CheckpointError(file, 'corrupt: sha256 differs from config.json');
+  }
+}
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CheckpointError(file, `cannot read: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(file, `not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function sha256(file: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    let pos = 0;
+    for (;;) {
+      const r = readSync(fd, buf, 0, buf.length, pos);
+      if (r === 0) break;
+      h.update(buf.subarray(0, r));
+      pos += r;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+/** Files under `root`, relative, with '/' separators, sorted. */
+function listFiles(root: string, rel = ''): string[] {
+  return readdirSync(path.join(root, rel), { withFileTypes: true })
+    .flatMap((e) => {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      return e.isDirectory() ? listFiles(root, p) : [p];
+    })
+    .sort();
+}
+
+function listDirs(root: string, rel = ''): string[] {
+  return readdirSync(path.join(root, rel), { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .flatMap((e) => {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      return [p, ...listDirs(root, p)];
+    });
+}
+
+/** fsync a file or directory (directories: best effort; not every platform allows it). */
+function fsyncPath(p: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(p, 'r');
+    fsyncSync(fd);
+  } catch {
+    // directories cannot be opened for fsync on some platforms; the data files were synced
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
