@@ -53,7 +53,7 @@ async function main(): Promise<number> {
   const backend = await initBackend();
   say(`listening on ${address}; tensor backend ${backend.name}; loading ${checkpoint}`);
   const t0 = performance.now();
-  const engine = ModelEngine.load(checkpoint, serverOpts.modelName);
+  const engine = ModelEngine.load(checkpoint, { id: serverOpts.modelName });
   server.setEngine(engine);
   const i = engine.info;
   say(

@@ -4,7 +4,9 @@
  * (sampleToken, mulberry32), so a seed here means what it means in `generate`.
  */
 import path from 'node:path';
-import { type KVCache, type LanguageModel, type TextCodec, loadCheckpoint, modelCounts, mulberry32, sampleToken } from '@mnemo/model';
+import { CheckpointError } from '@mnemo/kernels';
+import * as mnemoModel from '@mnemo/model';
+import { type KVCache, type LanguageModel, type TextCodec, modelCounts, mulberry32, sampleToken } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from './engine';
 
@@ -34,12 +36,20 @@ export class ModelEngine implements Engine {
     };
   }
 
-  /** Load a checkpoint folder (saveCheckpoint's layout); the model id defaults to the folder name. */
-  static load(dir: string, id?: string): ModelEngine {
-    const { model, tokenizer, extraTensors } = loadCheckpoint(dir);
+  /**
+   * Load a checkpoint folder (saveCheckpoint's layout: config.json, model.safetensors, memory/,
+   * tokenizer.json); the model id defaults to the folder name. `codecFromJSON` rebuilds the
+   * tokenizer from tokenizer.json (default: BpeTokenizer.fromJSON).
+   */
+  static load(dir: string, opts: { id?: string; codecFromJSON?: (json: unknown) => TextCodec } = {}): ModelEngine {
+    const fromJSON = opts.codecFromJSON ?? bpeFromJSON();
+    if (!fromJSON) {
+      throw new CheckpointError(dir, '@mnemo/model exports no BpeTokenizer: cannot read tokenizer.json (build @mnemo/model with its tokenizer).');
+    }
+    const { model, tokenizer, extraTensors } = mnemoModel.loadCheckpointWith(dir, fromJSON);
     // optimizer state and other training tensors are not needed to serve
     for (const t of Object.values(extraTensors)) t.dispose();
-    return new ModelEngine(model, tokenizer, id ?? path.basename(path.resolve(dir)));
+    return new ModelEngine(model, tokenizer, opts.id ?? path.basename(path.resolve(dir)));
   }
 
   encode(text: string): number[] {
@@ -87,4 +97,13 @@ export class ModelEngine implements Engine {
   dispose(): void {
     this.model.dispose();
   }
+}
+
+/**
+ * BpeTokenizer.fromJSON, looked up at run time: the tokenizer is written separately from the
+ * rest of @mnemo/model, and a static named import of a missing export would break module loading.
+ */
+function bpeFromJSON(): ((json: unknown) => TextCodec) | undefined {
+  const Bpe = (mnemoModel as unknown as { BpeTokenizer?: { fromJSON(json: unknown): TextCodec } }).BpeTokenizer;
+  return Bpe ? (json) => Bpe.fromJSON(json) : undefined;
 }
