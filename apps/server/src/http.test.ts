@@ -34,9 +34,10 @@ describe('HTTP layer (fake engine)', () => {
     expect((await post(`${url}/v1/completions`, { prompt: 'a' })).status).toBe(200);
   });
 
-  it('times out with 408 while queued and with an error event mid-stream', async () => {
-    // one step takes 60 ms: the running stream and the queued request both pass their
-    // deadline (150 ms, 170 ms) before the step at ~180 ms ends
+  it('times out with 408 (not streamed) and with an error event mid-stream', async () => {
+    // one step takes 60 ms and the limit is 150 ms: neither the 1000-token stream nor the
+    // 5-token request behind it (≥ 5 steps) can finish in time, whatever the scheduling
+    // (timing out while still queued: scheduler.test.ts)
     const engine = new FakeEngine({ stepMs: 60 });
     const { url } = await start(engine, { maxBatch: 1, timeoutMs: 150, maxTokens: 1000 });
     const streaming = post(`${url}/v1/completions`, { prompt: 'a', max_tokens: 1000, stream: true });
