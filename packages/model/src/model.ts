@@ -28,6 +28,9 @@ import { subSeed } from './random';
 import { Rope } from './rope';
 import { DenseFfn } from './swiglu';
 
+/** causal masks kept per sequence length (the first few lengths seen) */
+const MASK_CACHE = 8;
+
 interface Block {
   attnNorm: tf.Variable; // [D]
   attn: Attention;
@@ -277,8 +280,8 @@ export class LanguageModel {
   private fullContext(T: number): AttnContext {
     let mask = this.masks.get(T);
     if (!mask) {
-      mask = tf.keep(causalMask(T, this.groups));
-      this.masks.set(T, mask);
+      mask = causalMask(T, this.groups); // [1, 1, G·T, T]; disposed by the caller's tidy unless cached
+      if (this.masks.size < MASK_CACHE) this.masks.set(T, tf.keep(mask)); // training repeats a few lengths
     }
     const { cos, sin } = this.rope.prefix(T);
     return { cos, sin, mask };
