@@ -27,3 +27,5 @@ export {
   loadCheckpointWith,
   saveCheckpoint,
 } from './checkpoint';
+export { BpeTokenizer, type TrainOptions } from './tokenizer';
+export { loadCheckpoint } from './load';
