@@ -6,6 +6,9 @@ import { CheckpointError } from '@mnemo/memory-layer';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpointWith, saveCheckpoint } from './checkpoint';
+import { generate } from './generate';
+import { loadCheckpoint } from './load';
+import { BpeTokenizer } from './tokenizer';
 import { type ModelConfigInput, parseModelConfig } from './config';
 import { LanguageModel } from './model';
 import { mulberry32 } from './random';
@@ -97,6 +100,21 @@ describe('checkpoints', () => {
     train(back.model, 1);
     expect(Array.from(allRows(back.model))).toEqual(Array.from(allRows(model)));
     expect(Array.from(logitsOf(back.model))).toEqual(Array.from(logitsOf(model)));
+    model.dispose();
+    back.model.dispose();
+  });
+
+  it('loadCheckpoint restores the BpeTokenizer; generation after loading is the same', () => {
+    const text = 'memory layers store facts in tables; tables of facts are read sparsely. '.repeat(8);
+    const tokenizer = BpeTokenizer.train([text], { vocabSize: 280 });
+    const model = new LanguageModel(parseModelConfig({ ...cfgInput, vocabSize: tokenizer.vocabSize }));
+    const dir = path.join(root, 'bpe');
+    saveCheckpoint(dir, { model, tokenizer });
+    const back = loadCheckpoint(dir);
+    expect(back.tokenizer).toBeInstanceOf(BpeTokenizer);
+    expect(back.tokenizer.encode(text)).toEqual(tokenizer.encode(text));
+    const opts = { maxTokens: 10, temperature: 0.9, seed: 4 };
+    expect(generate(back.model, back.tokenizer, 'memory', opts).tokens).toEqual(generate(model, tokenizer, 'memory', opts).tokens);
     model.dispose();
     back.model.dispose();
   });
