@@ -123,6 +123,11 @@ async function run(target: Target, batching: boolean, maxBatch: number) {
     body: JSON.stringify(body),
   });
   const tokens = (await metric(url, 'mnemo_tokens_generated_total')) - tokensBefore;
+  // requests cut off when the run ended were cancelled; let the scheduler reap them first
+  for (let i = 0; i < 500; i++) {
+    if ((await metric(url, 'mnemo_active_sequences')) + (await metric(url, 'mnemo_queue_depth')) === 0) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
   const tensorsAfter = await metric(url, 'mnemo_tfjs_tensors');
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
   child.kill('SIGTERM');
@@ -151,7 +156,7 @@ async function main() {
       `autocannon, ${CONNECTIONS} concurrent connections for ${DURATION_S} s each, POST /v1/completions ` +
       `{"prompt": "The memory layer", "max_tokens": ${MAX_TOKENS}, "temperature": 0.8} (random seed per request). ` +
       `Model: ${target.source}. Each mode runs in a fresh server process (tsx on the sources, wasm backend, one JS thread); ` +
-      'generated tokens from the server counter mnemo_tokens_generated_total; tensors = tf.memory().numTensors from /metrics after warm-up and after the run.',
+      'generated tokens from the server counter mnemo_tokens_generated_total; tensors = tf.memory().numTensors from /metrics after warm-up and after the run (once the requests cut off at the end were reaped).',
   });
   try {
     report.addRow(await run(target, true, CONNECTIONS));
