@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup';
 import base from '@mnemo/tsup-config';
 
-export default defineConfig({ ...base, entry: ['src/index.ts', 'src/cli.ts'] });
+// @mnemo/bench (progress bar) is a private TypeScript-only workspace package: bundle it in.
+export default defineConfig({ ...base, entry: ['src/index.ts', 'src/cli.ts'], noExternal: ['@mnemo/bench'] });

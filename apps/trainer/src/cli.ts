@@ -1,2 +1,98 @@
 #!/usr/bin/env node
-export {};
+/**
+ * mnemo-train [train] (--config FILE | --preset NAME) [--data PATH] [--facts N] [--eval-qa FILE]
+ *                     [--steps N] [--out DIR] [--resume DIR]
+ * mnemo-train compare <config file | preset>... [--steps N] [--facts N] [--md FILE]
+ * mnemo-train demo [--steps N]        (Memory+ preset on synthetic facts → runs/demo)
+ */
+import { MnemoError } from '@mnemo/kernels';
+import { compare, compareTable } from './compare';
+import { type TrainerConfig, parseTrainerConfig, readTrainerConfig } from './config';
+import { PRESETS, preset } from './presets';
+import { runTraining } from './train';
+import { writeAtomic } from './plot';
+
+const USAGE = `usage:
+  mnemo-train [train] (--config FILE | --preset ${PRESETS.join('|')}) [--data PATH] [--facts N]
+                      [--eval-qa FILE] [--steps N] [--out DIR] [--resume DIR]
+  mnemo-train compare <config file | preset>... [--steps N] [--facts N] [--md FILE]
+  mnemo-train demo [--steps N]`;
+
+class UsageError extends MnemoError {}
+
+function parseArgs(argv: string[]): { positional: string[]; flags: Record<string, string> } {
+  const positional: string[] = [];
+  const flags: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--help' || a === '-h') flags.help = 'true';
+    else if (a.startsWith('--')) {
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value\n${USAGE}`);
+      flags[a.slice(2)] = v;
+      i++;
+    } else positional.push(a);
+  }
+  return { positional, flags };
+}
+
+function intFlag(flags: Record<string, string>, name: string): number | undefined {
+  if (flags[name] === undefined) return undefined;
+  const n = Number(flags[name]);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name}: expected a non-negative integer, got '${flags[name]}'`);
+  return n;
+}
+
+function withOverrides(cfg: TrainerConfig, flags: Record<string, string>): TrainerConfig {
+  const raw = structuredClone(cfg); // edited, then validated again
+  if (flags.data) raw.data.path = flags.data;
+  if (flags.facts) raw.data.facts = intFlag(flags, 'facts') ?? raw.data.facts;
+  if (flags['eval-qa']) raw.eval.qaFile = flags['eval-qa'];
+  if (flags.steps) raw.train.steps = intFlag(flags, 'steps') ?? raw.train.steps;
+  if (flags.out) raw.out = flags.out;
+  return parseTrainerConfig(raw);
+}
+
+function configOf(spec: string, flags: Record<string, string>): TrainerConfig {
+  const base = (PRESETS as readonly string[]).includes(spec) ? preset(spec) : readTrainerConfig(spec);
+  return withOverrides(base, flags);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { positional, flags } = parseArgs(argv);
+  if (flags.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const cmd = positional[0] === 'compare' || positional[0] === 'demo' || positional[0] === 'train' ? positional.shift()! : 'train';
+  if (cmd === 'train') {
+    const spec = flags.config ?? flags.preset;
+    if (!spec) throw new UsageError(`give --config FILE or --preset NAME\n${USAGE}`);
+    const cfg = configOf(spec, flags);
+    const s = await runTraining(cfg, { resume: flags.resume });
+    console.log(JSON.stringify({ name: s.name, out: s.out, final: s.final, tokensPerSec: Math.round(s.tokensPerSec) }));
+    return 0;
+  }
+  if (cmd === 'compare') {
+    if (!positional.length) throw new UsageError(`compare needs configs or presets\n${USAGE}`);
+    const rows = await compare(positional.map((p) => configOf(p, flags)));
+    const table = compareTable(rows);
+    console.log(table);
+    if (flags.md) writeAtomic(flags.md, `${table}\n`);
+    return 0;
+  }
+  // demo: the Memory+ preset on synthetic facts, checkpoint in runs/demo/checkpoint
+  const cfg = withOverrides(preset('memoryPlus', { out: 'runs/demo' }), flags);
+  const rows = await compare([{ ...cfg, name: 'demo (Memory+)' }]);
+  console.log(compareTable(rows));
+  console.log(`checkpoint: ${cfg.out}/checkpoint  (serve it: node apps/server/dist/cli.js --checkpoint ${cfg.out}/checkpoint)`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e instanceof MnemoError || e instanceof RangeError ? `mnemo-train: ${e.message}` : e);
+    process.exit(2);
+  },
+);

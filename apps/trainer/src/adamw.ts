@@ -1,0 +1,87 @@
+/**
+ * Adam(W) for the dense parameters, with global-norm clipping. Written out (instead of
+ * tf.train.adam) so its state is plain per-variable tensors in a fixed order: a checkpoint stores
+ * them by index and a resumed run continues bit for bit. The value table is not here: the
+ * memory pool updates its touched rows itself, inside the backward pass.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export class AdamW {
+  step = 0;
+  readonly m: tf.Variable[];
+  readonly v: tf.Variable[];
+
+  constructor(
+    readonly vars: tf.Variable[],
+    readonly opts: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number; clip?: number } = {},
+  ) {
+    this.m = vars.map((x) => tf.variable(tf.zerosLike(x), false));
+    this.v = vars.map((x) => tf.variable(tf.zerosLike(x), false));
+  }
+
+  /** One step: grads of `loss` for `vars`; returns the loss value and the pre-clip gradient norm. */
+  minimize(loss: () => tf.Scalar, lr: number): { loss: number; gradNorm: number } {
+    const { value, grads } = tf.variableGrads(loss, this.vars);
+    const b1 = this.opts.beta1 ?? 0.9;
+    const b2 = this.opts.beta2 ?? 0.95;
+    const eps = this.opts.eps ?? 1e-8;
+    const wd = this.opts.weightDecay ?? 0;
+    const clip = this.opts.clip ?? 0;
+    this.step++;
+    const t = this.step;
+    const gs = this.vars.map((x) => grads[x.name]!);
+    const sq = tf.tidy(() => tf.addN(gs.map((g) => tf.sum(tf.square(g)))).dataSync()[0]!);
+    const gradNorm = Math.sqrt(sq);
+    const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
+    const step = lr / (1 - b1 ** t);
+    const bc2 = 1 - b2 ** t;
+    tf.tidy(() => {
+      this.vars.forEach((x, i) => {
+        const g = tf.mul(gs[i]!, scale);
+        const m = tf.add(tf.mul(this.m[i]!, b1), tf.mul(g, 1 - b1));
+        const v = tf.add(tf.mul(this.v[i]!, b2), tf.mul(tf.square(g), 1 - b2));
+        this.m[i]!.assign(m);
+        this.v[i]!.assign(v);
+        const upd = tf.div(m, tf.add(tf.sqrt(tf.div(v, bc2)), eps));
+        const decayed = wd > 0 ? tf.mul(x, 1 - lr * wd) : x;
+        x.assign(tf.sub(decayed, tf.mul(upd, step)));
+      });
+    });
+    const l = value.dataSync()[0]!;
+    value.dispose();
+    for (const g of gs) g.dispose();
+    return { loss: l, gradNorm };
+  }
+
+  /** State for a checkpoint: `adam.m.<i>`, `adam.v.<i>` (in variable order). */
+  state(): Record<string, tf.Tensor> {
+    const out: Record<string, tf.Tensor> = {};
+    this.m.forEach((t, i) => {
+      out[`adam.m.${i}`] = t;
+    });
+    this.v.forEach((t, i) => {
+      out[`adam.v.${i}`] = t;
+    });
+    return out;
+  }
+
+  load(step: number, tensors: Record<string, tf.Tensor>): void {
+    this.step = step;
+    for (const [kind, list] of [
+      ['m', this.m],
+      ['v', this.v],
+    ] as const) {
+      list.forEach((t, i) => {
+        const src = tensors[`adam.${kind}.${i}`];
+        if (!src || src.shape.join() !== t.shape.join()) {
+          throw new Error(`checkpoint: optimizer state adam.${kind}.${i} is missing or has shape [${src?.shape}], expected [${t.shape}]`);
+        }
+        t.assign(src);
+      });
+    }
+  }
+
+  dispose(): void {
+    for (const t of [...this.m, ...this.v]) t.dispose();
+  }
+}

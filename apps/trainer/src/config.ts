@@ -1,0 +1,105 @@
+/**
+ * The trainer's config file (YAML or JSON), validated once here; errors name the field
+ * (`train.lr: expected number`). `model` is a @mnemo/model config without `vocabSize`, which
+ * comes from the tokenizer trained on the run's data.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '@mnemo/kernels';
+import { zodToConfigError } from '@mnemo/memory-layer';
+import { type ModelConfig, parseModelConfig } from '@mnemo/model';
+import YAML from 'yaml';
+import { z } from 'zod';
+
+const int = z.number().int();
+
+export const trainerConfigSchema = z
+  .object({
+    name: z.string().min(1).default('run'),
+    model: z.record(z.string(), z.unknown()),
+    tokenizer: z.object({ vocabSize: int.min(258).default(1024) }).strict().default({ vocabSize: 1024 }),
+    data: z
+      .object({
+        /** text file, folder or .jsonl; default: the bundled Moby Dick */
+        path: z.string().optional(),
+        /** characters of the corpus used (train + validation) */
+        maxChars: int.positive().default(400_000),
+        /** synthetic facts mixed into the training text (0 = none) */
+        facts: int.min(0).default(0),
+        factsSeed: int.default(1),
+        factsMode: z.enum(['seen', 'unseen']).default('seen'),
+        /** filler sentences per fact statement */
+        fillerRatio: int.min(0).default(1),
+      })
+      .strict()
+      .default({ maxChars: 400_000, facts: 0, factsSeed: 1, factsMode: 'seen', fillerRatio: 1 }),
+    train: z
+      .object({
+        steps: int.positive(),
+        batch: int.positive().default(8),
+        seqLen: int.min(2).default(64),
+        lr: z.number().positive().default(3e-3),
+        warmup: int.min(0).default(20),
+        /** final lr as a fraction of lr (cosine decay) */
+        minLrRatio: z.number().min(0).max(1).default(0.1),
+        weightDecay: z.number().min(0).default(0),
+        /** global gradient-norm clip of the dense parameters (0 = off) */
+        clip: z.number().min(0).default(1),
+        logEvery: int.positive().default(10),
+        evalEvery: int.positive().default(100),
+        checkpointEvery: int.positive().default(100),
+        seed: int.default(0),
+      })
+      .strict(),
+    eval: z
+      .object({
+        /** JSONL {"prompt","answer"} for fact recall (default: the facts generator's questions) */
+        qaFile: z.string().optional(),
+        maxQuestions: int.positive().default(200),
+        /** questions used by the periodic evaluations (the final one uses maxQuestions) */
+        periodicQuestions: int.positive().default(50),
+        valWindows: int.positive().default(16),
+        answerTokens: int.positive().default(8),
+      })
+      .strict()
+      .default({ maxQuestions: 200, periodicQuestions: 50, valWindows: 16, answerTokens: 8 }),
+    out: z.string().default('runs/run'),
+  })
+  .strict();
+
+export type TrainerConfigInput = z.input<typeof trainerConfigSchema>;
+export type TrainerConfig = z.output<typeof trainerConfigSchema>;
+
+export function parseTrainerConfig(input: unknown): TrainerConfig {
+  const r = trainerConfigSchema.safeParse(input);
+  if (!r.success) throw zodToConfigError(r.error);
+  // the model part is checked now too (with a placeholder vocabulary) so errors show up before any work
+  modelConfigFor(r.data, 512);
+  return r.data;
+}
+
+/** The model config of a run, once the tokenizer's vocabulary size is known. */
+export function modelConfigFor(cfg: TrainerConfig, vocabSize: number): ModelConfig {
+  try {
+    return parseModelConfig({ maxSeqLen: cfg.train.seqLen + cfg.eval.answerTokens + 64, ...cfg.model, vocabSize });
+  } catch (e) {
+    if (e instanceof ConfigError) throw new ConfigError(`model.${e.field}`, e.message.slice(e.field.length + 2));
+    throw e;
+  }
+}
+
+/** Read a YAML or JSON config file. */
+export function readTrainerConfig(file: string): TrainerConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError('--config', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+  } catch (e) {
+    throw new ConfigError('--config', `${file} is not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(e as Error).message}`);
+  }
+  return parseTrainerConfig(data);
+}

@@ -1,0 +1,127 @@
+/**
+ * Synthetic facts: made-up entities × relations → objects, each fact stated in several templates
+ * inside filler text, plus evaluation prompts.
+ *
+ *   train text:  every fact in its training templates, shuffled, between filler sentences
+ *   qa:          one prompt per fact: an evaluation template cut right before the object
+ *   factText:    the facts stated once more (validation loss on fact text)
+ *
+ * "Held out" (default `mode: 'seen'`): the qa prompts are generated separately from the training
+ * stream, never cut out of it; the template they use is one of the fact's training templates,
+ * so recall measures memorised facts. `mode: 'unseen'`: the evaluation template is never used for
+ * any fact in training (recall then also needs the model to transfer across phrasings).
+ */
+import { mulberry32 } from '@mnemo/model';
+import type { QaPair } from './qa';
+
+export interface FactsOptions {
+  count: number;
+  seed: number;
+  mode?: 'seen' | 'unseen';
+  /** filler sentences between facts (from the default corpus) */
+  filler?: string[];
+  /** filler sentences per fact statement */
+  fillerRatio?: number;
+}
+
+export interface Fact {
+  entity: string;
+  relation: string;
+  object: string;
+}
+
+export interface FactsData {
+  facts: Fact[];
+  trainText: string;
+  qa: QaPair[];
+  factText: string;
+}
+
+const ONSETS = ['b', 'd', 'f', 'g', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z', 'br', 'kr', 'tr', 'st', 'qu', 'th'];
+const VOWELS = ['a', 'e', 'i', 'o', 'u', 'ai', 'ou', 'y'];
+const COLOURS = ['red', 'blue', 'green', 'amber', 'violet', 'white', 'black', 'silver', 'golden', 'grey'];
+
+/** relation → templates ({e} entity, {o} object); the FIRST template is the evaluation one */
+const RELATIONS: Record<string, { objects: (r: () => number) => string; templates: string[] }> = {
+  capital: {
+    objects: (r) => word(r, 2),
+    templates: ['The capital of {e} is {o}.', "{e}'s capital city is {o}.", 'In {e}, the seat of power is {o}.'],
+  },
+  founder: {
+    objects: (r) => word(r, 2),
+    templates: ['{e} was founded by {o}.', 'The founder of {e} was {o}.', '{o} founded {e} long ago.'],
+  },
+  colour: {
+    objects: (r) => COLOURS[Math.floor(r() * COLOURS.length)]!,
+    templates: ['The flag of {e} is {o}.', "{e}'s flag is {o}.", 'People of {e} fly a {o} flag.'],
+  },
+  year: {
+    objects: (r) => String(1000 + Math.floor(r() * 1000)),
+    templates: ['{e} was built in the year {o}.', 'The year {e} was built is {o}.', 'Builders finished {e} in {o}.'],
+  },
+};
+
+function word(r: () => number, syllables: number): string {
+  let w = '';
+  for (let i = 0; i < syllables; i++) w += ONSETS[Math.floor(r() * ONSETS.length)]! + VOWELS[Math.floor(r() * VOWELS.length)]!;
+  w += ONSETS[Math.floor(r() * 10)]!;
+  return w[0]!.toUpperCase() + w.slice(1);
+}
+
+function shuffle<T>(a: T[], r: () => number): T[] {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [a[i], a[j]] = [a[j]!, a[i]!];
+  }
+  return a;
+}
+
+const fill = (t: string, f: Fact) => t.replaceAll('{e}', f.entity).replaceAll('{o}', f.object);
+
+export function generateFacts(opts: FactsOptions): FactsData {
+  const r = mulberry32(opts.seed);
+  const relations = Object.keys(RELATIONS);
+  const facts: Fact[] = [];
+  const used = new Set<string>();
+  while (facts.length < opts.count) {
+    const entity = word(r, 3);
+    if (used.has(entity)) continue;
+    used.add(entity);
+    for (const relation of relations) {
+      if (facts.length >= opts.count) break;
+      facts.push({ entity, relation, object: RELATIONS[relation]!.objects(r) });
+    }
+  }
+  const mode = opts.mode ?? 'seen';
+  const statements: string[] = [];
+  for (const f of facts) {
+    const templates = RELATIONS[f.relation]!.templates;
+    for (const [i, t] of templates.entries()) if (mode === 'seen' || i > 0) statements.push(fill(t, f));
+  }
+  shuffle(statements, r);
+  const filler = opts.filler ?? [];
+  const ratio = opts.fillerRatio ?? 1;
+  const parts: string[] = [];
+  let fi = Math.floor(r() * Math.max(1, filler.length));
+  for (const s of statements) {
+    parts.push(s);
+    for (let j = 0; j < ratio && filler.length; j++) parts.push(filler[fi++ % filler.length]!);
+  }
+  const qa = facts.map((f) => {
+    const t = RELATIONS[f.relation]!.templates[0]!;
+    const cut = t.indexOf('{o}');
+    return { prompt: fill(t.slice(0, cut), f).trimEnd(), answer: f.object };
+  });
+  const factText = facts.map((f) => fill(RELATIONS[f.relation]!.templates[1]!, f)).join(' ');
+  return { facts, trainText: parts.join(' '), qa, factText };
+}
+
+/** Sentences of a text (for filler). */
+export function sentences(text: string, max = 20000): string[] {
+  const out: string[] = [];
+  for (const m of text.replace(/\s+/g, ' ').matchAll(/[^.!?]{20,200}[.!?]/g)) {
+    out.push(m[0].trim());
+    if (out.length >= max) break;
+  }
+  return out;
+}

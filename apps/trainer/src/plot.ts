@@ -1,0 +1,54 @@
+/** Loss curves as SVG (no dependencies), written atomically by the trainer. */
+import { renameSync, writeFileSync } from 'node:fs';
+
+export interface Series {
+  name: string;
+  points: [number, number][]; // (step, value)
+}
+
+const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e'];
+
+export function lossCurveSvg(series: Series[], opts: { title?: string; width?: number; height?: number } = {}): string {
+  const W = opts.width ?? 720;
+  const H = opts.height ?? 400;
+  const m = { l: 60, r: 150, t: 40, b: 50 };
+  const all = series.flatMap((s) => s.points);
+  const xmax = Math.max(1, ...all.map((p) => p[0]));
+  const ys = all.map((p) => p[1]).filter(Number.isFinite);
+  const ymin = Math.min(...ys, Number.POSITIVE_INFINITY);
+  const ymax = Math.max(...ys, Number.NEGATIVE_INFINITY);
+  const span = ymax > ymin ? ymax - ymin : 1;
+  const X = (x: number) => m.l + (x / xmax) * (W - m.l - m.r);
+  const Y = (y: number) => m.t + (1 - (y - ymin) / span) * (H - m.t - m.b);
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${opts.title ?? 'loss'}</text>`,
+    `<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="black"/>`,
+    `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="black"/>`,
+    `<text x="${(m.l + W - m.r) / 2}" y="${H - 12}" text-anchor="middle">step</text>`,
+  ];
+  for (let i = 0; i <= 4; i++) {
+    const y = ymin + (span * i) / 4;
+    parts.push(`<text x="${m.l - 6}" y="${Y(y) + 4}" text-anchor="end">${y.toFixed(2)}</text>`);
+    const x = (xmax * i) / 4;
+    parts.push(`<text x="${X(x)}" y="${H - m.b + 16}" text-anchor="middle">${Math.round(x)}</text>`);
+  }
+  series.forEach((s, i) => {
+    const c = COLOURS[i % COLOURS.length];
+    const d = s.points
+      .filter((p) => Number.isFinite(p[1]))
+      .map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`)
+      .join('');
+    parts.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="1.5"/>`);
+    parts.push(`<text x="${W - m.r + 10}" y="${m.t + 16 * i + 10}" fill="${c}">${s.name}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+export function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}

@@ -1,0 +1,83 @@
+import { mkdtempSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { CheckpointError, ConfigError } from '@mnemo/kernels';
+import { describe, expect, it } from 'vitest';
+import { type TrainerConfigInput, parseTrainerConfig } from './config';
+import { readJsonlTexts } from './data/corpus';
+import { generateFacts } from './data/facts';
+import { readQaFile } from './data/qa';
+import { runTraining } from './train';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'trainer-'));
+
+const tiny = (out: string): TrainerConfigInput => ({
+  name: 'tiny',
+  model: {
+    dim: 32,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    ffn: ['dense', 'memoryPlus'],
+    memory: { numKeys: 16, heads: 2, topK: 4, keyDim: 16, valueLr: 1e-2 },
+    seed: 3,
+  },
+  tokenizer: { vocabSize: 320 },
+  data: { maxChars: 20_000, facts: 40, factsSeed: 5 },
+  train: { steps: 6, batch: 4, seqLen: 16, lr: 1e-2, warmup: 2, checkpointEvery: 3, evalEvery: 100, logEvery: 1, seed: 9 },
+  eval: { maxQuestions: 5, periodicQuestions: 5, valWindows: 4, answerTokens: 3 },
+  out,
+});
+
+describe('trainer', () => {
+  it('a run stopped after its step-3 checkpoint and resumed matches the uninterrupted run step for step', async () => {
+    const full = await runTraining(parseTrainerConfig(tiny(tmp())), { quiet: true, skipFinalEval: true });
+    const dir = tmp();
+    const cfg = parseTrainerConfig(tiny(dir));
+    const first = await runTraining(cfg, { quiet: true, stopAfter: 3 });
+    expect(first.stoppedAt).toBe(3);
+    const rest = await runTraining(cfg, { quiet: true, resume: path.join(dir, 'checkpoint'), skipFinalEval: true });
+    expect(Object.keys(rest.losses).map(Number)).toEqual([4, 5, 6]);
+    for (const s of [1, 2, 3]) expect(first.losses[s]).toBe(full.losses[s]);
+    for (const s of [4, 5, 6]) expect(Math.abs(rest.losses[s]! - full.losses[s]!)).toBeLessThan(1e-6);
+    // training did something: the loss moved
+    expect(full.losses[6]).not.toBe(full.losses[1]);
+  }, 120_000);
+
+  it('refuses a truncated checkpoint', async () => {
+    const dir = tmp();
+    const cfg = parseTrainerConfig({ ...tiny(dir), train: { ...tiny(dir).train, steps: 3 } });
+    await runTraining(cfg, { quiet: true, skipFinalEval: true });
+    const f = path.join(dir, 'checkpoint', 'model.safetensors');
+    truncateSync(f, statSync(f).size - 10);
+    await expect(runTraining(cfg, { quiet: true, resume: path.join(dir, 'checkpoint') })).rejects.toThrow(CheckpointError);
+  }, 60_000);
+
+  it('config errors name the field', () => {
+    const base = tiny('x');
+    expect(() => parseTrainerConfig({ ...base, train: { ...base.train, lr: 'fast' } })).toThrow(/train\.lr/);
+    expect(() => parseTrainerConfig({ ...base, train: { ...base.train, steps: 0 } })).toThrow(/train\.steps/);
+    expect(() => parseTrainerConfig({ ...base, model: { ...base.model, heads: 3 } })).toThrow(/model\.(heads|dim)/);
+    expect(() => parseTrainerConfig({ ...base, model: { ...base.model, memory: { topK: 99, numKeys: 16 } } })).toThrow(/model\.memory\.topK/);
+    expect(() => parseTrainerConfig({ ...base, extra: 1 })).toThrow(ConfigError);
+  });
+
+  it('facts are deterministic per seed; JSONL errors name file, line and field', () => {
+    const a = generateFacts({ count: 30, seed: 1 });
+    const b = generateFacts({ count: 30, seed: 1 });
+    const c = generateFacts({ count: 30, seed: 2 });
+    expect(a).toEqual(b);
+    expect(a.trainText).not.toEqual(c.trainText);
+    expect(a.qa).toHaveLength(30);
+    for (const q of a.qa.slice(0, 8)) expect(a.trainText).toContain(`${q.prompt} ${q.answer}`);
+    const unseen = generateFacts({ count: 30, seed: 1, mode: 'unseen' });
+    for (const q of unseen.qa) expect(unseen.trainText).not.toContain(`${q.prompt} ${q.answer}`);
+    const dir = tmp();
+    const qa = path.join(dir, 'qa.jsonl');
+    writeFileSync(qa, '{"prompt":"The capital of X is","answer":"Y"}\n{"prompt":"Q","answer":3}\n');
+    expect(() => readQaFile(qa)).toThrow(/qa\.jsonl:2: answer/);
+    const texts = path.join(dir, 't.jsonl');
+    writeFileSync(texts, '{"text":"a"}\n\n{"txt":"b"}\n');
+    expect(() => readJsonlTexts(texts)).toThrow(/t\.jsonl:3: text/);
+  });
+});

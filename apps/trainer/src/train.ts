@@ -1,0 +1,247 @@
+/**
+ * One training run: data → tokenizer → model → steps of (forward, backward, dense AdamW; the
+ * memory pool updates its touched value rows inside the backward) → periodic evaluation
+ * (validation loss, loss on fact text, fact recall by greedy decoding), metrics.jsonl, SVG plots,
+ * checkpoints with the optimizer state and the step (the data position: batches depend only on
+ * (seed, step)), and `resume` that continues exactly where the checkpoint left off.
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { Progress } from '@mnemo/bench';
+import { initBackend } from '@mnemo/kernels';
+import { usageHistogramSvg } from '@mnemo/memory-layer';
+import { BpeTokenizer, LanguageModel, type ModelCounts, generate, loadCheckpoint, modelCounts, saveCheckpoint } from '@mnemo/model';
+import * as tf from '@tensorflow/tfjs-core';
+import { AdamW } from './adamw';
+import { type TrainerConfig, modelConfigFor } from './config';
+import { Batcher, evalWindows } from './data/batcher';
+import { readCorpus } from './data/corpus';
+import { generateFacts, sentences } from './data/facts';
+import { type QaPair, readQaFile } from './data/qa';
+import { lossCurveSvg, writeAtomic } from './plot';
+
+export interface RunData {
+  trainText: string;
+  valText: string;
+  factText?: string;
+  qa?: QaPair[];
+}
+
+/** The run's texts: the corpus (95% train / 5% validation), with synthetic facts when asked. */
+export function prepareData(cfg: TrainerConfig): RunData {
+  const corpus = readCorpus(cfg.data.path).join('\n').slice(0, cfg.data.maxChars);
+  const cut = Math.floor(corpus.length * 0.95);
+  const train = corpus.slice(0, cut);
+  const data: RunData = { trainText: train, valText: corpus.slice(cut) };
+  if (cfg.data.facts > 0) {
+    const f = generateFacts({
+      count: cfg.data.facts,
+      seed: cfg.data.factsSeed,
+      mode: cfg.data.factsMode,
+      filler: sentences(train),
+      fillerRatio: cfg.data.fillerRatio,
+    });
+    data.trainText = f.trainText;
+    data.factText = f.factText;
+    data.qa = f.qa;
+  }
+  if (cfg.eval.qaFile) data.qa = readQaFile(cfg.eval.qaFile);
+  return data;
+}
+
+export interface EvalResult {
+  valLoss: number;
+  factLoss?: number;
+  recall?: number;
+  questions?: number;
+}
+
+export interface RunSummary {
+  name: string;
+  out: string;
+  counts: ModelCounts;
+  /** loss of every step this process ran, by step number (1-based) */
+  losses: Record<number, number>;
+  tokensPerSec: number;
+  final?: EvalResult;
+  stoppedAt: number;
+}
+
+export interface TrainOptions {
+  resume?: string;
+  /** stop after this step (as if killed right after its checkpoint); for tests */
+  stopAfter?: number;
+  quiet?: boolean;
+  /** skip the final evaluation and plots (tests) */
+  skipFinalEval?: boolean;
+}
+
+function meanLoss(model: LanguageModel, windows: Int32Array[], seqLen: number): number {
+  let sum = 0;
+  let n = 0;
+  for (let i = 0; i < windows.length; i += 8) {
+    const chunk = windows.slice(i, i + 8);
+    const flat = new Int32Array(chunk.length * (seqLen + 1));
+    chunk.forEach((w, j) => flat.set(w, j * (seqLen + 1)));
+    const l = tf.tidy(() => model.loss(tf.tensor2d(flat, [chunk.length, seqLen + 1], 'int32')).dataSync()[0]!);
+    sum += l * chunk.length;
+    n += chunk.length;
+  }
+  return n ? sum / n : Number.NaN;
+}
+
+/** Exact match: the greedy continuation starts with the answer (then a non-word character or the end). */
+export function factRecall(model: LanguageModel, tok: BpeTokenizer, qa: QaPair[], answerTokens: number): number {
+  let hit = 0;
+  for (const q of qa) {
+    const text = generate(model, tok, q.prompt, { maxTokens: answerTokens, temperature: 0 }).text.trimStart();
+    if (text.startsWith(q.answer) && !/^[\p{L}\p{N}]/u.test(text.slice(q.answer.length))) hit++;
+  }
+  return qa.length ? hit / qa.length : Number.NaN;
+}
+
+export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): Promise<RunSummary> {
+  await initBackend();
+  const out = path.resolve(cfg.out);
+  const ckptDir = path.join(out, 'checkpoint');
+  const data = prepareData(cfg);
+  let tok: BpeTokenizer;
+  let model: LanguageModel;
+  let startStep = 0;
+  let adamState: { step: number; tensors: Record<string, tf.Tensor> } | undefined;
+  const log = (s: string) => {
+    if (!opts.quiet) process.stderr.write(`${s}\n`);
+  };
+  if (opts.resume) {
+    const ck = loadCheckpoint(opts.resume);
+    tok = ck.tokenizer;
+    model = ck.model;
+    startStep = Number(ck.extra.step);
+    if (!Number.isInteger(startStep) || startStep < 0) throw new Error(`${opts.resume}: checkpoint has no valid training step`);
+    adamState = { step: Number(ck.extra.adamStep), tensors: ck.extraTensors };
+    log(`[trainer] resuming ${cfg.name} from ${opts.resume} at step ${startStep}`);
+  } else {
+    mkdirSync(out, { recursive: true });
+    rmSync(path.join(out, 'metrics.jsonl'), { force: true });
+    const t0 = performance.now();
+    tok = BpeTokenizer.train([data.trainText], { vocabSize: cfg.tokenizer.vocabSize });
+    log(`[trainer] ${cfg.name}: BPE vocab ${tok.vocabSize} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    model = new LanguageModel(modelConfigFor(cfg, tok.vocabSize));
+  }
+  const counts = modelCounts(model.config);
+  const { batch, seqLen } = cfg.train;
+  const trainTokens = Int32Array.from(tok.encode(data.trainText));
+  const batcher = new Batcher(trainTokens, batch, seqLen, cfg.train.seed);
+  const valWindows = evalWindows(Int32Array.from(tok.encode(data.valText)), seqLen, cfg.eval.valWindows);
+  const factWindows = data.factText ? evalWindows(Int32Array.from(tok.encode(data.factText)), seqLen, cfg.eval.valWindows) : [];
+  log(
+    `[trainer] ${cfg.name}: ${(counts.denseParams / 1e6).toFixed(2)} M dense + ${(counts.memoryParams / 1e6).toFixed(2)} M memory params, ` +
+      `${(counts.flopsPerToken / 1e6).toFixed(2)} MFLOPs/token, ${trainTokens.length} training tokens`,
+  );
+
+  const opt = new AdamW(model.trainableVariables(), { weightDecay: cfg.train.weightDecay, clip: cfg.train.clip });
+  if (adamState) opt.load(adamState.step, adamState.tensors);
+  if (adamState) for (const t of Object.values(adamState.tensors)) t.dispose();
+
+  const metricsFile = path.join(out, 'metrics.jsonl');
+  const metric = (m: Record<string, unknown>) => appendFileSync(metricsFile, `${JSON.stringify(m)}\n`);
+  const lrAt = (step: number) => {
+    const { lr, warmup, steps, minLrRatio } = cfg.train;
+    if (step <= warmup) return (lr * step) / Math.max(1, warmup);
+    const p = (step - warmup) / Math.max(1, steps - warmup);
+    return lr * (minLrRatio + (1 - minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * p)));
+  };
+  const evaluate = (questions: number): EvalResult => {
+    const r: EvalResult = { valLoss: meanLoss(model, valWindows, seqLen) };
+    if (factWindows.length) r.factLoss = meanLoss(model, factWindows, seqLen);
+    if (data.qa?.length) {
+      const qa = data.qa.slice(0, questions);
+      r.recall = factRecall(model, tok, qa, cfg.eval.answerTokens);
+      r.questions = qa.length;
+    }
+    return r;
+  };
+
+  const losses: Record<number, number> = {};
+  const lastStep = Math.min(cfg.train.steps, opts.stopAfter ?? cfg.train.steps);
+  const progress = opts.quiet ? undefined : new Progress(lastStep - startStep, `[${cfg.name}]`, 'step');
+  let trainMs = 0;
+  let stepsTimed = 0;
+  for (let step = startStep + 1; step <= lastStep; step++) {
+    const ids = tf.tensor2d(batcher.at(step - 1), [batch, seqLen + 1], 'int32');
+    const t0 = performance.now();
+    const { loss, gradNorm } = opt.minimize(() => model.loss(ids, { training: true }), lrAt(step));
+    model.stepMemory();
+    const dt = performance.now() - t0;
+    ids.dispose();
+    if (step > startStep + 2) {
+      trainMs += dt;
+      stepsTimed++;
+    }
+    losses[step] = loss;
+    const tps = stepsTimed ? (stepsTimed * batch * seqLen) / (trainMs / 1000) : 0;
+    progress?.tick(1, `loss ${loss.toFixed(3)} ${Math.round(tps)} tok/s`);
+    if (step % cfg.train.logEvery === 0 || step === lastStep) {
+      metric({ step, loss, lr: lrAt(step), gradNorm, tokensPerSec: Math.round(tps) });
+    }
+    if (step % cfg.train.evalEvery === 0 && step !== cfg.train.steps) metric({ step, eval: evaluate(cfg.eval.periodicQuestions) });
+    if (step % cfg.train.checkpointEvery === 0 || step === cfg.train.steps) {
+      saveCheckpoint(ckptDir, {
+        model,
+        tokenizer: tok,
+        extra: { step, adamStep: opt.step, trainer: cfg },
+        extraTensors: opt.state(),
+      });
+    }
+  }
+  const tokensPerSec = stepsTimed ? (stepsTimed * batch * seqLen) / (trainMs / 1000) : 0;
+  const summary: RunSummary = { name: cfg.name, out, counts, losses, tokensPerSec, stoppedAt: lastStep };
+  if (lastStep === cfg.train.steps && !opts.skipFinalEval) {
+    summary.final = evaluate(cfg.eval.maxQuestions);
+    metric({ step: lastStep, final: summary.final, tokensPerSec: Math.round(tokensPerSec), counts });
+    writePlots(out, cfg.name, model, valWindows, seqLen);
+    log(`[trainer] ${cfg.name}: ${JSON.stringify(summary.final)}`);
+  }
+  opt.dispose();
+  model.dispose();
+  return summary;
+}
+
+/** loss.svg from metrics.jsonl; memory-usage.svg (read-count histogram of the first memory layer on validation text). */
+function writePlots(out: string, name: string, model: LanguageModel, windows: Int32Array[], seqLen: number): void {
+  const file = path.join(out, 'metrics.jsonl');
+  if (existsSync(file)) {
+    const lines = readLines(file);
+    const train = lines.filter((m) => typeof m.loss === 'number').map((m) => [m.step as number, m.loss as number] as [number, number]);
+    const val = lines
+      .filter((m) => m.eval || m.final)
+      .map((m) => [m.step as number, ((m.eval ?? m.final) as EvalResult).valLoss] as [number, number]);
+    writeAtomic(
+      path.join(out, 'loss.svg'),
+      lossCurveSvg(
+        [
+          { name: 'train loss', points: train },
+          { name: 'val loss', points: val },
+        ],
+        { title: `${name}: loss` },
+      ),
+    );
+  }
+  const layer = model.memoryLayers()[0];
+  if (layer) {
+    const tracker = layer.trackUsage();
+    meanLoss(model, windows, seqLen);
+    layer.stopUsage();
+    writeAtomic(
+      path.join(out, 'memory-usage.svg'),
+      usageHistogramSvg(tracker.readCounts, { title: `${name}: memory slot reads on validation text`, report: tracker.report() }),
+    );
+  }
+}
+
+function readLines(file: string): Record<string, unknown>[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
