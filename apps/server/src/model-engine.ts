@@ -4,9 +4,16 @@
  * (sampleToken, mulberry32), so a seed here means what it means in `generate`.
  */
 import path from 'node:path';
-import { CheckpointError } from '@mnemo/kernels';
-import * as mnemoModel from '@mnemo/model';
-import { type KVCache, type LanguageModel, type TextCodec, modelCounts, mulberry32, sampleToken } from '@mnemo/model';
+import {
+  type KVCache,
+  type LanguageModel,
+  type TextCodec,
+  loadCheckpoint,
+  loadCheckpointWith,
+  modelCounts,
+  mulberry32,
+  sampleToken,
+} from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from './engine';
 
@@ -38,15 +45,14 @@ export class ModelEngine implements Engine {
 
   /**
    * Load a checkpoint folder (saveCheckpoint's layout: config.json, model.safetensors, memory/,
-   * tokenizer.json); the model id defaults to the folder name. `codecFromJSON` rebuilds the
-   * tokenizer from tokenizer.json (default: BpeTokenizer.fromJSON).
+   * tokenizer.json) with `loadCheckpoint`, which verifies checksums, names and shapes and throws
+   * CheckpointError naming the bad file. The model id defaults to the folder name.
+   * `codecFromJSON` reads a tokenizer.json other than a BpeTokenizer's.
    */
   static load(dir: string, opts: { id?: string; codecFromJSON?: (json: unknown) => TextCodec } = {}): ModelEngine {
-    const fromJSON = opts.codecFromJSON ?? bpeFromJSON();
-    if (!fromJSON) {
-      throw new CheckpointError(dir, '@mnemo/model exports no BpeTokenizer: cannot read tokenizer.json (build @mnemo/model with its tokenizer).');
-    }
-    const { model, tokenizer, extraTensors } = mnemoModel.loadCheckpointWith(dir, fromJSON);
+    const { model, tokenizer, extraTensors } = opts.codecFromJSON
+      ? loadCheckpointWith(dir, opts.codecFromJSON)
+      : loadCheckpoint(dir);
     // optimizer state and other training tensors are not needed to serve
     for (const t of Object.values(extraTensors)) t.dispose();
     return new ModelEngine(model, tokenizer, opts.id ?? path.basename(path.resolve(dir)));
@@ -99,11 +105,3 @@ export class ModelEngine implements Engine {
   }
 }
 
-/**
- * BpeTokenizer.fromJSON, looked up at run time: the tokenizer is written separately from the
- * rest of @mnemo/model, and a static named import of a missing export would break module loading.
- */
-function bpeFromJSON(): ((json: unknown) => TextCodec) | undefined {
-  const Bpe = (mnemoModel as unknown as { BpeTokenizer?: { fromJSON(json: unknown): TextCodec } }).BpeTokenizer;
-  return Bpe ? (json) => Bpe.fromJSON(json) : undefined;
-}
