@@ -37,12 +37,13 @@ describe('HTTP layer (fake engine)', () => {
   it('times out with 408 (not streamed) and with an error event mid-stream', async () => {
     // one step takes 60 ms and the limit is 150 ms: neither the 1000-token stream nor the
     // 5-token request behind it (≥ 5 steps) can finish in time, whatever the scheduling
-    // (timing out while still queued: scheduler.test.ts)
+    // (timing out while still queued: scheduler.test.ts). Greedy: the fake model's greedy
+    // text is plain ASCII, never held back, never an end-of-sequence token.
     const engine = new FakeEngine({ stepMs: 60 });
     const { url } = await start(engine, { maxBatch: 1, timeoutMs: 150, maxTokens: 1000 });
-    const streaming = post(`${url}/v1/completions`, { prompt: 'a', max_tokens: 1000, stream: true });
+    const streaming = post(`${url}/v1/completions`, { prompt: 'a', max_tokens: 1000, stream: true, temperature: 0 });
     await new Promise((r) => setTimeout(r, 20));
-    const queued = await post(`${url}/v1/completions`, { prompt: 'b', max_tokens: 5 });
+    const queued = await post(`${url}/v1/completions`, { prompt: 'b', max_tokens: 5, temperature: 0 });
     expect(queued.status).toBe(408);
     expect(((await queued.json()) as { error: unknown }).error).toMatchObject({ type: 'timeout_error', code: 'timeout' });
     const s = await readSse(await streaming);
@@ -61,7 +62,7 @@ describe('HTTP layer (fake engine)', () => {
       const res = fetch(`${url}/v1/completions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ prompt: 'a', max_tokens: 5000, stream }),
+        body: JSON.stringify({ prompt: 'a', max_tokens: 5000, stream, temperature: 0 }),
         signal: ac.signal,
       }).then((r) => (stream ? readSse(r) : r.json()));
       res.catch(() => {});
