@@ -3,10 +3,9 @@
  * with continuous batching and then with batching off (--no-batching), each in a fresh server
  * process (the CLI on a checkpoint) so the load generator does not share the server's thread.
  *
- * Model: ./runs/demo (from `mnemo-train demo`) when present; otherwise a small demo checkpoint
- * built here (BPE tokenizer on the repo docs + an untrained model of the demo's shape); if the
- * library cannot save checkpoints, an untrained model served in-process by bench/serve-random.ts.
- * The report says which.
+ * Model: ./runs/demo/checkpoint (from `mnemo-train demo`) when present; otherwise a small demo checkpoint
+ * built here (BPE tokenizer on the repo docs + an untrained model of the demo's shape), and the
+ * report says so.
  *
  *   npm run bench -w server [-- --quick]   →   docs/benchmarks/server.{json,md}
  */
@@ -16,7 +15,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { BenchReport, repoRoot } from '@mnemo/bench';
 import autocannon from 'autocannon';
-import { benchModelConfig } from './serve-random';
+import { initBackend } from '@mnemo/kernels';
+import { BpeTokenizer, LanguageModel, type ModelConfigInput, saveCheckpoint } from '@mnemo/model';
 
 const quick = process.argv.includes('--quick');
 const CONNECTIONS = 32;
@@ -24,6 +24,19 @@ const DURATION_S = quick ? 5 : 30;
 const MAX_TOKENS = 32;
 const here = path.dirname(new URL(import.meta.url).pathname);
 const serverDir = path.resolve(here, '..');
+
+/** The trainer's demo preset (Memory+ in block 2), for the fallback checkpoint. */
+const demoShape: ModelConfigInput = {
+  vocabSize: 1024,
+  dim: 128,
+  layers: 4,
+  heads: 4,
+  kvHeads: 2,
+  ffnHidden: 512,
+  ffn: ['dense', 'dense', 'memoryPlus', 'dense'],
+  memory: { numKeys: 128, heads: 4, topK: 16, keyDim: 64, queryNorm: 'qknorm', valueLr: 2e-2, valueOptimizer: 'adam' },
+  seed: 7,
+};
 
 interface Target {
   /** what the report says about the model */
@@ -34,39 +47,31 @@ interface Target {
 }
 
 async function pickTarget(): Promise<Target> {
-  const demo = path.join(repoRoot(), 'runs', 'demo');
   const cli = path.join(serverDir, 'src', 'cli.ts');
-  if (existsSync(path.join(demo, 'config.json'))) {
-    return { source: 'runs/demo (the trainer demo checkpoint)', args: [cli, '--checkpoint', demo], cleanup() {} };
+  // `mnemo-train demo` saves its checkpoint to runs/demo/checkpoint
+  for (const rel of ['runs/demo/checkpoint', 'runs/demo']) {
+    const dir = path.join(repoRoot(), rel);
+    if (existsSync(path.join(dir, 'config.json'))) {
+      return { source: `${rel} (the trainer demo checkpoint, from \`mnemo-train demo\`)`, args: [cli, '--checkpoint', dir], cleanup() {} };
+    }
   }
-  const lib = (await import('@mnemo/model')) as Record<string, unknown>;
-  const Bpe = lib.BpeTokenizer as { train(t: Iterable<string>, o: { vocabSize: number }): { vocabSize: number } } | undefined;
-  const save = lib.saveCheckpoint as ((dir: string, parts: object) => void) | undefined;
-  const LM = lib.LanguageModel as new (cfg: object) => { dispose(): void };
-  if (Bpe && save) {
-    const { initBackend } = await import('@mnemo/kernels');
-    await initBackend();
-    const root = repoRoot();
-    const texts = ['README.md', 'docs/architecture.md']
-      .map((f) => path.join(root, f))
-      .filter(existsSync)
-      .map((f) => readFileSync(f, 'utf8'));
-    const tokenizer = Bpe.train(texts, { vocabSize: 512 });
-    const model = new LM({ ...benchModelConfig, vocabSize: tokenizer.vocabSize });
-    const tmp = mkdtempSync(path.join(os.tmpdir(), 'mnemo-serve-bench-'));
-    const dir = path.join(tmp, 'demo');
-    save(dir, { model, tokenizer });
-    model.dispose();
-    return {
-      source: `no runs/demo: a small demo checkpoint built by the bench (BPE ${tokenizer.vocabSize} tokens on the repo docs, untrained model of the demo's shape)`,
-      args: [cli, '--checkpoint', dir],
-      cleanup: () => rmSync(tmp, { recursive: true, force: true }),
-    };
-  }
+  // no demo run: build a small checkpoint of the demo's shape (untrained) and say so
+  await initBackend();
+  const root = repoRoot();
+  const texts = ['README.md', 'docs/architecture.md']
+    .map((f) => path.join(root, f))
+    .filter(existsSync)
+    .map((f) => readFileSync(f, 'utf8'));
+  const tokenizer = BpeTokenizer.train(texts, { vocabSize: 1024 });
+  const model = new LanguageModel({ ...demoShape, vocabSize: tokenizer.vocabSize });
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'mnemo-serve-bench-'));
+  const dir = path.join(tmp, 'demo');
+  saveCheckpoint(dir, { model, tokenizer });
+  model.dispose();
   return {
-    source: "no runs/demo and no checkpoint support in @mnemo/model yet: an untrained model of the demo's shape over a byte codec, served by bench/serve-random.ts (same MnemoServer + ModelEngine)",
-    args: [path.join(here, 'serve-random.ts')],
-    cleanup() {},
+    source: `no runs/demo/checkpoint (run \`mnemo-train demo\` first for the trained demo): a checkpoint built by the bench, BPE ${tokenizer.vocabSize} tokens on the repo docs + an untrained model of the demo's shape`,
+    args: [cli, '--checkpoint', dir],
+    cleanup: () => rmSync(tmp, { recursive: true, force: true }),
   };
 }
 
@@ -124,7 +129,7 @@ async function run(target: Target, batching: boolean, maxBatch: number) {
   });
   const tokens = (await metric(url, 'mnemo_tokens_generated_total')) - tokensBefore;
   // requests cut off when the run ended were cancelled; let the scheduler reap them first
-  for (let i = 0; i < 500; i++) {
+  for (let i = 0; i < 6000; i++) {
     if ((await metric(url, 'mnemo_active_sequences')) + (await metric(url, 'mnemo_queue_depth')) === 0) break;
     await new Promise((r) => setTimeout(r, 10));
   }
