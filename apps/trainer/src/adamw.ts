@@ -29,7 +29,8 @@ export class AdamW {
     const clip = this.opts.clip ?? 0;
     this.step++;
     const t = this.step;
-    const gs = this.vars.map((x) => grads[x.name]!);
+    // a variable with no gradient this step (an MoE expert no token was routed to) gets zeros
+    const gs = this.vars.map((x) => grads[x.name] ?? tf.zerosLike(x));
     const sq = tf.tidy(() => tf.addN(gs.map((g) => tf.sum(tf.square(g)))).dataSync()[0]!);
     const gradNorm = Math.sqrt(sq);
     const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
