@@ -277,6 +277,34 @@ describe('resources (real model)', () => {
     await server.scheduler!.idle();
     expect(tf.memory().numTensors).toBe(before);
   });
+
+  it('clients that disconnect, queued or generating, leave no KV cache behind', async () => {
+    const tf = await import('@tensorflow/tfjs-core');
+    const { server: s, url: u } = await start({ batching: false, maxTokens: 60 });
+    const body = JSON.stringify({ prompt: 'Memory layers', max_tokens: 60, temperature: 0, stream: true });
+    const round = async () => {
+      const acs = Array.from({ length: 6 }, () => new AbortController());
+      let first!: () => void;
+      const firstEvent = new Promise<void>((r) => {
+        first = r;
+      });
+      const reads = acs.map((ac) =>
+        fetch(`${u}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: ac.signal })
+          .then((r) => readSse(r, () => first()))
+          .catch(() => null),
+      );
+      await firstEvent; // one request generating, five queued behind it
+      for (const ac of acs) ac.abort();
+      await Promise.all(reads);
+      await new Promise((r) => setTimeout(r, 20));
+      await s.scheduler!.idle();
+    };
+    await round(); // warm-up
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) await round();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(s.metrics.completions.get({ outcome: 'cancelled', finish_reason: 'none' })).toBeGreaterThanOrEqual(20);
+  });
 });
 
 async function mixedRequests(n: number): Promise<void> {
