@@ -84,6 +84,19 @@ describe('Scheduler', () => {
     await s.idle();
   });
 
+  it('a queued job cancelled before it got a slot is never prefilled (no leaked cache)', async () => {
+    const engine = new FakeEngine();
+    const s = new Scheduler(engine, { maxBatch: 2, maxQueue: 4, batching: true });
+    const a = s.submit(req('a', { maxTokens: 3 }));
+    const b = s.submit(req('b'));
+    b.cancel(); // before the first tick: b is reaped while still in the queue
+    expect((await b.result).outcome).toBe('cancelled');
+    expect((await a.result).outcome).toBe('finished');
+    await s.idle();
+    expect(engine.prefills).toBe(1);
+    expect(engine.liveCaches).toBe(0);
+  });
+
   it('a job past its deadline ends with outcome timeout, queued or running', async () => {
     const engine = new FakeEngine({ stepMs: 5 });
     const s = new Scheduler(engine, { maxBatch: 1, maxQueue: 10, batching: true });

@@ -202,6 +202,7 @@ export class Scheduler {
     const now = Date.now();
     this.reap(this.queue, now);
     this.reap(this.active, now);
+    this.compact(); // ended jobs leave the queue before admission (else they would be prefilled)
 
     // 2. admit: prefill new prompts one by one into free slots
     const fresh = new Set<Job>();
@@ -242,6 +243,7 @@ export class Scheduler {
   }
 
   private prefill(job: Job): void {
+    if (job.isEnded) return;
     try {
       job.cache = this.engine.newCache();
       const logits = this.engine.prefill(job.request.promptIds, job.cache);
