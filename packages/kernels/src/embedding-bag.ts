@@ -108,7 +108,8 @@ export function bagBackward(
 ): number {
   if (bagSize === 0 || ids.length === 0) return 0;
   if (native) {
-    return native.bagBackward(values, dtype, dim, ids, weights, gOut, bagSize, gw, params, state.accum, state.moments, state.steps);
+    return native.bagBackward(values, dtype, dim, ids, weights, gOut, bagSize, gw, params, state.accum, state.moments, state.steps,
+      state.moments16 ?? null, state.rowV ?? null);
   }
   return bagBackwardTs(values, dtype, dim, ids, weights, gOut, bagSize, gw, params, state);
 }

@@ -38,6 +38,8 @@ export interface NativeAddon {
     accum: Float32Array | null,
     moments: Float32Array | null,
     steps: Int32Array | null,
+    moments16?: Uint16Array | null,
+    rowV?: Float32Array | null,
   ): number;
   /** roofline: out[b] = Σ_j V[ids[b,j]] — the plain gather-and-sum loop, no weights */
   rooflineGatherSum(values: Float32Array, dim: number, ids: Int32Array, bagSize: number, out: Float32Array, prefetch: boolean): void;

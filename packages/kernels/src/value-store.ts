@@ -226,7 +226,7 @@ export class ValueStore {
     const vbuf = allocate(rows * dim * elemBytes);
     buffers.push(vbuf);
     const values: Storage = dtype === 'float32' ? new Float32Array(vbuf) : new Uint16Array(vbuf);
-    const state = ValueStore.allocState(optimizer.kind, rows, dim, buffers);
+    const state = ValueStore.allocState(optimizer, rows, dim, buffers);
     const store = new ValueStore({
       rows,
       dim,
@@ -244,10 +244,17 @@ export class ValueStore {
   }
 
   /** Tensors of a store file, in file order (see store-file.ts). */
-  private static layout(kind: string, rows: number, dim: number, dtype: StorageDtype): TensorSpec[] {
+  private static layout(opt: ResolvedOptimizer, rows: number, dim: number, dtype: StorageDtype): TensorSpec[] {
     const specs: TensorSpec[] = [];
+    const kind = opt.kind;
     if (kind === 'adagrad') specs.push({ name: 'adagrad_accum', dtype: 'F32', shape: [rows, dim], length: rows * dim * 4 });
-    if (kind === 'adam') {
+    if (kind === 'adam' && opt.secondMoment === 'row') {
+      // partial row-wise Adam: m [N, dv] (F32 or BF16), v per row [N]
+      const mb = opt.momentDtype === 'bfloat16' ? 2 : 4;
+      specs.push({ name: 'adam_m', dtype: mb === 2 ? 'BF16' : 'F32', shape: [rows, dim], length: rows * dim * mb });
+      specs.push({ name: 'adam_row_v', dtype: 'F32', shape: [rows], length: rows * 4 });
+      specs.push({ name: 'adam_step', dtype: 'I32', shape: [rows], length: rows * 4 });
+    } else if (kind === 'adam') {
       specs.push({ name: 'adam_moments', dtype: 'F32', shape: [rows, 2, dim], length: rows * 2 * dim * 4 });
       specs.push({ name: 'adam_step', dtype: 'I32', shape: [rows], length: rows * 4 });
     }
@@ -269,7 +276,7 @@ export class ValueStore {
     const native = nativeAddon();
     if (!native) throw new BackendError(`file: a file-backed store needs the native addon (${nativeAddonReason()}); omit 'file' and save() instead`);
     const store0 = { rows, dim, dtype, optimizer, nSteps: 0, nRowUpdates: 0 };
-    const specs = ValueStore.layout(optimizer.kind, rows, dim, dtype);
+    const specs = ValueStore.layout(optimizer, rows, dim, dtype);
     const headerLength = createStoreFile(file, ValueStore.metadataOf(store0), specs);
     const store = ValueStore.mapStore(file, headerLength, specs, rows, dim, dtype, optimizer, opts.impl, opts.deferred ?? false);
     store.initialise(opts.init ?? { kind: 'normal', std: dim ** -0.5, seed: 0 });
@@ -303,6 +310,11 @@ export class ValueStore {
       const state: OptimizerStateArrays = { accum: null, moments: null, steps: null };
       if (views.adagrad_accum) state.accum = new Float32Array(views.adagrad_accum);
       if (views.adam_moments) state.moments = new Float32Array(views.adam_moments);
+      if (views.adam_m) {
+        if (optimizer.momentDtype === 'bfloat16') state.moments16 = new Uint16Array(views.adam_m);
+        else state.moments = new Float32Array(views.adam_m);
+      }
+      if (views.adam_row_v) state.rowV = new Float32Array(views.adam_row_v);
       if (views.adam_step) state.steps = new Int32Array(views.adam_step);
       const values: Storage = dtype === 'float32' ? new Float32Array(views.values!) : new Uint16Array(views.values!);
       const store = new ValueStore({ rows, dim, dtype, optimizer, impl, values, state, buffers, mapped: true, deferred });
@@ -314,12 +326,21 @@ export class ValueStore {
     }
   }
 
-  private static allocState(kind: string, rows: number, dim: number, buffers: ArrayBuffer[]): OptimizerStateArrays {
+  private static allocState(opt: ResolvedOptimizer, rows: number, dim: number, buffers: ArrayBuffer[]): OptimizerStateArrays {
     const state: OptimizerStateArrays = { accum: null, moments: null, steps: null };
     const f32 = (u8: Uint8Array) => new Float32Array(u8.buffer, u8.byteOffset, u8.length / 4);
+    const kind = opt.kind;
     if (kind === 'adagrad') state.accum = f32(skewed(rows * dim * 4, buffers));
     else if (kind === 'adam') {
-      state.moments = f32(skewed(rows * 2 * dim * 4, buffers));
+      if (opt.secondMoment === 'row') {
+        if (opt.momentDtype === 'bfloat16') {
+          const u8 = skewed(rows * dim * 2, buffers);
+          state.moments16 = new Uint16Array(u8.buffer, u8.byteOffset, u8.length / 2);
+        } else state.moments = f32(skewed(rows * dim * 4, buffers));
+        const rv = allocate(rows * 4);
+        buffers.push(rv);
+        state.rowV = new Float32Array(rv);
+      } else state.moments = f32(skewed(rows * 2 * dim * 4, buffers));
       const s = allocate(rows * 4);
       buffers.push(s);
       state.steps = new Int32Array(s);
@@ -477,7 +498,12 @@ export class ValueStore {
   stats(): ValueStoreStats {
     const values = this.live();
     const s = this.state;
-    const stateBytes = (s.accum?.byteLength ?? 0) + (s.moments?.byteLength ?? 0) + (s.steps?.byteLength ?? 0);
+    const stateBytes =
+      (s.accum?.byteLength ?? 0) +
+      (s.moments?.byteLength ?? 0) +
+      (s.steps?.byteLength ?? 0) +
+      (s.moments16?.byteLength ?? 0) +
+      (s.rowV?.byteLength ?? 0);
     return {
       rows: this.rows,
       dim: this.dim,
@@ -516,6 +542,8 @@ export class ValueStore {
       eps: o.eps,
       weightDecay: o.weightDecay,
       ...(o.clip ? { clip: o.clip } : {}),
+      ...(o.kind === 'adam' && o.secondMoment !== 'element' ? { secondMoment: o.secondMoment } : {}),
+      ...(o.kind === 'adam' && o.momentDtype !== 'float32' ? { momentDtype: o.momentDtype } : {}),
     };
     return {
       rows: String(st.rows),
@@ -539,9 +567,11 @@ export class ValueStore {
     const bytes = (a: ArrayBufferView): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     const arrays: Record<string, Uint8Array> = { values: bytes(values), _skew: new Uint8Array(STATE_SKEW) };
     if (s.accum) arrays.adagrad_accum = bytes(s.accum);
-    if (s.moments) arrays.adam_moments = bytes(s.moments);
+    if (s.moments) arrays[this.optimizer.secondMoment === 'row' ? 'adam_m' : 'adam_moments'] = bytes(s.moments);
+    if (s.moments16) arrays.adam_m = bytes(s.moments16);
+    if (s.rowV) arrays.adam_row_v = bytes(s.rowV);
     if (s.steps) arrays.adam_step = bytes(s.steps);
-    return ValueStore.layout(this.optimizer.kind, this.rows, this.dim, this.dtype).map((t) => ({ ...t, bytes: arrays[t.name]! }));
+    return ValueStore.layout(this.optimizer, this.rows, this.dim, this.dtype).map((t) => ({ ...t, bytes: arrays[t.name]! }));
   }
 
   /** Save table + optimizer state as a safetensors file, atomically (see store-file.ts). */
@@ -594,6 +624,16 @@ export class ValueStore {
     if (optimizer.kind !== saved.kind) {
       throw new ConfigError('optimizer.kind', `the file holds ${saved.kind} state; a ${optimizer.kind} optimizer cannot use it`);
     }
+    if (optimizer.kind === 'adam') {
+      const sm = saved.secondMoment ?? 'element';
+      const md2 = saved.momentDtype ?? 'float32';
+      if (optimizer.secondMoment !== sm) {
+        throw new ConfigError('optimizer.secondMoment', `the file holds Adam state with secondMoment '${sm}'; pass the same (or omit the optimizer)`);
+      }
+      if (optimizer.momentDtype !== md2) {
+        throw new ConfigError('optimizer.momentDtype', `the file holds Adam m as ${md2}; pass the same (or omit the optimizer)`);
+      }
+    }
     chooseImpl(opts.impl);
     const native = nativeAddon();
     if (opts.mmap && !native) throw new BackendError(`mmap needs the native addon (${nativeAddonReason()}); load without { mmap: true }`);
@@ -604,7 +644,7 @@ export class ValueStore {
       const specs: TensorSpec[] = Object.entries(parsed.tensors)
         .sort((a, b) => a[1].offset - b[1].offset)
         .map(([name, t]) => ({ name, dtype: t.dtype, shape: t.shape, length: t.length }));
-      const want = ValueStore.layout(optimizer.kind, rows, dim, dtype);
+      const want = ValueStore.layout(optimizer, rows, dim, dtype);
       if (JSON.stringify(specs) !== JSON.stringify(want)) {
         throw new ValueError('file', `${file}: tensor layout differs from this version's; load without mmap: 'shared' and save() again`);
       }
@@ -642,7 +682,15 @@ export class ValueStore {
       const values: Storage = dtype === 'float32' ? new Float32Array(vbuf) : new Uint16Array(vbuf);
       const state: OptimizerStateArrays = { accum: null, moments: null, steps: null };
       if (optimizer.kind === 'adagrad') state.accum = f32(take('adagrad_accum', 'F32', [rows, dim], true));
-      if (optimizer.kind === 'adam') {
+      if (optimizer.kind === 'adam' && optimizer.secondMoment === 'row') {
+        if (optimizer.momentDtype === 'bfloat16') {
+          const u8 = take('adam_m', 'BF16', [rows, dim], true);
+          state.moments16 = new Uint16Array(u8.buffer, u8.byteOffset, u8.length / 2);
+        } else state.moments = f32(take('adam_m', 'F32', [rows, dim], true));
+        const rv = take('adam_row_v', 'F32', [rows]);
+        state.rowV = new Float32Array(rv.buffer, rv.byteOffset, rv.length / 4);
+        state.steps = new Int32Array(take('adam_step', 'I32', [rows]).buffer as ArrayBuffer);
+      } else if (optimizer.kind === 'adam') {
         state.moments = f32(take('adam_moments', 'F32', [rows, 2, dim], true));
         state.steps = new Int32Array(take('adam_step', 'I32', [rows]).buffer as ArrayBuffer);
       }

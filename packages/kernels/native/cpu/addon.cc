@@ -80,7 +80,7 @@ Napi::Value BagForward(const Napi::CallbackInfo& info) {
 }
 
 // bagBackward(values, dtype, dim, ids, weights, gOut, bagSize, gw|null, params|null,
-//             accum|null, moments|null, steps|null) → touched rows
+//             accum|null, moments|null, steps|null, moments16|null, rowV|null) → touched rows
 Napi::Value BagBackward(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   const int dtype = info[1].As<Napi::Number>().Int32Value();
@@ -88,7 +88,8 @@ Napi::Value BagBackward(const Napi::CallbackInfo& info) {
   const int bag = info[6].As<Napi::Number>().Int32Value();
   void* values;
   int32_t *ids, *steps;
-  float *w, *g_out, *gw, *accum, *moments;
+  float *w, *g_out, *gw, *accum, *moments, *row_v = nullptr;
+  uint16_t* moments16 = nullptr;
   double* params = nullptr;
   size_t n_ids = 0, n_params = 0;
   if (!values_arg(info, 0, dtype, &values) || !typed(info, 3, napi_int32_array, &ids, &n_ids) ||
@@ -97,7 +98,9 @@ Napi::Value BagBackward(const Napi::CallbackInfo& info) {
       !typed(info, 8, napi_float64_array, &params, &n_params, true) ||
       !typed(info, 9, napi_float32_array, &accum, nullptr, true) ||
       !typed(info, 10, napi_float32_array, &moments, nullptr, true) ||
-      !typed(info, 11, napi_int32_array, &steps, nullptr, true)) {
+      !typed(info, 11, napi_int32_array, &steps, nullptr, true) ||
+      (info.Length() > 12 && !typed(info, 12, napi_uint16_array, &moments16, nullptr, true)) ||
+      (info.Length() > 13 && !typed(info, 13, napi_float32_array, &row_v, nullptr, true))) {
     return env.Undefined();
   }
   if (bag <= 0 || n_ids == 0) return Napi::Number::New(env, 0);
@@ -106,12 +109,16 @@ Napi::Value BagBackward(const Napi::CallbackInfo& info) {
     if (n_params < 8) return fail(env, "params must hold 8 values"), env.Undefined();
     opt = OptimizerParams{static_cast<int>(params[0]), static_cast<float>(params[1]), static_cast<float>(params[2]),
                           static_cast<float>(params[3]), static_cast<float>(params[4]), static_cast<float>(params[5]),
-                          static_cast<int>(params[6]), static_cast<float>(params[7])};
-    if ((opt.kind == kAdagrad && !accum) || (opt.kind == kAdam && (!moments || !steps))) {
+                          static_cast<int>(params[6]), static_cast<float>(params[7]),
+                          n_params > 8 ? static_cast<int>(params[8]) : 0, n_params > 9 ? static_cast<int>(params[9]) : 0};
+    const bool adam_ok = !steps ? false
+                         : !opt.row_wise ? moments != nullptr
+                                         : row_v != nullptr && (opt.moment_bf16 ? moments16 != nullptr : moments != nullptr);
+    if ((opt.kind == kAdagrad && !accum) || (opt.kind == kAdam && !adam_ok)) {
       return fail(env, "optimizer state missing for this optimizer kind"), env.Undefined();
     }
   }
-  const OptimizerState state{accum, moments, steps};
+  const OptimizerState state{accum, moments, steps, moments16, row_v};
   const int64_t touched = bag_backward(values, dtype, dim, ids, w, g_out, static_cast<int64_t>(n_ids / bag), bag, gw,
                                        params ? &opt : nullptr, state);
   return Napi::Number::New(env, static_cast<double>(touched));

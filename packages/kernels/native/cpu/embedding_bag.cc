@@ -112,7 +112,11 @@ void backward_rows(const BackwardArgs& a, int64_t u0, int64_t u1, float* vbuf, f
     if (u + kPrefetchRowsBwd < u1) {
       const int64_t rn = static_cast<int64_t>(a.keys[a.run_start[u + kPrefetchRowsBwd]] >> 32);
       prefetch_row_w(base + rn * row_bytes, row_bytes);
-      if (o && a.state.moments) prefetch_row_w(a.state.moments + rn * 2 * dim, 8 * static_cast<int64_t>(dim));
+      if (o && a.state.moments) {
+        const int64_t mf = o->row_wise ? dim : 2 * dim;  // floats of state per row
+        prefetch_row_w(a.state.moments + rn * mf, 4 * mf);
+      }
+      if (o && a.state.moments16) prefetch_row_w(a.state.moments16 + rn * dim, 2 * static_cast<int64_t>(dim));
       if (o && a.state.accum) prefetch_row_w(a.state.accum + rn * dim, 4 * static_cast<int64_t>(dim));
     }
     const int64_t s = a.run_start[u], e = a.run_start[u + 1];
@@ -153,10 +157,17 @@ void backward_rows(const BackwardArgs& a, int64_t u0, int64_t u1, float* vbuf, f
       sgd_row(vr, g, dim, o->lr, scale, decay);
     } else if (o->kind == kAdagrad) {
       adagrad_row(vr, a.state.accum + r * dim, g, dim, o->lr, scale, decay, o->eps);
-    } else {
+    } else if (!o->row_wise) {
       const int32_t t = ++a.state.steps[r];
       float* m = a.state.moments + r * 2 * dim;
       adam_row(vr, m, m + dim, g, dim, t, *o, scale, decay);
+    } else {
+      const int32_t t = ++a.state.steps[r];
+      if (o->moment_bf16) {
+        adam_rowwise_row(vr, a.state.moments16 + r * dim, a.state.row_v + r, g, dim, t, *o, scale, decay);
+      } else {
+        adam_rowwise_row(vr, a.state.moments + r * dim, a.state.row_v + r, g, dim, t, *o, scale, decay);
+      }
     }
     if (a.dtype != kF32) store_row(a.values, a.dtype, dim, r, vr);
   }

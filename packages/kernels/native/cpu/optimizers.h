@@ -12,19 +12,24 @@ namespace mnemo {
 enum OptimizerKind : int { kSgd = 0, kAdagrad = 1, kAdam = 2 };
 enum ClipKind : int { kClipNone = 0, kClipRow = 1, kClipGlobal = 2 };
 
-// Unpacked from the Float64Array [kind, lr, beta1, beta2, eps, weightDecay, clip, maxNorm].
+// Unpacked from the Float64Array [kind, lr, beta1, beta2, eps, weightDecay, clip, maxNorm,
+// rowWise, momentBf16] (the last two optional, default 0).
 struct OptimizerParams {
   int kind;
   float lr, beta1, beta2, eps, weight_decay;
   int clip;
   float max_norm;
+  int row_wise;     // Adam: 1 = one second moment per row (partial row-wise Adam)
+  int moment_bf16;  // row-wise Adam: m stored as bfloat16
 };
 
 // Optimizer state arrays; only those of `kind` are non-null.
 struct OptimizerState {
   float* accum;     // Adagrad Σ g²          [N, dv]
-  float* moments;   // Adam (m, v) per row   [N, 2, dv]
+  float* moments;   // Adam (m, v) per row   [N, 2, dv]; row-wise Adam: m [N, dv]
   int32_t* steps;   // Adam per-row step t   [N]
+  uint16_t* moments16;  // row-wise Adam with bf16 m: m [N, dv]
+  float* row_v;     // row-wise Adam second moment per row [N]
 };
 
 // v ← v·decay − lr·scale·g                                                      (SGD)
@@ -88,6 +93,37 @@ MNEMO_INLINE void adam_row(float* v, float* m1, float* m2, const float* g, int d
     m1[c] = m;
     m2[c] = s;
     v[c] = v[c] * decay - step * m / (std::sqrt(s) * inv_sqrt_bc2 + eps);
+  }
+}
+
+// Partial row-wise Adam: per-element m, one second moment per row
+//   v_r ← β2 v_r + (1−β2)·mean_c(g_c²);  V ← V·decay − lr·(m/bc1)/(√(v_r/bc2) + eps)
+// M is float (fp32 m) or uint16_t (bf16 m, rounded once when stored).
+template <typename M>
+MNEMO_INLINE void adam_rowwise_row(float* v, M* m1, float* vr, const float* g, int dim, int32_t t,
+                                   const OptimizerParams& o, float scale, float decay) {
+  double bc1, bc2;
+  bias_corrections(o.beta1, o.beta2, t, &bc1, &bc2);
+  float sq = 0.0f;
+#pragma omp simd reduction(+ : sq)
+  for (int c = 0; c < dim; c++) sq += g[c] * g[c];
+  const float s = o.beta2 * *vr + (1.0f - o.beta2) * (scale * scale * sq / static_cast<float>(dim));
+  *vr = s;
+  // one scalar per row: lr / bc1 / (√(s/bc2) + eps)
+  const float k = static_cast<float>(o.lr / bc1 / (std::sqrt(static_cast<double>(s) / bc2) + o.eps));
+  const float b1 = o.beta1;
+#pragma omp simd
+  for (int c = 0; c < dim; c++) {
+    const float gc = scale * g[c];
+    float mc;
+    if constexpr (sizeof(M) == 2) {
+      mc = b1 * bf16_to_f32(m1[c]) + (1.0f - b1) * gc;
+      m1[c] = f32_to_bf16(mc);
+    } else {
+      mc = b1 * m1[c] + (1.0f - b1) * gc;
+      m1[c] = mc;
+    }
+    v[c] = v[c] * decay - k * mc;
   }
 }
 

@@ -21,8 +21,10 @@ export const DTYPE_CODE = { float32: 0, bfloat16: 1, float16: 2 } as const;
 /** Per-row optimizer state; only the arrays of the optimizer in use exist. */
 export interface OptimizerStateArrays {
   accum: Float32Array | null; // Adagrad Σg²            [N, dv]
-  moments: Float32Array | null; // Adam (m, v) per row  [N, 2, dv]
+  moments: Float32Array | null; // Adam (m, v) per row  [N, 2, dv]; row-wise Adam: m [N, dv]
   steps: Int32Array | null; // Adam per-row step count [N]
+  moments16?: Uint16Array | null; // row-wise Adam with bf16 m: m [N, dv]
+  rowV?: Float32Array | null; // row-wise Adam: second moment per row [N]
 }
 
 export function readRow(values: Storage, dtype: number, dim: number, r: number, dst: Float64Array): void {
@@ -116,6 +118,8 @@ export function bagBackwardTs(
   const wd = params ? params[5]! : 0;
   const clip = params ? params[6]! : 0;
   const maxNorm = params ? params[7]! : 0;
+  const rowWise = params ? (params[8] ?? 0) : 0;
+  const momentBf16 = params ? (params[9] ?? 0) : 0;
 
   // g = Σ_{p in run} w[p] · gOut[bag(p)]
   const rowGrad = (s: number, e: number): void => {
@@ -179,6 +183,26 @@ export function bagBackwardTs(
           const a = A[o + c]! + gc * gc;
           A[o + c] = a;
           vrow[c] = vrow[c]! * decay - (lr * gc) / (Math.sqrt(a) + eps);
+        }
+      } else if (rowWise) {
+        // partial row-wise Adam: v_r ← β2 v_r + (1−β2)·mean(g²); m per element
+        const t = ++state.steps![r];
+        const bc1 = 1 - beta1 ** t;
+        const bc2 = 1 - beta2 ** t;
+        let sq = 0;
+        for (let c = 0; c < dim; c++) sq += (scale * g[c]!) ** 2;
+        const vr = beta2 * state.rowV![r]! + (1 - beta2) * (sq / dim);
+        state.rowV![r] = vr;
+        const k = lr / bc1 / (Math.sqrt(vr / bc2) + eps);
+        const M16 = state.moments16 ?? null;
+        const M = state.moments;
+        for (let c = 0; c < dim; c++) {
+          const gc = scale * g[c]!;
+          const old = momentBf16 ? bf16ToF32(M16![o + c]!) : M![o + c]!;
+          const m = beta1 * old + (1 - beta1) * gc;
+          if (momentBf16) M16![o + c] = f32ToBf16(m);
+          else M![o + c] = m;
+          vrow[c] = vrow[c]! * decay - k * m;
         }
       } else {
         const M = state.moments!;
