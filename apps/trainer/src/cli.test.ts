@@ -1,0 +1,59 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+/** mnemo-train on its sources (tsx), as a child process. */
+const cli = (...args: string[]) => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=mnemo-source', 'src/cli.ts', ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+
+describe('mnemo-train CLI', () => {
+  it('--help prints the usage on stdout and exits 0', () => {
+    const r = cli('--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/usage:\n {2}mnemo-train \[train\]/);
+    expect(r.out).toMatch(/mnemo-train compare/);
+    expect(r.out).toMatch(/mnemo-train demo/);
+  });
+
+  it('usage errors exit 2 with one clear line naming the flag', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [[], /^mnemo-train: give --config FILE or --preset NAME/],
+      [['--preset', 'dense', '--steps', 'x'], /^mnemo-train: --steps: expected a non-negative integer, got 'x'/],
+      [['--preset', 'dense', '--steps'], /^mnemo-train: --steps needs a value/],
+      [['compare'], /^mnemo-train: compare needs configs or presets/],
+      [['--preset', 'dense', '--steps', '0'], /^mnemo-train: train\.steps: /],
+      [['--config', '/nonexistent/run.yaml'], /^mnemo-train: --config: cannot read/],
+    ];
+    for (const [args, re] of cases) {
+      const r = cli(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err, args.join(' ')).toMatch(re);
+      expect(r.err).not.toMatch(/\n\s+at /); // no stack trace for expected errors
+    }
+  }, 120_000);
+
+  it('a bad config file names the field; bad data and --eval-qa paths name data.path / eval.qaFile', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'cli-'));
+    const cfg = path.join(dir, 'run.yaml');
+    writeFileSync(cfg, 'model: {dim: 32, layers: 2, heads: 4, kvHeads: 2, ffn: [dense, dense]}\ntrain: {steps: 3, lr: fast}\n');
+    let r = cli('--config', cfg);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/mnemo-train: train\.lr: .*expected number/);
+    r = cli('--preset', 'dense', '--data', path.join(dir, 'missing.txt'), '--steps', '1');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/mnemo-train: data\.path: .*missing\.txt does not exist/);
+    r = cli('--preset', 'dense', '--eval-qa', path.join(dir, 'qa.jsonl'), '--steps', '1');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/mnemo-train: eval\.qaFile: cannot read/);
+  }, 120_000);
+});
