@@ -11,7 +11,8 @@
 //   tableForward(handle, ids: Int32Array [B·L], weights: Float32Array [B·L], batch, bagSize)
 //     → Float32Array [B·dv]
 //   tableBackwardStep(handle, ids, weights, gradOut: Float32Array [B·dv], batch, bagSize,
-//     kind (0 sgd | 1 adagrad | 2 adam), lr, beta1, beta2, eps)
+//     kind (0 sgd | 1 adagrad | 2 adam), lr, beta1, beta2, eps[, rowWise 0|1[, momentBf16 0|1]])
+//     (rowWise: partial row-wise Adam, one v per row; momentBf16: its m stored as bfloat16)
 //     → { gradWeights: Float32Array [B·L], touchedRows }
 //   pkTopK(queries [B·H·dk], subkeys [H·2·n·dk/2], batch, heads, n, dk, k)
 //     → { scores: Float32Array [B·H·k], ids: Int32Array [B·H·k] }
@@ -63,8 +64,8 @@ napi_value guarded(napi_env env, Fn&& fn) {
 }
 
 struct Args {
-  napi_value argv[12];
-  size_t argc = 12;
+  napi_value argv[13];
+  size_t argc = 13;
 };
 
 Args get_args(napi_env env, napi_callback_info info, size_t need, const char* fn) {
@@ -214,6 +215,8 @@ struct DeviceTable {
   DeviceBuffer moment1;   // Adam m [rows, dv]
   DeviceBuffer moment2;   // Adam v [rows, dv]
   DeviceBuffer steps;     // Adam t [rows]
+  DeviceBuffer moment1_bf16;  // row-wise Adam bf16 m [rows, dv]
+  DeviceBuffer row_v;     // row-wise Adam v [rows]
   DeviceBuffer ids;       // [B, L]
   DeviceBuffer weights;   // [B, L]
   DeviceBuffer grad_out;  // [B, dv]
@@ -225,7 +228,7 @@ struct DeviceTable {
   void release_all() {
     if (freed) return;
     cudaSetDevice(device);
-    for (DeviceBuffer* b : {&values, &accum, &moment1, &moment2, &steps, &ids, &weights,
+    for (DeviceBuffer* b : {&values, &accum, &moment1, &moment2, &steps, &moment1_bf16, &row_v, &ids, &weights,
                             &grad_out, &result, &workspace}) {
       b->release();
     }
@@ -409,6 +412,11 @@ napi_value TableBackwardStep(napi_env env, napi_callback_info info) {
     opt.beta1 = float_arg(env, a.argv[8], "beta1");
     opt.beta2 = float_arg(env, a.argv[9], "beta2");
     opt.eps = float_arg(env, a.argv[10], "eps");
+    opt.row_wise = a.argc > 11 ? (int)int_arg(env, a.argv[11], "rowWise", 0, 1) : 0;
+    opt.moment_bf16 = a.argc > 12 ? (int)int_arg(env, a.argv[12], "momentBf16", 0, 1) : 0;
+    if (opt.moment_bf16 && !(opt.kind == mnemo::kAdam && opt.row_wise)) {
+      throw JsError{"momentBf16: needs kind adam with rowWise 1"};
+    }
 
     const size_t positions = (size_t)in.batch * in.bag_size;
     float* host_gw = nullptr;
@@ -426,6 +434,14 @@ napi_value TableBackwardStep(napi_env env, napi_callback_info info) {
       };
       if (opt.kind == mnemo::kAdagrad) {
         state.accum = static_cast<float*>(zeroed(t->accum, t->table_bytes(), "cudaMalloc adagrad state"));
+      } else if (opt.kind == mnemo::kAdam && opt.row_wise) {
+        if (opt.moment_bf16) {
+          state.moment1_bf16 = static_cast<uint16_t*>(zeroed(t->moment1_bf16, (size_t)t->rows * t->dv * 2, "cudaMalloc adam bf16 m"));
+        } else {
+          state.moment1 = static_cast<float*>(zeroed(t->moment1, t->table_bytes(), "cudaMalloc adam m"));
+        }
+        state.row_v = static_cast<float*>(zeroed(t->row_v, (size_t)t->rows * 4, "cudaMalloc adam row v"));
+        state.steps = static_cast<int32_t*>(zeroed(t->steps, (size_t)t->rows * 4, "cudaMalloc adam steps"));
       } else if (opt.kind == mnemo::kAdam) {
         state.moment1 = static_cast<float*>(zeroed(t->moment1, t->table_bytes(), "cudaMalloc adam m"));
         state.moment2 = static_cast<float*>(zeroed(t->moment2, t->table_bytes(), "cudaMalloc adam v"));

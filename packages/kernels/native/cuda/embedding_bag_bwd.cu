@@ -202,6 +202,96 @@ row_step_kernel(float* __restrict__ values,            // [N, dv]
   for (int c = 0; c < VEC; c++) values[at + c] = v[c];
 }
 
+// 4'. Partial row-wise Adam: per-element m, one v per row from mean_c(gV²). One warp per touched
+// row (the mean needs the whole row): pass 1 sums gV² over the row's segments, pass 2 recomputes
+// gV per segment (the readers' gOut rows are in L2 by then) and updates m and V.
+__device__ __forceinline__ float bf16_to_f32(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
+__device__ __forceinline__ uint16_t f32_to_bf16(float f) {  // round to nearest even; NaN stays NaN
+  const uint32_t u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+template <int VEC>
+__device__ __forceinline__ void row_grad_segment(const float* __restrict__ weights,
+                                                 const float* __restrict__ grad_out, int dv,
+                                                 int bag_size, const int32_t* __restrict__ readers,
+                                                 int begin, int end, int col, bool active,
+                                                 int lane, float (&grad)[VEC]) {
+#pragma unroll
+  for (int c = 0; c < VEC; c++) grad[c] = 0.f;
+  for (int i0 = begin; i0 < end; i0 += kWarp) {
+    const int il = i0 + lane;
+    const int32_t my_p = il < end ? readers[il] : 0;
+    const float my_w = il < end ? weights[my_p] : 0.f;
+    const int count = min(kWarp, end - i0);  // warp-uniform
+    for (int t = 0; t < count; t++) {
+      const int32_t p = __shfl_sync(kFullMask, my_p, t);
+      const float w = __shfl_sync(kFullMask, my_w, t);
+      if (!active) continue;
+      const float* g = grad_out + (int64_t)(p / bag_size) * dv + col;
+#pragma unroll
+      for (int c = 0; c < VEC; c++) grad[c] = fmaf(w, __ldg(g + c), grad[c]);
+    }
+  }
+}
+
+template <int VEC, bool BF16M>
+__global__ void __launch_bounds__(kThreads)
+rowwise_adam_kernel(float* __restrict__ values,            // [N, dv]
+                    int dv,
+                    const float* __restrict__ weights,     // [P]
+                    const float* __restrict__ grad_out,    // [B, dv]
+                    int bag_size,
+                    const int32_t* __restrict__ readers,   // [P]
+                    const int32_t* __restrict__ row_start, // [U + 1]
+                    const int32_t* __restrict__ row_id,    // [U]
+                    int rows_touched, OptimizerConfig opt, OptimizerState state) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t u = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) / kWarp;
+  if (u >= rows_touched) return;  // warp-uniform
+  const int segments = segments_per_row(dv, VEC);
+  const int begin = row_start[u], end = row_start[u + 1];
+  const int64_t r = row_id[u];
+  float grad[VEC];
+  float sq = 0.f;
+  for (int seg = 0; seg < segments; seg++) {
+    const int col = seg * kWarp * VEC + lane * VEC;
+    const bool active = col < dv;
+    row_grad_segment<VEC>(weights, grad_out, dv, bag_size, readers, begin, end, col, active, lane, grad);
+    if (active) {
+#pragma unroll
+      for (int c = 0; c < VEC; c++) sq = fmaf(grad[c], grad[c], sq);
+    }
+  }
+  sq = warp_sum(sq);
+  const float vr = opt.beta2 * state.row_v[r] + (1.f - opt.beta2) * (sq / (float)dv);
+  if (lane == 0) state.row_v[r] = vr;
+  const float t = (float)state.steps[r];  // already incremented for this step (≥ 1)
+  const float bias1 = 1.f - powf(opt.beta1, t);
+  const float bias2 = 1.f - powf(opt.beta2, t);
+  const float k = opt.lr / bias1 / (sqrtf(vr / bias2) + opt.eps);
+  for (int seg = 0; seg < segments; seg++) {
+    const int col = seg * kWarp * VEC + lane * VEC;
+    const bool active = col < dv;
+    row_grad_segment<VEC>(weights, grad_out, dv, bag_size, readers, begin, end, col, active, lane, grad);
+    if (!active) continue;
+    const int64_t at = r * dv + col;
+#pragma unroll
+    for (int c = 0; c < VEC; c++) {
+      float m;
+      if constexpr (BF16M) {
+        m = opt.beta1 * bf16_to_f32(state.moment1_bf16[at + c]) + (1.f - opt.beta1) * grad[c];
+        state.moment1_bf16[at + c] = f32_to_bf16(m);
+      } else {
+        m = opt.beta1 * state.moment1[at + c] + (1.f - opt.beta1) * grad[c];
+        state.moment1[at + c] = m;
+      }
+      values[at + c] -= k * m;
+    }
+  }
+}
+
 template <int VEC, int KIND>
 cudaError_t launch_row_step(float* values, int dv, const float* weights, const float* grad_out,
                             int bag_size, const int32_t* readers, const int32_t* row_start,
@@ -228,6 +318,17 @@ cudaError_t launch_row_step_kind(float* values, int dv, const float* weights,
       return launch_row_step<VEC, kAdagrad>(values, dv, weights, grad_out, bag_size, readers,
                                             row_start, row_id, rows_touched, opt, state, stream);
     case kAdam:
+      if (opt.row_wise) {
+        const unsigned blocks = blocks_for_warps(rows_touched);
+        if (opt.moment_bf16) {
+          rowwise_adam_kernel<VEC, true><<<blocks, kThreads, 0, stream>>>(
+              values, dv, weights, grad_out, bag_size, readers, row_start, row_id, rows_touched, opt, state);
+        } else {
+          rowwise_adam_kernel<VEC, false><<<blocks, kThreads, 0, stream>>>(
+              values, dv, weights, grad_out, bag_size, readers, row_start, row_id, rows_touched, opt, state);
+        }
+        return cudaGetLastError();
+      }
       return launch_row_step<VEC, kAdam>(values, dv, weights, grad_out, bag_size, readers,
                                          row_start, row_id, rows_touched, opt, state, stream);
     default:
@@ -317,8 +418,13 @@ cudaError_t embedding_bag_backward_step(float* values, int64_t rows, int dv, con
   Scratch s = carve(workspace, positions, rows);
   if (workspace == nullptr || workspace_bytes < s.total) return cudaErrorInvalidValue;
   if (opt.kind == kAdagrad && state.accum == nullptr) return cudaErrorInvalidValue;
-  if (opt.kind == kAdam &&
+  if (opt.kind == kAdam && !opt.row_wise &&
       (state.moment1 == nullptr || state.moment2 == nullptr || state.steps == nullptr)) {
+    return cudaErrorInvalidValue;
+  }
+  if (opt.kind == kAdam && opt.row_wise &&
+      (state.row_v == nullptr || state.steps == nullptr ||
+       (opt.moment_bf16 ? state.moment1_bf16 == nullptr : state.moment1 == nullptr))) {
     return cudaErrorInvalidValue;
   }
   const bool vec4 = dv % 4 == 0;

@@ -25,6 +25,8 @@ struct OptimizerConfig {
   float beta1;  // Adam first-moment decay
   float beta2;  // Adam second-moment decay
   float eps;    // Adagrad / Adam denominator epsilon
+  int row_wise = 0;     // Adam: 1 = one second moment per row (partial row-wise Adam)
+  int moment_bf16 = 0;  // row-wise Adam: m stored as bfloat16 (rounded once per update)
 };
 
 // Per-row optimizer state, allocated by the caller for the kind in use (others may be null).
@@ -33,6 +35,8 @@ struct OptimizerState {
   float* moment1;   // Adam m              [rows, dv]
   float* moment2;   // Adam v              [rows, dv]
   int32_t* steps;   // Adam per-row step t [rows]
+  uint16_t* moment1_bf16 = nullptr;  // row-wise Adam with bf16 m [rows, dv] (moment1 unused)
+  float* row_v = nullptr;            // row-wise Adam second moment per row [rows] (moment2 unused)
 };
 
 // Bytes of device scratch that embedding_bag_backward_step needs for `positions` = batch·bag_size.
