@@ -15,6 +15,14 @@
 
 #include "kernels.h"
 
+// The bag kernels' clones dispatch by CPU FEATURES (x86-64-v3 = AVX2, FMA, BMI2...):
+// common.h's "arch=haswell" clone is chosen by CPU model (__builtin_cpu_is), so AMD CPUs with
+// AVX2 ran the baseline SSE2 clone. GCC ≥ 12 knows the feature-level names.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && __GNUC__ >= 12
+#undef MNEMO_SIMD_CLONES
+#define MNEMO_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+
 namespace mnemo {
 
 namespace {
