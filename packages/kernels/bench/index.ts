@@ -163,7 +163,7 @@ async function main(): Promise<void> {
       },
       fwdBwd: () => {
         const b = next();
-        store.forward(b.ids, b.w, K);
+        store.forward(b.ids, b.w, K, undefined, fwdOut); // the forward row's op: reused output
         store.backward(b.ids, b.w, b.gOut, K);
       },
       ...Object.fromEntries(
@@ -174,7 +174,7 @@ async function main(): Promise<void> {
           }],
           [`fwdBwd_${k}`, () => {
             const b = next();
-            o.forward(b.ids, b.w, K);
+            o.forward(b.ids, b.w, K, undefined, fwdOut);
             o.backward(b.ids, b.w, b.gOut, K);
           }],
         ]),

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "common.h"
 
@@ -96,6 +97,14 @@ MNEMO_INLINE void adam_row(float* v, float* m1, float* m2, const float* g, int d
   }
 }
 
+// float32 → bfloat16, round to nearest even, branch-free so the m loop vectorises (NaN → qNaN).
+MNEMO_INLINE uint16_t m_to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? 0x7fc0u : r);
+}
+
 // Partial row-wise Adam: per-element m, one second moment per row
 //   v_r ← β2 v_r + (1−β2)·mean_c(g_c²);  V ← V·decay − lr·(m/bc1)/(√(v_r/bc2) + eps)
 // M is float (fp32 m) or uint16_t (bf16 m, rounded once when stored).
@@ -118,7 +127,7 @@ MNEMO_INLINE void adam_rowwise_row(float* v, M* m1, float* vr, const float* g, i
     float mc;
     if constexpr (sizeof(M) == 2) {
       mc = b1 * bf16_to_f32(m1[c]) + (1.0f - b1) * gc;
-      m1[c] = f32_to_bf16(mc);
+      m1[c] = m_to_bf16(mc);
     } else {
       mc = b1 * m1[c] + (1.0f - b1) * gc;
       m1[c] = mc;
