@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { CudaValueTable, cudaAddonPath, cudaPkTopK, cudaStatus } from './cuda';
 import { BackendError, ConfigError, DisposedError, ShapeError, ValueError } from './errors';
 import { productKeyTopK } from './pk-topk';
+import { mulberry32 } from './random';
 
 // ---- plain float64 CPU references (what the GPU results are judged by) -----------------------
 
@@ -111,16 +112,7 @@ function refPkTopK(q: Float32Array, keys: Float32Array, batch: number, heads: nu
   return { scores, ids };
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 function randn(n: number, r: () => number, scale = 1): Float32Array {
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);

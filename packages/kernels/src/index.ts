@@ -47,6 +47,7 @@ export {
 export { type BagDims, validateBag } from './embedding-bag';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './ts/half';
 export { embeddingBag } from './tfjs-op';
+export { mulberry32 } from './random';
 export {
   CheckpointError,
   DTYPE_BYTES,

@@ -32,6 +32,7 @@ import {
 } from './store-file';
 import { DTYPE_CODE, type OptimizerStateArrays, type Storage, readRow, writeRow } from './ts/embedding-bag';
 import { f32ToBf16, f32ToF16 } from './ts/half';
+import { mulberry32 } from './random';
 
 export type StorageDtype = 'float32' | 'bfloat16' | 'float16';
 export type InitConfig = 'zeros' | { kind: 'normal'; std: number; seed?: number };
@@ -144,18 +145,6 @@ function skewed(bytes: number, buffers: ArrayBuffer[]): Uint8Array {
   const b = allocate(bytes + STATE_SKEW);
   buffers.push(b);
   return new Uint8Array(b, STATE_SKEW, bytes);
-}
-
-/** mulberry32: small, seedable, good enough for initialisation. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The live table of a store, for the package's own benchmarks (not exported from index.ts). */

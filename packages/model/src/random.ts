@@ -3,17 +3,8 @@
  * and `subSeed`, which derives independent integer seeds for each initialiser from one config seed.
  */
 
-/** The seeded RNG used everywhere: returns a function giving uniform floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded RNG used everywhere (from @mnemo/kernels): uniform floats in [0, 1). */
+export { mulberry32 } from '@mnemo/kernels';
 
 /** A non-negative 31-bit seed for the initialiser called `tag`, derived from `seed` (FNV-1a). */
 export function subSeed(seed: number, tag: string): number {

@@ -5,6 +5,7 @@
  * output is predictable and sampling at temperature > 0 really depends on the seed.
  */
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from '../engine';
+import { mulberry32 } from '@mnemo/model';
 
 export class FakeCache implements EngineCache {
   tokens: number[] = [];
@@ -102,14 +103,7 @@ export class FakeEngine implements Engine {
   }
 
   rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+    return mulberry32(seed);
   }
 
   lookup(tokens: number[]): MemoryReads[] {
