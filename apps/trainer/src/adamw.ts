@@ -4,6 +4,7 @@
  * them by index and a resumed run continues bit for bit. The value table is not here: the
  * memory pool updates its touched rows itself, inside the backward pass.
  */
+import { CheckpointError } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 export class AdamW {
@@ -75,7 +76,7 @@ export class AdamW {
       list.forEach((t, i) => {
         const src = tensors[`adam.${kind}.${i}`];
         if (!src || src.shape.join() !== t.shape.join()) {
-          throw new Error(`checkpoint: optimizer state adam.${kind}.${i} is missing or has shape [${src?.shape}], expected [${t.shape}]`);
+          throw new CheckpointError('extra.safetensors', `optimizer state adam.${kind}.${i} is missing or has shape [${src?.shape}], expected [${t.shape}]`);
         }
         t.assign(src);
       });

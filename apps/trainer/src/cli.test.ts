@@ -33,6 +33,9 @@ describe('mnemo-train CLI', () => {
       [['compare'], /^mnemo-train: compare needs configs or presets/],
       [['--preset', 'dense', '--steps', '0'], /^mnemo-train: train\.steps: /],
       [['--config', '/nonexistent/run.yaml'], /^mnemo-train: --config: cannot read/],
+      [['--preset', 'huge'], /^mnemo-train: --preset: unknown preset 'huge'/],
+      [['--preset', 'dense', '--stpes', '10'], /^mnemo-train: unknown flag --stpes/],
+      [['--preset', 'dense', 'extra'], /^mnemo-train: unexpected argument 'extra'/],
     ];
     for (const [args, re] of cases) {
       const r = cli(...args);

@@ -20,6 +20,8 @@ const USAGE = `usage:
 
 class UsageError extends MnemoError {}
 
+const FLAGS = new Set(['config', 'preset', 'data', 'facts', 'eval-qa', 'steps', 'out', 'resume', 'md']);
+
 function parseArgs(argv: string[]): { positional: string[]; flags: Record<string, string> } {
   const positional: string[] = [];
   const flags: Record<string, string> = {};
@@ -27,6 +29,7 @@ function parseArgs(argv: string[]): { positional: string[]; flags: Record<string
     const a = argv[i]!;
     if (a === '--help' || a === '-h') flags.help = 'true';
     else if (a.startsWith('--')) {
+      if (!FLAGS.has(a.slice(2))) throw new UsageError(`unknown flag ${a}\n${USAGE}`);
       const v = argv[i + 1];
       if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value\n${USAGE}`);
       flags[a.slice(2)] = v;
@@ -53,8 +56,9 @@ function withOverrides(cfg: TrainerConfig, flags: Record<string, string>): Train
   return parseTrainerConfig(raw);
 }
 
-function configOf(spec: string, flags: Record<string, string>): TrainerConfig {
-  const base = (PRESETS as readonly string[]).includes(spec) ? preset(spec) : readTrainerConfig(spec);
+function configOf(spec: string, flags: Record<string, string>, kind?: 'preset' | 'config'): TrainerConfig {
+  const isPreset = kind === 'preset' || (kind === undefined && (PRESETS as readonly string[]).includes(spec));
+  const base = isPreset ? preset(spec) : readTrainerConfig(spec);
   return withOverrides(base, flags);
 }
 
@@ -66,9 +70,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const cmd = positional[0] === 'compare' || positional[0] === 'demo' || positional[0] === 'train' ? positional.shift()! : 'train';
   if (cmd === 'train') {
-    const spec = flags.config ?? flags.preset;
-    if (!spec) throw new UsageError(`give --config FILE or --preset NAME\n${USAGE}`);
-    const cfg = configOf(spec, flags);
+    if (!flags.config === !flags.preset) throw new UsageError(`give --config FILE or --preset NAME (one of them)\n${USAGE}`);
+    if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'\n${USAGE}`);
+    const cfg = flags.preset ? configOf(flags.preset, flags, 'preset') : configOf(flags.config!, flags, 'config');
     const s = await runTraining(cfg, { resume: flags.resume });
     console.log(JSON.stringify({ name: s.name, out: s.out, final: s.final, tokensPerSec: Math.round(s.tokensPerSec) }));
     return 0;

@@ -6,15 +6,16 @@
  *   memory      block 2's FFN → a PKM memory layer (N = 128² = 16,384 slots)
  *   memoryPlus  block 2's FFN → a Memory+ layer (SiLU gating) over the same pool size
  */
+import { ConfigError } from '@mnemo/kernels';
 import type { FfnKind } from '@mnemo/model';
 import { type TrainerConfig, parseTrainerConfig } from './config';
 
 export const PRESETS = ['dense', 'moe', 'memory', 'memoryPlus'] as const;
 export type PresetName = (typeof PRESETS)[number];
 
-export function preset(name: string, overrides: { steps?: number; out?: string; facts?: number } = {}): TrainerConfig {
+export function preset(name: string, overrides: { steps?: number; out?: string; facts?: number; fillerRatio?: number } = {}): TrainerConfig {
   if (!(PRESETS as readonly string[]).includes(name)) {
-    throw new Error(`--preset: unknown preset '${name}'; choose one of ${PRESETS.join(', ')}`);
+    throw new ConfigError('--preset', `unknown preset '${name}'; choose one of ${PRESETS.join(', ')}`);
   }
   const D = 128;
   const layers = 4;
@@ -36,7 +37,7 @@ export function preset(name: string, overrides: { steps?: number; out?: string; 
       seed: 7,
     },
     tokenizer: { vocabSize: 1024 },
-    data: { facts: overrides.facts ?? 1200, factsSeed: 3, fillerRatio: 1, maxChars: 300_000 },
+    data: { facts: overrides.facts ?? 500, factsSeed: 3, fillerRatio: overrides.fillerRatio ?? 0, maxChars: 300_000 },
     train: { steps: overrides.steps ?? 400, batch: 16, seqLen: 64, lr: 3e-3, warmup: 20, evalEvery: 200, checkpointEvery: 200, seed: 11 },
     eval: { maxQuestions: 300, periodicQuestions: 40 },
     out: overrides.out ?? `runs/${name}`,

@@ -48,6 +48,9 @@ describe('trainer', () => {
     const dir = tmp();
     const cfg = parseTrainerConfig({ ...tiny(dir), train: { ...tiny(dir).train, steps: 3 } });
     await runTraining(cfg, { quiet: true, skipFinalEval: true });
+    // a different model config than the checkpoint's is refused, naming the field
+    const other = parseTrainerConfig({ ...tiny(dir), model: { ...tiny(dir).model, seed: 4 }, train: { ...tiny(dir).train, steps: 3 } });
+    await expect(runTraining(other, { quiet: true, resume: path.join(dir, 'checkpoint') })).rejects.toThrow(/^model: differs from the checkpoint/);
     const f = path.join(dir, 'checkpoint', 'model.safetensors');
     truncateSync(f, statSync(f).size - 10);
     await expect(runTraining(cfg, { quiet: true, resume: path.join(dir, 'checkpoint') })).rejects.toThrow(CheckpointError);

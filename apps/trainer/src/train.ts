@@ -8,7 +8,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Progress } from '@mnemo/bench';
-import { initBackend } from '@mnemo/kernels';
+import { ConfigError, initBackend } from '@mnemo/kernels';
 import { usageHistogramSvg } from '@mnemo/memory-layer';
 import { BpeTokenizer, LanguageModel, type ModelCounts, generate, loadCheckpoint, modelCounts, saveCheckpoint } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
@@ -119,6 +119,19 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     startStep = Number(ck.extra.step);
     if (!Number.isInteger(startStep) || startStep < 0) throw new Error(`${opts.resume}: checkpoint has no valid training step`);
     adamState = { step: Number(ck.extra.adamStep), tensors: ck.extraTensors };
+    // the run must continue with what the checkpoint was trained with
+    const saved = ck.extra.trainer as TrainerConfig | undefined;
+    for (const [field, a, b] of [
+      ['model', saved?.model, cfg.model],
+      ['train.batch', saved?.train.batch, cfg.train.batch],
+      ['train.seqLen', saved?.train.seqLen, cfg.train.seqLen],
+      ['train.seed', saved?.train.seed, cfg.train.seed],
+      ['data', saved?.data, cfg.data],
+    ] as const) {
+      if (JSON.stringify(a) !== JSON.stringify(b)) {
+        throw new ConfigError(field, `differs from the checkpoint's (${JSON.stringify(a)}); resume with the config the run was started with`);
+      }
+    }
     log(`[trainer] resuming ${cfg.name} from ${opts.resume} at step ${startStep}`);
   } else {
     mkdirSync(out, { recursive: true });
