@@ -96,6 +96,44 @@ describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kern
     });
   }
 
+  it('the multi-threaded sort by row: one radix pass, three passes (rows > 2^22), all padding, one row everywhere', () => {
+    const big = (1 << 23) + 3; // 24 row bits: three 11-bit passes
+    const cases: [string, number, (r: () => number) => number][] = [
+      ['one pass', 1500, (r) => Math.floor(r() * 1500)],
+      ['three passes', big, (r) => (r() < 0.5 ? big - 1 - Math.floor(r() * 64) : Math.floor(r() * big))],
+      ['all padding', 50, () => -1],
+      ['one row', 50, () => 7],
+    ];
+    const dim = 2;
+    const B = 1024;
+    const K = 32; // B·K·dim·4 = 256 KiB: the threaded path
+    for (const [name, rows, id] of cases) {
+      const opt: OptimizerConfig = { kind: 'sgd', lr: 0.5 };
+      const a = ValueStore.create({ rows, dim, optimizer: opt, init: 'zeros', impl: 'native' });
+      const b = ValueStore.create({ rows, dim, optimizer: opt, init: 'zeros', impl: 'ts' });
+      const r = rng(rows);
+      const ids = Int32Array.from({ length: B * K }, () => id(r));
+      const w = Float32Array.from({ length: B * K }, () => r() * 2 - 1);
+      const gOut = Float32Array.from({ length: B * dim }, () => r() * 2 - 1);
+      for (let step = 0; step < 2; step++) {
+        // step 2 reads the rows step 1 wrote: gw ≠ 0
+        const gwA = a.backward(ids, w, gOut, K);
+        const gwB = b.backward(ids, w, gOut, K);
+        expect(relErr(gwA, gwB), name).toBeLessThan(1e-5);
+        expect(a.stats().touchedRows, name).toBe(b.stats().touchedRows);
+      }
+      const touched = Int32Array.from(new Set(Array.from(ids).filter((i) => i >= 0)));
+      expect(touched.length > 0, name).toBe(name !== 'all padding');
+      if (touched.length) {
+        const rowsA = a.readRows(touched);
+        expect(relErr(rowsA, b.readRows(touched)), name).toBeLessThan(1e-5);
+        expect(rowsA.some((v) => v !== 0), name).toBe(true);
+      }
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('gw only (no update) and one large bag leave the table alone', () => {
     const a = ValueStore.create({ rows: 100, dim: 40, optimizer: { kind: 'sgd', lr: 1 }, impl: 'native', deferred: true });
     const { ids, w, gOut } = batch(5, 100, 1, 5000, 40);

@@ -4,13 +4,14 @@
 // Forward: bags are split across threads; each thread walks its positions in order and
 // prefetches the row PF positions ahead, so ~PF random rows are in flight per core.
 // Backward without float atomics: positions are radix-sorted by row (histogram → prefix sum →
-// scatter, per 11-bit digit), which yields the reverse table "which (b, j) read row r" as runs;
-// each run (= one touched row) is then owned by one thread, which reads V[r] once, writes
-// gw for every position in the run, sums gV[r] in a [dv] register of scratch, and applies the
-// optimizer to V[r] and its state — no N-sized gradient, no atomics.
+// scatter, per 11-bit digit, all threads), which yields the reverse table "which (b, j) read
+// row r" as runs; each run (= one touched row) is then owned by one thread, which reads V[r]
+// once, writes gw for every position in the run, sums gV[r] in a [dv] register of scratch, and
+// applies the optimizer to V[r] and its state — no N-sized gradient, no atomics.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <thread>
 #include <vector>
 
 #include "kernels.h"
@@ -97,6 +98,14 @@ MNEMO_INLINE void row_grad(const uint64_t* keys, int64_t s, int64_t e, const flo
   }
 }
 
+// End of the run of keys with the row of keys[s] (keys sorted by row).
+MNEMO_INLINE int64_t run_end(const uint64_t* keys, int64_t s, int64_t end) {
+  const uint64_t row = keys[s] >> 32;
+  int64_t e = s + 1;
+  while (e < end && (keys[e] >> 32) == row) e++;
+  return e;
+}
+
 struct BackwardArgs {
   void* values;
   int dtype, dim, bag_size;
@@ -105,36 +114,39 @@ struct BackwardArgs {
   float* gw;
   const OptimizerParams* opt;
   OptimizerState state;
-  const uint64_t* keys;      // (row << 32 | position), sorted
-  const int64_t* run_start;  // [touched + 1]
+  const AdamSteps* adam;  // Adam's bias-correction table (null for other optimizers)
+  const uint64_t* keys;   // (row << 32 | position), sorted
   float global_scale;
 };
 
+// Updates the rows whose keys are keys[k0, k1) (k0, k1 on row boundaries); returns rows touched.
 MNEMO_SIMD_CLONES
-void backward_rows(const BackwardArgs& a, int64_t u0, int64_t u1, float* vbuf, float* g) {
+int64_t backward_rows(const BackwardArgs& a, int64_t k0, int64_t k1, float* vbuf, float* g) {
   const int dim = a.dim;
   const int64_t row_bytes = static_cast<int64_t>(dim) * elem_bytes(a.dtype);
   char* base = static_cast<char*>(a.values);
   const OptimizerParams* o = a.opt;
-  for (int64_t u = u0; u < u1; u++) {
-    if (u + kPrefetchRowsBwd < u1) {
-      const int64_t rn = static_cast<int64_t>(a.keys[a.run_start[u + kPrefetchRowsBwd]] >> 32);
+  const int64_t mf = o && o->kind == kAdam && !o->row_wise ? 2 * dim : dim;  // floats of moments per row
+  int64_t touched = 0;
+  for (int64_t s = k0; s < k1;) {
+    // V and state of the row kPrefetchRowsBwd keys ahead (≈ rows ahead: most rows have one key)
+    if (s + kPrefetchRowsBwd < k1) {
+      const int64_t rn = static_cast<int64_t>(a.keys[s + kPrefetchRowsBwd] >> 32);
       prefetch_row_w(base + rn * row_bytes, row_bytes);
-      if (o && a.state.moments) {
-        const int64_t mf = o->row_wise ? dim : 2 * dim;  // floats of state per row
-        prefetch_row_w(a.state.moments + rn * mf, 4 * mf);
-      }
+      if (o && a.state.moments) prefetch_row_w(a.state.moments + rn * mf, 4 * mf);
       if (o && a.state.moments16) prefetch_row_w(a.state.moments16 + rn * dim, 2 * static_cast<int64_t>(dim));
       if (o && a.state.accum) prefetch_row_w(a.state.accum + rn * dim, 4 * static_cast<int64_t>(dim));
     }
-    const int64_t s = a.run_start[u], e = a.run_start[u + 1];
+    const int64_t e = run_end(a.keys, s, k1);
     const int64_t r = static_cast<int64_t>(a.keys[s] >> 32);
+    touched++;
     const float* v = load_row(a.values, a.dtype, dim, r, vbuf);
     if (!o) {  // gw only
       for (int64_t t = s; t < e; t++) {
         const uint32_t p = static_cast<uint32_t>(a.keys[t]);
         a.gw[p] = dot(a.g_out + static_cast<int64_t>(p / a.bag_size) * dim, v, dim);
       }
+      s = e;
       continue;
     }
     // one read of each gOut row: gw[p] = <gOut[bag], V[r]> and g += w[p] · gOut[bag]
@@ -168,36 +180,80 @@ void backward_rows(const BackwardArgs& a, int64_t u0, int64_t u1, float* vbuf, f
     } else if (!o->row_wise) {
       const int32_t t = ++a.state.steps[r];
       float* m = a.state.moments + r * 2 * dim;
-      adam_row(vr, m, m + dim, g, dim, t, *o, scale, decay);
+      adam_row(vr, m, m + dim, g, dim, t, *o, *a.adam, scale, decay);
     } else {
       const int32_t t = ++a.state.steps[r];
       if (o->moment_bf16) {
-        adam_rowwise_row(vr, a.state.moments16 + r * dim, a.state.row_v + r, g, dim, t, *o, scale, decay);
+        adam_rowwise_row(vr, a.state.moments16 + r * dim, a.state.row_v + r, g, dim, t, *o, *a.adam, scale, decay);
       } else {
-        adam_rowwise_row(vr, a.state.moments + r * dim, a.state.row_v + r, g, dim, t, *o, scale, decay);
+        adam_rowwise_row(vr, a.state.moments + r * dim, a.state.row_v + r, g, dim, t, *o, *a.adam, scale, decay);
       }
     }
     if (a.dtype != kF32) store_row(a.values, a.dtype, dim, r, vr);
+    s = e;
+  }
+  return touched;
+}
+
+// Σ over the rows of keys[k0, k1) of ‖gV[r]‖² (the 'global' clip norm; reads gOut only).
+double grad_sq_sum(const BackwardArgs& a, int64_t k0, int64_t k1, float* g) {
+  double sq = 0.0;
+  for (int64_t s = k0; s < k1;) {
+    const int64_t e = run_end(a.keys, s, k1);
+    row_grad(a.keys, s, e, a.w, a.g_out, a.bag_size, a.dim, g);
+    for (int c = 0; c < a.dim; c++) sq += static_cast<double>(g[c]) * g[c];
+    s = e;
+  }
+  return sq;
+}
+
+// Barrier of the `n` threads of one parallel_for: spins briefly, then yields (the waits are short:
+// the threads do equal shares of the same passes).
+class Barrier {
+ public:
+  explicit Barrier(int n) : n_(n) {}
+  void wait() {
+    if (n_ <= 1) return;
+    const int gen = gen_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+      count_.store(0, std::memory_order_relaxed);
+      gen_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int i = 0; gen_.load(std::memory_order_acquire) == gen; i++) {
+      if (i > 256) std::this_thread::yield();
+    }
+  }
+
+ private:
+  const int n_;
+  std::atomic<int> count_{0}, gen_{0};
+};
+
+constexpr int kDigitBits = 11, kBuckets = 1 << kDigitBits;
+
+// Thread t's share of a stable LSD radix pass over src[c0, c1) (the keys' row digit at `shift`):
+// its keys go to dst after those of every smaller digit, and after those of threads < t with the
+// same digit (hist: [threads, kBuckets] counts of each thread's share).
+void radix_scatter(const uint64_t* src, uint64_t* dst, int64_t c0, int64_t c1, int shift,
+                   const int64_t* hist, int threads, int t) {
+  int64_t offset[kBuckets];
+  int64_t sum = 0;
+  for (int b = 0; b < kBuckets; b++) {
+    for (int u = 0; u < threads; u++) {
+      if (u == t) offset[b] = sum;
+      sum += hist[u * kBuckets + b];
+    }
+  }
+  for (int64_t i = c0; i < c1; i++) {
+    const uint64_t k = src[i];
+    dst[offset[(k >> (32 + shift)) & (kBuckets - 1)]++] = k;
   }
 }
 
-// Stable LSD radix sort of (row << 32 | position) keys by row, 11 bits per pass.
-void sort_by_row(std::vector<uint64_t>& keys, std::vector<uint64_t>& tmp, int row_bits) {
-  constexpr int kBits = 11, kBuckets = 1 << kBits;
-  std::vector<int64_t> count(kBuckets);
-  tmp.resize(keys.size());
-  for (int shift = 0; shift < row_bits; shift += kBits) {
-    std::fill(count.begin(), count.end(), 0);
-    for (uint64_t k : keys) count[(k >> (32 + shift)) & (kBuckets - 1)]++;  // histogram
-    int64_t sum = 0;
-    for (auto& c : count) {  // exclusive prefix sum
-      const int64_t n = c;
-      c = sum;
-      sum += n;
-    }
-    for (uint64_t k : keys) tmp[count[(k >> (32 + shift)) & (kBuckets - 1)]++] = k;  // scatter
-    keys.swap(tmp);
-  }
+void radix_histogram(const uint64_t* keys, int64_t c0, int64_t c1, int shift, int64_t* hist) {
+  std::fill(hist, hist + kBuckets, 0);
+  for (int64_t i = c0; i < c1; i++) hist[(keys[i] >> (32 + shift)) & (kBuckets - 1)]++;
 }
 
 }  // namespace
@@ -224,64 +280,109 @@ void roofline_gather_sum(const float* values, int dim, const int32_t* ids, int64
   });
 }
 
+// All phases run in one parallel region, one barrier between them, each thread on its share:
+//   1. zero its part of gw; count its positions with an id, and their largest row
+//   2. write their (row << 32 | position) keys, compacted, and the histogram of the low digit
+//   3. stable LSD radix sort by row, 11 bits per pass (histogram → prefix sum → scatter), each
+//      thread scattering its own contiguous share: the reverse table "which (b, j) read row r"
+//   4. split the sorted keys into equal shares moved to row boundaries, so each touched row is
+//      owned by one thread (no atomics); 'global' clip: ‖g‖ over all rows first
+//   5. each thread reads V[r] once per row, writes gw for every position in the run, sums gV[r]
+//      in a [dv] register of scratch and applies the optimizer to V[r] and its state.
 int64_t bag_backward(void* values, int dtype, int dim, const int32_t* ids, const float* w,
                      const float* g_out, int64_t batch, int bag_size, float* gw,
                      const OptimizerParams* opt, const OptimizerState& state) {
   const int64_t P = batch * bag_size;
-  if (gw) std::fill(gw, gw + P, 0.0f);
-  // 1. reverse table: positions sorted by row (scratch reused across calls: flat memory)
-  static thread_local std::vector<uint64_t> keys, tmp;
-  static thread_local std::vector<int64_t> run_start;
-  keys.clear();
-  int32_t max_row = 0;
-  for (int64_t p = 0; p < P; p++) {
-    const int32_t r = ids[p];
-    if (r < 0) continue;
-    keys.push_back(static_cast<uint64_t>(r) << 32 | static_cast<uint32_t>(p));
-    max_row = std::max(max_row, r);
+  // sort scratch of the calling thread, reused across calls (flat memory)
+  static thread_local std::vector<uint64_t> keys_a, keys_b;
+  static thread_local AdamSteps adam_steps;
+  if (static_cast<int64_t>(keys_a.size()) < P) {
+    keys_a.resize(P);
+    keys_b.resize(P);
   }
-  int row_bits = 0;
-  while (row_bits < 31 && (int64_t{1} << row_bits) <= max_row) row_bits++;
-  sort_by_row(keys, tmp, row_bits);
-  const int64_t n = static_cast<int64_t>(keys.size());
-  run_start.clear();
-  for (int64_t t = 0; t < n; t++) {
-    if (t == 0 || (keys[t] >> 32) != (keys[t - 1] >> 32)) run_start.push_back(t);
+  uint64_t* const scratch_a = keys_a.data();  // (thread_local: name them outside the workers)
+  uint64_t* const scratch_b = keys_b.data();
+  const AdamSteps* adam = nullptr;
+  if (opt && opt->kind == kAdam) {
+    adam_steps.init(*opt);
+    adam = &adam_steps;
   }
-  const int64_t touched = static_cast<int64_t>(run_start.size());
-  run_start.push_back(n);
+  const int threads = static_cast<int>(std::min<int64_t>(threads_for(P * dim * 4), std::max<int64_t>(P, 1)));
+  std::vector<int64_t> count(threads), hist(static_cast<size_t>(threads) * kBuckets), touched(threads);
+  std::vector<int32_t> max_row(threads);
+  std::vector<double> partial(threads);
+  Barrier barrier(threads);
 
-  BackwardArgs a{values, dtype, dim, bag_size, w, g_out, gw, opt, state, keys.data(), run_start.data(), 1.0f};
-  const int threads = threads_for(n * dim * 4);
-  // 2. 'global' clip: ‖g‖ over all touched rows first (reads gOut only)
-  if (opt && opt->clip == kClipGlobal) {
-    std::vector<double> partial(std::max(threads, 1), 0.0);
-    parallel_for(touched, threads, [&](int t, int64_t u0, int64_t u1) {
-      std::vector<float> g(dim);
-      double sq = 0.0;
-      for (int64_t u = u0; u < u1; u++) {
-        row_grad(a.keys, a.run_start[u], a.run_start[u + 1], w, g_out, bag_size, dim, g.data());
-        for (int c = 0; c < dim; c++) sq += static_cast<double>(g[c]) * g[c];
+  parallel_for(threads, threads, [&](int t, int64_t, int64_t) {
+    // 1.
+    const int64_t p0 = P * t / threads, p1 = P * (t + 1) / threads;
+    if (gw) std::fill(gw + p0, gw + p1, 0.0f);
+    int64_t c = 0;
+    int32_t mx = 0;
+    for (int64_t p = p0; p < p1; p++) {
+      const int32_t r = ids[p];
+      c += r >= 0;
+      mx = std::max(mx, r);
+    }
+    count[t] = c;
+    max_row[t] = mx;
+    barrier.wait();
+    // 2.
+    int64_t c0 = 0;  // this thread's share of the key arrays: [c0, c1)
+    for (int u = 0; u < t; u++) c0 += count[u];
+    const int64_t c1 = c0 + count[t];
+    int64_t total = c1;
+    for (int u = t + 1; u < threads; u++) total += count[u];
+    const int32_t top = *std::max_element(max_row.begin(), max_row.end());
+    int row_bits = 0;
+    while (row_bits < 31 && (int64_t{1} << row_bits) <= top) row_bits++;
+    uint64_t* src = scratch_a;
+    uint64_t* dst = scratch_b;
+    int64_t* h = hist.data() + static_cast<size_t>(t) * kBuckets;
+    std::fill(h, h + kBuckets, 0);
+    for (int64_t p = p0, i = c0; p < p1; p++) {
+      const int32_t r = ids[p];
+      if (r < 0) continue;
+      const uint64_t k = static_cast<uint64_t>(r) << 32 | static_cast<uint32_t>(p);
+      src[i++] = k;
+      h[(k >> 32) & (kBuckets - 1)]++;
+    }
+    barrier.wait();
+    // 3.
+    for (int shift = 0; shift < row_bits; shift += kDigitBits) {
+      if (shift > 0) {
+        radix_histogram(src, c0, c1, shift, h);
+        barrier.wait();
       }
-      partial[t] = sq;
-    });
-    double sq = 0.0;
-    for (double x : partial) sq += x;
-    const double norm = std::sqrt(sq);
-    if (norm > opt->max_norm) a.global_scale = static_cast<float>(opt->max_norm / norm);
-  }
-  // 3. rows split across threads with equal numbers of positions (balanced for hot rows)
-  std::vector<int64_t> bounds(threads + 1, touched);
-  bounds[0] = 0;
-  for (int t = 1; t < threads; t++) {
-    const int64_t target = n * t / threads;  // first run starting at or after this position
-    bounds[t] = std::lower_bound(run_start.begin(), run_start.begin() + touched, target) - run_start.begin();
-  }
-  parallel_for(threads, threads, [&](int, int64_t t0, int64_t t1) {
+      radix_scatter(src, dst, c0, c1, shift, hist.data(), threads, t);
+      std::swap(src, dst);
+      barrier.wait();  // the pass is complete; histograms may be overwritten
+    }
+    // 4.
+    auto boundary = [&](int u) {  // first key of thread u's rows
+      if (u == 0) return int64_t{0};
+      if (u == threads) return total;
+      int64_t k = total * u / threads;
+      while (k > 0 && k < total && (src[k] >> 32) == (src[k - 1] >> 32)) k++;
+      return k;
+    };
+    const int64_t k0 = boundary(t), k1 = boundary(t + 1);
+    BackwardArgs a{values, dtype, dim, bag_size, w, g_out, gw, opt, state, adam, src, 1.0f};
     std::vector<float> vbuf(dim), g(dim);
-    for (int64_t t = t0; t < t1; t++) backward_rows(a, bounds[t], bounds[t + 1], vbuf.data(), g.data());
+    if (opt && opt->clip == kClipGlobal) {
+      partial[t] = grad_sq_sum(a, k0, k1, g.data());
+      barrier.wait();
+      double sq = 0.0;
+      for (double x : partial) sq += x;
+      const double norm = std::sqrt(sq);
+      if (norm > opt->max_norm) a.global_scale = static_cast<float>(opt->max_norm / norm);
+    }
+    // 5.
+    touched[t] = backward_rows(a, k0, k1, vbuf.data(), g.data());
   });
-  return touched;
+  int64_t sum = 0;
+  for (int64_t x : touched) sum += x;
+  return sum;
 }
 
 MNEMO_SIMD_CLONES

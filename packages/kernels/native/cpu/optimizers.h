@@ -52,39 +52,68 @@ MNEMO_INLINE void adagrad_row(float* v, float* acc, const float* g, int dim, flo
   }
 }
 
-// 1 − β1^t and 1 − β2^t; per-thread cache for small t (rows are touched a few times each, so
-// the same t recurs and pow() would otherwise run twice per row).
-inline void bias_corrections(float beta1, float beta2, int32_t t, double* bc1, double* bc2) {
-  constexpr int kCache = 1024;
-  static thread_local float c_b1 = -1.0f, c_b2 = -1.0f;
-  static thread_local double c1[kCache], c2[kCache];
-  if (c_b1 != beta1 || c_b2 != beta2) {
-    double p1 = 1.0, p2 = 1.0;
-    for (int i = 0; i < kCache; i++) {
-      c1[i] = 1.0 - p1;  // i = t
-      c2[i] = 1.0 - p2;
+// Adam's per-row scalars at the row's step t (after its increment), read from a table for small
+// t (rows are touched a few times each, so t is small and recurs: no pow(), no division per row),
+// computed beyond it:  step = lr / (1 − β1^t),  inv_bc2 = 1 / (1 − β2^t),  inv_sqrt_bc2 = √inv_bc2
+struct AdamSteps {
+  static constexpr int kTable = 1024;
+  float lr = -1.0f, beta1 = -1.0f, beta2 = -1.0f;  // the parameters the table was built for
+  float step[kTable], inv_bc2[kTable], inv_sqrt_bc2[kTable];
+
+  // (re)build the table when the optimizer's parameters changed
+  void init(const OptimizerParams& o) {
+    if (o.lr == lr && o.beta1 == beta1 && o.beta2 == beta2) return;
+    lr = o.lr;
+    beta1 = o.beta1;
+    beta2 = o.beta2;
+    double p1 = 1.0, p2 = 1.0;  // β^t
+    for (int t = 0; t < kTable; t++) {
+      fill(lr, 1.0 - p1, 1.0 - p2, &step[t], &inv_bc2[t], &inv_sqrt_bc2[t]);
       p1 *= beta1;
       p2 *= beta2;
     }
-    c_b1 = beta1;
-    c_b2 = beta2;
   }
-  if (t >= 0 && t < kCache) {
-    *bc1 = c1[t];
-    *bc2 = c2[t];
-  } else {
-    *bc1 = 1.0 - std::pow(static_cast<double>(beta1), t);
-    *bc2 = 1.0 - std::pow(static_cast<double>(beta2), t);
+  MNEMO_INLINE void get(int32_t t, float* s, float* ib2, float* isb2) const {
+    if (t >= 0 && t < kTable) {
+      *s = step[t];
+      *ib2 = inv_bc2[t];
+      *isb2 = inv_sqrt_bc2[t];
+    } else {
+      fill(lr, 1.0 - std::pow(static_cast<double>(beta1), t), 1.0 - std::pow(static_cast<double>(beta2), t), s, ib2, isb2);
+    }
   }
+
+ private:
+  static void fill(double lr, double bc1, double bc2, float* s, float* ib2, float* isb2) {
+    *s = static_cast<float>(lr / bc1);
+    *ib2 = static_cast<float>(1.0 / bc2);
+    *isb2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  }
+};
+
+// Σ g² with 32 partial sums (four AVX2 registers): not one chain of dim dependent adds, which
+// sat on the row's critical path (m and V of the row wait for the scalar it feeds).
+MNEMO_INLINE float sum_sq(const float* g, int dim) {
+  constexpr int L = 32;
+  float acc[L] = {};
+  int c = 0;
+  for (; c + L <= dim; c += L) {
+#pragma omp simd
+    for (int l = 0; l < L; l++) acc[l] += g[c + l] * g[c + l];
+  }
+  for (; c < dim; c++) acc[0] += g[c] * g[c];
+  for (int w = L / 2; w > 0; w /= 2) {
+#pragma omp simd
+    for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+  }
+  return acc[0];
 }
 
 // Lazy Adam with per-row bias correction (t = this row's step count after increment).  (Adam)
 MNEMO_INLINE void adam_row(float* v, float* m1, float* m2, const float* g, int dim, int32_t t,
-                           const OptimizerParams& o, float scale, float decay) {
-  double bc1, bc2;
-  bias_corrections(o.beta1, o.beta2, t, &bc1, &bc2);
-  const float step = static_cast<float>(o.lr / bc1);
-  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+                           const OptimizerParams& o, const AdamSteps& st, float scale, float decay) {
+  float step, inv_bc2, inv_sqrt_bc2;
+  st.get(t, &step, &inv_bc2, &inv_sqrt_bc2);
   const float b1 = o.beta1, b2 = o.beta2, eps = o.eps;
 #pragma omp simd
   for (int c = 0; c < dim; c++) {
@@ -102,7 +131,7 @@ MNEMO_INLINE uint16_t m_to_bf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? 0x7fc0u : r);
+  return static_cast<uint16_t>(f != f ? 0x7fc0u : r);  // one unordered compare per lane
 }
 
 // Partial row-wise Adam: per-element m, one second moment per row
@@ -110,26 +139,22 @@ MNEMO_INLINE uint16_t m_to_bf16(float f) {
 // M is float (fp32 m) or uint16_t (bf16 m, rounded once when stored).
 template <typename M>
 MNEMO_INLINE void adam_rowwise_row(float* v, M* m1, float* vr, const float* g, int dim, int32_t t,
-                                   const OptimizerParams& o, float scale, float decay) {
-  double bc1, bc2;
-  bias_corrections(o.beta1, o.beta2, t, &bc1, &bc2);
-  float sq = 0.0f;
-#pragma omp simd reduction(+ : sq)
-  for (int c = 0; c < dim; c++) sq += g[c] * g[c];
-  const float s = o.beta2 * *vr + (1.0f - o.beta2) * (scale * scale * sq / static_cast<float>(dim));
+                                   const OptimizerParams& o, const AdamSteps& st, float scale, float decay) {
+  float step, inv_bc2, inv_sqrt_bc2;
+  st.get(t, &step, &inv_bc2, &inv_sqrt_bc2);
+  const float s = o.beta2 * *vr + (1.0f - o.beta2) * (scale * scale * sum_sq(g, dim) / static_cast<float>(dim));
   *vr = s;
   // one scalar per row: lr / bc1 / (√(s/bc2) + eps)
-  const float k = static_cast<float>(o.lr / bc1 / (std::sqrt(static_cast<double>(s) / bc2) + o.eps));
-  const float b1 = o.beta1;
+  const float k = step / (std::sqrt(s * inv_bc2) + o.eps);
+  const float b1 = o.beta1, gb = (1.0f - b1) * scale;  // m ← β1 m + (1−β1)·scale·g
 #pragma omp simd
   for (int c = 0; c < dim; c++) {
-    const float gc = scale * g[c];
     float mc;
     if constexpr (sizeof(M) == 2) {
-      mc = b1 * bf16_to_f32(m1[c]) + (1.0f - b1) * gc;
+      mc = b1 * bf16_to_f32(m1[c]) + gb * g[c];
       m1[c] = m_to_bf16(mc);
     } else {
-      mc = b1 * m1[c] + (1.0f - b1) * gc;
+      mc = b1 * m1[c] + gb * g[c];
       m1[c] = mc;
     }
     v[c] = v[c] * decay - k * mc;
