@@ -30,6 +30,7 @@ namespace {
 
 int kPrefetchRows = 8;      // rows ahead (forward and roofline)
 int kPrefetchRowsBwd = 12;  // touched rows ahead (backward: V and optimizer state)
+constexpr int kPrefetchKeysBwd = 16;  // keys ahead (backward: w and the gOut row; ~8% off SGD's)
 
 MNEMO_SIMD_CLONES
 void forward_range(const void* values, int dtype, int dim, const int32_t* ids, const float* w,
@@ -76,6 +77,12 @@ void roofline_range(const float* values, int dim, const int32_t* ids, int bag_si
       for (int c = 0; c < dim; c++) o[c] += v[c];
     }
   }
+}
+
+// Prefetch a row for reading into L2 (T1 hint), leaving L1 to the rows in use.
+MNEMO_INLINE void prefetch_row_l2(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 2);
 }
 
 MNEMO_INLINE float dot(const float* a, const float* b, int dim) {
@@ -152,6 +159,11 @@ int64_t backward_rows(const BackwardArgs& a, int64_t k0, int64_t k1, float* vbuf
     // one read of each gOut row: gw[p] = <gOut[bag], V[r]> and g += w[p] · gOut[bag]
     for (int c = 0; c < dim; c++) g[c] = 0.0f;
     for (int64_t t = s; t < e; t++) {
+      if (t + kPrefetchKeysBwd < k1) {  // w and the gOut row of a key ahead (gOut lives in L3)
+        const uint32_t pn = static_cast<uint32_t>(a.keys[t + kPrefetchKeysBwd]);
+        __builtin_prefetch(a.w + pn, 0, 3);
+        prefetch_row_l2(a.g_out + static_cast<int64_t>(pn / a.bag_size) * dim, 4 * static_cast<int64_t>(dim));
+      }
       const uint32_t p = static_cast<uint32_t>(a.keys[t]);
       const float* go = a.g_out + static_cast<int64_t>(p / a.bag_size) * dim;
       const float wt = a.w[p];
