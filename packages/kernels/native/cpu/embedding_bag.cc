@@ -113,6 +113,22 @@ MNEMO_INLINE int64_t run_end(const uint64_t* keys, int64_t s, int64_t end) {
   return e;
 }
 
+// One key of a row's gradient: returns <go, v> and sets (kFirst) or adds wt·go into g; kSum also
+// returns Σ g² of the result in *sq (the row's last key). One pass over go.
+template <bool kFirst, bool kSum>
+MNEMO_INLINE float grad_step(const float* go, const float* v, float wt, float* g, int dim, float* sq) {
+  float d = 0.0f, q = 0.0f;
+#pragma omp simd reduction(+ : d, q)
+  for (int c = 0; c < dim; c++) {
+    d += go[c] * v[c];
+    const float gc = kFirst ? wt * go[c] : g[c] + wt * go[c];
+    g[c] = gc;
+    if (kSum) q += gc * gc;
+  }
+  if (kSum) *sq = q;
+  return d;
+}
+
 struct BackwardArgs {
   void* values;
   int dtype, dim, bag_size;
@@ -156,8 +172,10 @@ int64_t backward_rows(const BackwardArgs& a, int64_t k0, int64_t k1, float* vbuf
       s = e;
       continue;
     }
-    // one read of each gOut row: gw[p] = <gOut[bag], V[r]> and g += w[p] · gOut[bag]
-    for (int c = 0; c < dim; c++) g[c] = 0.0f;
+    // one read of each gOut row: gw[p] = <gOut[bag], V[r]> and g += w[p] · gOut[bag]; the first
+    // key writes g (no zeroing pass), the last one also sums Σ g² when the update needs it
+    const bool want_sq = o->kind == kAdam && o->row_wise;
+    float sq = 0.0f;
     for (int64_t t = s; t < e; t++) {
       if (t + kPrefetchKeysBwd < k1) {  // w and the gOut row of a key ahead (gOut lives in L3)
         const uint32_t pn = static_cast<uint32_t>(a.keys[t + kPrefetchKeysBwd]);
@@ -167,12 +185,12 @@ int64_t backward_rows(const BackwardArgs& a, int64_t k0, int64_t k1, float* vbuf
       const uint32_t p = static_cast<uint32_t>(a.keys[t]);
       const float* go = a.g_out + static_cast<int64_t>(p / a.bag_size) * dim;
       const float wt = a.w[p];
-      float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-      for (int c = 0; c < dim; c++) {
-        d += go[c] * v[c];
-        g[c] += wt * go[c];
-      }
+      const bool first = t == s, sum = want_sq && t == e - 1;
+      float d;
+      if (first && sum) d = grad_step<true, true>(go, v, wt, g, dim, &sq);
+      else if (first) d = grad_step<true, false>(go, v, wt, g, dim, &sq);
+      else if (sum) d = grad_step<false, true>(go, v, wt, g, dim, &sq);
+      else d = grad_step<false, false>(go, v, wt, g, dim, &sq);
       if (a.gw) a.gw[p] = d;
     }
     float scale = a.global_scale;
@@ -196,9 +214,9 @@ int64_t backward_rows(const BackwardArgs& a, int64_t k0, int64_t k1, float* vbuf
     } else {
       const int32_t t = ++a.state.steps[r];
       if (o->moment_bf16) {
-        adam_rowwise_row(vr, a.state.moments16 + r * dim, a.state.row_v + r, g, dim, t, *o, *a.adam, scale, decay);
+        adam_rowwise_row(vr, a.state.moments16 + r * dim, a.state.row_v + r, g, sq, dim, t, *o, *a.adam, scale, decay);
       } else {
-        adam_rowwise_row(vr, a.state.moments + r * dim, a.state.row_v + r, g, dim, t, *o, *a.adam, scale, decay);
+        adam_rowwise_row(vr, a.state.moments + r * dim, a.state.row_v + r, g, sq, dim, t, *o, *a.adam, scale, decay);
       }
     }
     if (a.dtype != kF32) store_row(a.values, a.dtype, dim, r, vr);

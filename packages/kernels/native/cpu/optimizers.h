@@ -91,24 +91,6 @@ struct AdamSteps {
   }
 };
 
-// Σ g² with 32 partial sums (four AVX2 registers): not one chain of dim dependent adds, which
-// sat on the row's critical path (m and V of the row wait for the scalar it feeds).
-MNEMO_INLINE float sum_sq(const float* g, int dim) {
-  constexpr int L = 32;
-  float acc[L] = {};
-  int c = 0;
-  for (; c + L <= dim; c += L) {
-#pragma omp simd
-    for (int l = 0; l < L; l++) acc[l] += g[c + l] * g[c + l];
-  }
-  for (; c < dim; c++) acc[0] += g[c] * g[c];
-  for (int w = L / 2; w > 0; w /= 2) {
-#pragma omp simd
-    for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-  }
-  return acc[0];
-}
-
 // Lazy Adam with per-row bias correction (t = this row's step count after increment).  (Adam)
 MNEMO_INLINE void adam_row(float* v, float* m1, float* m2, const float* g, int dim, int32_t t,
                            const OptimizerParams& o, const AdamSteps& st, float scale, float decay) {
@@ -136,13 +118,14 @@ MNEMO_INLINE uint16_t m_to_bf16(float f) {
 
 // Partial row-wise Adam: per-element m, one second moment per row
 //   v_r ← β2 v_r + (1−β2)·mean_c(g_c²);  V ← V·decay − lr·(m/bc1)/(√(v_r/bc2) + eps)
-// M is float (fp32 m) or uint16_t (bf16 m, rounded once when stored).
+// g_sq = Σ_c g_c² (summed by the caller while it built g). M is float (fp32 m) or uint16_t
+// (bf16 m, rounded once when stored).
 template <typename M>
-MNEMO_INLINE void adam_rowwise_row(float* v, M* m1, float* vr, const float* g, int dim, int32_t t,
+MNEMO_INLINE void adam_rowwise_row(float* v, M* m1, float* vr, const float* g, float g_sq, int dim, int32_t t,
                                    const OptimizerParams& o, const AdamSteps& st, float scale, float decay) {
   float step, inv_bc2, inv_sqrt_bc2;
   st.get(t, &step, &inv_bc2, &inv_sqrt_bc2);
-  const float s = o.beta2 * *vr + (1.0f - o.beta2) * (scale * scale * sum_sq(g, dim) / static_cast<float>(dim));
+  const float s = o.beta2 * *vr + (1.0f - o.beta2) * (scale * scale * g_sq / static_cast<float>(dim));
   *vr = s;
   // one scalar per row: lr / bc1 / (√(s/bc2) + eps)
   const float k = step / (std::sqrt(s * inv_bc2) + o.eps);
