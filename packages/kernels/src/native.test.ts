@@ -134,6 +134,31 @@ describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kern
     }
   });
 
+  it('state-traffic roofline: rewrites exactly the listed rows of every array; refuses bad shapes', () => {
+    const addon = nativeAddon()!;
+    const N = 3000;
+    const r = rng(12);
+    const V = Float32Array.from({ length: N * 40 }, () => r() - 0.5);
+    const m16 = Uint16Array.from({ length: N * 40 }, () => Math.floor(r() * 65536));
+    const steps = Int32Array.from({ length: N }, (_, i) => i);
+    const rows = Int32Array.from(new Set(Array.from({ length: 2000 }, () => Math.floor(r() * N)))).sort();
+    const [v0, m0, s0] = [V.slice(), m16.slice(), steps.slice()];
+    /** indices where a differs from b */
+    const diff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).flatMap((x, i) => (x === b[i] ? [] : [i]));
+    addon.rooflineRowRmw([V, m16, steps], N, rows, 0); // mask 0: traffic only, values kept
+    expect([diff(V, v0), diff(m16, m0), diff(steps, s0)]).toEqual([[], [], []]);
+    addon.rooflineRowRmw([V, m16, steps], N, rows, 0x80000000); // flips the sign bit of listed rows' words
+    const listed = new Set(rows);
+    const row = (i: number) => Math.floor(i / 40);
+    expect(diff(V, v0.map((x, i) => (listed.has(row(i)) ? -x : x)))).toEqual([]);
+    // bf16 pairs are 32-bit words: the mask lands on the odd element of each pair
+    expect(diff(m16, m0.map((x, i) => (listed.has(row(i)) && i % 2 === 1 ? x ^ 0x8000 : x)))).toEqual([]);
+    expect(diff(steps, s0.map((x, i) => (listed.has(i) ? (x ^ 0x80000000) | 0 : x)))).toEqual([]);
+    expect(diff(V, v0).length).toBe(rows.length * 40); // and the listed rows did change
+    expect(() => addon.rooflineRowRmw([new Uint16Array(N * 3)], N, rows, 0)).toThrow(/whole 32-bit words/);
+    expect(() => addon.rooflineRowRmw([V], N, Int32Array.of(N), 0)).toThrow(/outside/);
+  });
+
   it('gw only (no update) and one large bag leave the table alone', () => {
     const a = ValueStore.create({ rows: 100, dim: 40, optimizer: { kind: 'sgd', lr: 1 }, impl: 'native', deferred: true });
     const { ids, w, gOut } = batch(5, 100, 1, 5000, 40);

@@ -43,6 +43,11 @@ export interface NativeAddon {
   ): number;
   /** roofline: out[b] = Σ_j V[ids[b,j]] — the plain gather-and-sum loop, no weights */
   rooflineGatherSum(values: Float32Array, dim: number, ids: Int32Array, bagSize: number, out: Float32Array, prefetch: boolean): void;
+  /**
+   * state-traffic roofline: each row of `rows` (sorted, distinct) of every array (rowCount rows
+   * each) is read and written back, XOR `mask` (0 keeps the values); no gradient, no optimizer math
+   */
+  rooflineRowRmw(arrays: (Float32Array | Uint16Array | Int32Array)[], rowCount: number, rows: Int32Array, mask: number): void;
   pkTopK(
     queries: Float32Array,
     subkeys: Float32Array,

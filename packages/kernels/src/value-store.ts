@@ -147,12 +147,18 @@ function skewed(bytes: number, buffers: ArrayBuffer[]): Uint8Array {
   return new Uint8Array(b, STATE_SKEW, bytes);
 }
 
-/** The live table of a store, for the package's own benchmarks (not exported from index.ts). */
-const tables = new WeakMap<ValueStore, () => Storage | null>();
+/** The live table and optimizer state of a store, for the package's own benchmarks (not exported from index.ts). */
+const tables = new WeakMap<ValueStore, () => { values: Storage | null; state: OptimizerStateArrays }>();
 export function tableOf(store: ValueStore): Storage {
-  const t = tables.get(store)?.();
+  const t = tables.get(store)?.().values;
   if (!t) throw new DisposedError('ValueStore: used after dispose()');
   return t;
+}
+/** The store's optimizer-state arrays that exist (Adagrad A; Adam m, v or row-wise m, v_r; steps). */
+export function stateArraysOf(store: ValueStore): (Float32Array | Uint16Array | Int32Array)[] {
+  tableOf(store); // throws after dispose()
+  const s = tables.get(store)!().state;
+  return [s.accum, s.moments, s.moments16, s.rowV, s.steps].filter((a) => a != null);
 }
 
 export class ValueStore {
@@ -198,7 +204,7 @@ export class ValueStore {
     this.buffers = args.buffers;
     this.mapped = args.mapped;
     this.deferred = args.deferred;
-    tables.set(this, () => this.values);
+    tables.set(this, () => ({ values: this.values, state: this.state }));
   }
 
   static create(opts: ValueStoreOptions): ValueStore {

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <napi.h>
 
@@ -315,6 +316,37 @@ Napi::Value SyncBuffer(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// rooflineRowRmw(arrays, rowCount, rows, mask): arrays = typed arrays of rowCount rows each (their
+// row size = byteLength / rowCount, a multiple of 4 bytes); rows = sorted distinct row ids.
+Napi::Value RooflineRowRmw(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (!info[0].IsArray()) return fail(env, "rooflineRowRmw: argument 0 must be an array of typed arrays"), env.Undefined();
+  const Napi::Array list = info[0].As<Napi::Array>();
+  const double row_count = info[1].As<Napi::Number>().DoubleValue();
+  int32_t* rows;
+  size_t n_rows;
+  if (!typed(info, 2, napi_int32_array, &rows, &n_rows)) return env.Undefined();
+  const uint32_t mask = info[3].As<Napi::Number>().Uint32Value();
+  std::vector<uint8_t*> arrays;
+  std::vector<int64_t> row_bytes;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    const Napi::Value v = list.Get(i);
+    if (!v.IsTypedArray()) return fail(env, "rooflineRowRmw: arrays[" + std::to_string(i) + "] must be a typed array"), env.Undefined();
+    const Napi::TypedArray ta = v.As<Napi::TypedArray>();
+    const double bytes = static_cast<double>(ta.ByteLength()) / row_count;
+    if (!(row_count >= 1) || bytes != static_cast<double>(static_cast<int64_t>(bytes)) || static_cast<int64_t>(bytes) % 4 != 0) {
+      return fail(env, "rooflineRowRmw: arrays[" + std::to_string(i) + "] is not rowCount rows of whole 32-bit words"), env.Undefined();
+    }
+    arrays.push_back(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+    row_bytes.push_back(static_cast<int64_t>(bytes));
+  }
+  for (size_t u = 0; u < n_rows; u++) {
+    if (rows[u] < 0 || rows[u] >= row_count) return fail(env, "rooflineRowRmw: rows[" + std::to_string(u) + "] is outside [0, rowCount)"), env.Undefined();
+  }
+  roofline_row_rmw(arrays.data(), row_bytes.data(), static_cast<int>(arrays.size()), rows, static_cast<int64_t>(n_rows), mask);
+  return env.Undefined();
+}
+
 Napi::Value Threads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), num_threads()); }
 
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
@@ -341,6 +373,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bagForward", Napi::Function::New(env, BagForward));
   exports.Set("bagBackward", Napi::Function::New(env, BagBackward));
   exports.Set("rooflineGatherSum", Napi::Function::New(env, RooflineGatherSum));
+  exports.Set("rooflineRowRmw", Napi::Function::New(env, RooflineRowRmw));
   exports.Set("pkTopK", Napi::Function::New(env, PkTopK));
   exports.Set("pkBackward", Napi::Function::New(env, PkBackward));
   exports.Set("checksum", Napi::Function::New(env, Checksum));

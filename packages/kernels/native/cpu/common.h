@@ -8,9 +8,13 @@
 #include <vector>
 
 // Hot loops are compiled twice (AVX2+FMA and baseline x86-64) and picked at load time by the
-// CPU's features (GCC/Clang function multiversioning), so one binary runs on any x86-64.
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
-#define MNEMO_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
+// CPU's features (GCC function multiversioning), so one binary runs on any x86-64. The clone is
+// named by feature level (x86-64-v3 = AVX2, FMA, BMI2...), not by model: an "arch=haswell" clone
+// is chosen with __builtin_cpu_is, so AMD CPUs with AVX2 would run the baseline SSE2 clone.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && __GNUC__ >= 12
+#define MNEMO_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#define MNEMO_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define MNEMO_SIMD_CLONES
 #endif

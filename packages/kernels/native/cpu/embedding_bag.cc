@@ -16,14 +16,6 @@
 
 #include "kernels.h"
 
-// The bag kernels' clones dispatch by CPU FEATURES (x86-64-v3 = AVX2, FMA, BMI2...):
-// common.h's "arch=haswell" clone is chosen by CPU model (__builtin_cpu_is), so AMD CPUs with
-// AVX2 ran the baseline SSE2 clone. GCC ≥ 12 knows the feature-level names.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && __GNUC__ >= 12
-#undef MNEMO_SIMD_CLONES
-#define MNEMO_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
-
 namespace mnemo {
 
 namespace {
@@ -83,6 +75,23 @@ void roofline_range(const float* values, int dim, const int32_t* ids, int bag_si
 MNEMO_INLINE void prefetch_row_l2(const void* p, int64_t bytes) {
   const char* c = static_cast<const char*>(p);
   for (int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(c + o, 0, 2);
+}
+
+// State-traffic roofline: rows[u0, u1) of every array are read and written back (XOR mask).
+MNEMO_SIMD_CLONES
+void row_rmw_range(uint8_t* const* arrays, const int64_t* row_bytes, int n_arrays, const int32_t* rows,
+                   int64_t u0, int64_t u1, uint32_t mask) {
+  for (int64_t u = u0; u < u1; u++) {
+    if (u + kPrefetchRowsBwd < u1) {
+      for (int i = 0; i < n_arrays; i++) prefetch_row_w(arrays[i] + rows[u + kPrefetchRowsBwd] * row_bytes[i], row_bytes[i]);
+    }
+    for (int i = 0; i < n_arrays; i++) {
+      uint32_t* x = reinterpret_cast<uint32_t*>(arrays[i] + rows[u] * row_bytes[i]);
+      const int64_t words = row_bytes[i] / 4;
+#pragma omp simd
+      for (int64_t c = 0; c < words; c++) x[c] ^= mask;
+    }
+  }
 }
 
 MNEMO_INLINE float dot(const float* a, const float* b, int dim) {
@@ -307,6 +316,16 @@ void roofline_gather_sum(const float* values, int dim, const int32_t* ids, int64
   const int threads = threads_for(batch * bag_size * dim * 4);
   parallel_for(batch, threads, [&](int, int64_t b0, int64_t b1) {
     roofline_range(values, dim, ids, bag_size, out, b0, b1, prefetch);
+  });
+}
+
+void roofline_row_rmw(uint8_t* const* arrays, const int64_t* row_bytes, int n_arrays, const int32_t* rows,
+                      int64_t n_rows, uint32_t mask) {
+  int64_t bytes = 0;
+  for (int i = 0; i < n_arrays; i++) bytes += row_bytes[i];
+  const int threads = threads_for(n_rows * bytes);
+  parallel_for(n_rows, threads, [&](int, int64_t u0, int64_t u1) {
+    row_rmw_range(arrays, row_bytes, n_arrays, rows, u0, u1, mask);
   });
 }
 

@@ -22,6 +22,13 @@ int64_t bag_backward(void* values, int dtype, int dim, const int32_t* ids, const
 void roofline_gather_sum(const float* values, int dim, const int32_t* ids, int64_t batch,
                          int bag_size, float* out, bool prefetch);
 
+// The state-traffic roofline of a fused sparse update: for each row r of `rows` (sorted, distinct),
+// bytes [r·row_bytes[i], (r+1)·row_bytes[i]) of every array i are read and written back (XOR with
+// `mask`: 0 keeps the values, the traffic is the same); rows split across threads, the backward's
+// prefetch distance. No gradient and no optimizer math: what moving the optimizer's bytes costs.
+void roofline_row_rmw(uint8_t* const* arrays, const int64_t* row_bytes, int n_arrays, const int32_t* rows,
+                      int64_t n_rows, uint32_t mask);
+
 // Product-key top-k (algorithms.md §1): queries [B, H, dk], subkeys [H, 2, n, dk/2] →
 // scores, ids [B, H, k]; descending, ties → lower id; float64 dot products.
 void pk_topk(const float* queries, const float* subkeys, int batch, int heads, int n, int dk,
