@@ -16,6 +16,8 @@
  * Run: npm run bench -w @mnemo/kernels  (MNEMO_BENCH_QUICK=1 for a small smoke run)
  */
 import { spawnSync } from 'node:child_process';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { BenchReport, measure, summarize } from '@mnemo/bench';
 import { ValueStore, nativeAvailable } from '../src/index';
 import { nativeAddon } from '../src/native';
@@ -62,6 +64,9 @@ function interleaved(fns: Record<string, () => void>, rounds: number): Record<st
 }
 
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
+/** full garbage collection (V8's gc(), enabled here at run time), so RSS is not JS garbage waiting */
+v8.setFlagsFromString('--expose-gc');
+const fullGc = runInNewContext('gc') as () => void;
 const gbps = (ms: number) => rowBytes / (ms / 1e3) / 1e9;
 
 const TORCH = String.raw`
@@ -260,15 +265,23 @@ async function main(): Promise<void> {
     store.forward(b.ids, b.w, K);
     store.backward(b.ids, b.w, b.gOut, K);
   }
+  fullGc();
   const rss0 = rssMiB();
-  const tSteps = performance.now();
+  const rssAt: number[] = []; // after a full GC every 10 steps
+  let stepTime = 0;
   for (let s = 0; s < STEPS; s++) {
     const b = batches[s % batches.length]!;
+    const t0 = performance.now();
     store.forward(b.ids, b.w, K, undefined, fwdOut);
     store.backward(b.ids, b.w, b.gOut, K); // allocates gw [B, K]: 512 KiB of JS garbage per step
+    stepTime += performance.now() - t0;
+    if ((s + 1) % 10 === 0) {
+      fullGc();
+      rssAt.push(rssMiB());
+    }
   }
-  const stepMs = (performance.now() - tSteps) / STEPS;
-  const rss1 = rssMiB();
+  const stepMs = stepTime / STEPS;
+  const rss1 = rssAt[rssAt.length - 1]!;
   report.addRow({
     measurement: `${STEPS} training steps (fwd + bwd + Adam)`,
     threads,
@@ -278,12 +291,13 @@ async function main(): Promise<void> {
     'x forward': stepMs / fwdMs,
   });
   report.note(
-    `Resident memory: ${rss0.toFixed(0)} MiB before, ${rss1.toFixed(0)} MiB after ${STEPS} steps: growth ` +
-      `${(rss1 - rss0).toFixed(1)} MiB (${((rss1 - rss0) / STEPS).toFixed(2)} MiB per step; JS garbage not yet collected counts). ` +
+    `Resident memory (after a full GC): ${rss0.toFixed(0)} MiB before, ${rss1.toFixed(0)} MiB after ${STEPS} steps: growth ` +
+      `${(rss1 - rss0).toFixed(1)} MiB (${((rss1 - rss0) / STEPS).toFixed(3)} MiB per step); every 10 steps: ` +
+      `${rssAt.map((x) => x.toFixed(0)).join(', ')} MiB. ` +
       `Table + Adam state = ${(store.stats().bytes / 2 ** 20).toFixed(0)} MiB, committed at creation; the backward's sort ` +
       'scratch is reused across calls.',
   );
-  report.set('rss', { beforeMiB: rss0, afterMiB: rss1, steps: STEPS });
+  report.set('rss', { beforeMiB: rss0, afterMiB: rss1, steps: STEPS, every10: rssAt });
 
   // the portable TypeScript kernels on the same table
   const ts = ValueStore.create({ rows: 1, dim: dv, optimizer: { kind: 'adam', lr: 1e-3 }, impl: 'ts' });
