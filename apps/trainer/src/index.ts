@@ -8,4 +8,4 @@ export { type Fact, type FactsData, type FactsOptions, generateFacts, sentences 
 export { type QaPair, readQaFile } from './data/qa';
 export { lossCurveSvg } from './plot';
 export { PRESETS, type PresetName, preset } from './presets';
-export { type EvalResult, type RunSummary, type TrainOptions, factRecall, prepareData, runTraining } from './train';
+export { type EvalResult, type RunSummary, type TrainOptions, factRecall, prepareData, runTraining, sequencesLoss } from './train';

@@ -1,13 +1,15 @@
 import { mkdtempSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CheckpointError, ConfigError } from '@mnemo/kernels';
+import { CheckpointError, ConfigError, initBackend } from '@mnemo/kernels';
+import { LanguageModel, parseModelConfig } from '@mnemo/model';
+import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { type TrainerConfigInput, parseTrainerConfig } from './config';
 import { readJsonlTexts } from './data/corpus';
 import { generateFacts } from './data/facts';
 import { readQaFile } from './data/qa';
-import { runTraining } from './train';
+import { runTraining, sequencesLoss } from './train';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'trainer-'));
 
@@ -82,5 +84,22 @@ describe('trainer', () => {
     const texts = path.join(dir, 't.jsonl');
     writeFileSync(texts, '{"text":"a"}\n\n{"txt":"b"}\n');
     expect(() => readJsonlTexts(texts)).toThrow(/t\.jsonl:3: text/);
+  });
+});
+
+describe('sequencesLoss (loss on fact text)', () => {
+  it('scores each sequence on its own: the token-weighted mean of the single-sequence losses, whatever the batching', async () => {
+    await initBackend({ log: false });
+    const model = new LanguageModel(parseModelConfig({ vocabSize: 40, dim: 16, layers: 1, heads: 2, maxSeqLen: 16, seed: 3 }));
+    const seqs = [[1, 2, 3], [4, 5, 6, 7, 8], [9, 10, 11], [1], [12, 13, 14, 15, 16, 17, 18]].map((a) => Int32Array.from(a));
+    const one = (s: Int32Array) => tf.tidy(() => model.loss(tf.tensor2d(s, [1, s.length], 'int32')).dataSync()[0]!);
+    const scored = seqs.filter((s) => s.length >= 2); // a 1-token sequence predicts nothing
+    const expected = scored.reduce((a, s) => a + one(s) * (s.length - 1), 0) / scored.reduce((a, s) => a + s.length - 1, 0);
+    expect(sequencesLoss(model, seqs)).toBeCloseTo(expected, 5);
+    // a context before a sequence would change its loss: scoring them joined differs
+    const joined = Int32Array.from(scored.slice(0, 3).flatMap((s) => [...s])); // 11 tokens
+    const expected3 = sequencesLoss(model, scored.slice(0, 3));
+    expect(Math.abs(sequencesLoss(model, [joined]) - expected3)).toBeGreaterThan(1e-4);
+    model.dispose();
   });
 });

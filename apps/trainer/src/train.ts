@@ -23,11 +23,15 @@ import { lossCurveSvg, writeAtomic } from './plot';
 export interface RunData {
   trainText: string;
   valText: string;
-  factText?: string;
+  /** statements of trained facts, scored one by one (loss on fact text) */
+  factStatements?: string[];
   qa?: QaPair[];
 }
 
-/** The run's texts: the corpus (95% train / 5% validation), with synthetic facts when asked. */
+/**
+ * The run's texts: the corpus (95% train / 5% validation), with synthetic facts when asked; facts
+ * without filler (fillerRatio 0) validate on held-out facts' statements instead of the corpus.
+ */
 export function prepareData(cfg: TrainerConfig): RunData {
   const corpus = readCorpus(cfg.data.path).join('\n').slice(0, cfg.data.maxChars);
   const cut = Math.floor(corpus.length * 0.95);
@@ -42,7 +46,9 @@ export function prepareData(cfg: TrainerConfig): RunData {
       fillerRatio: cfg.data.fillerRatio,
     });
     data.trainText = f.trainText;
-    data.factText = f.factText;
+    // facts without filler: the corpus is not trained on, so validate on facts never seen
+    if (cfg.data.fillerRatio === 0) data.valText = f.heldOutText;
+    data.factStatements = f.factStatements;
     data.qa = f.qa;
   }
   if (cfg.eval.qaFile) data.qa = readQaFile(cfg.eval.qaFile);
@@ -83,9 +89,31 @@ function meanLoss(model: LanguageModel, windows: Int32Array[], seqLen: number): 
     const chunk = windows.slice(i, i + 8);
     const flat = new Int32Array(chunk.length * (seqLen + 1));
     chunk.forEach((w, j) => flat.set(w, j * (seqLen + 1)));
-    const l = tf.tidy(() => model.loss(tf.tensor2d(flat, [chunk.length, seqLen + 1], 'int32')).dataSync()[0]!);
+    const l = tf.tidy(() => model.loss(tf.tensor2d(flat, [chunk.length, seqLen + 1], 'int32'), { aux: false }).dataSync()[0]!);
     sum += l * chunk.length;
     n += chunk.length;
+  }
+  return n ? sum / n : Number.NaN;
+}
+
+/**
+ * Mean next-token loss over sequences scored each on its own (no context before its first
+ * token), weighted by predicted tokens; sequences of equal length share a batch.
+ */
+export function sequencesLoss(model: LanguageModel, seqs: Int32Array[]): number {
+  const byLength = new Map<number, Int32Array[]>();
+  for (const s of seqs) if (s.length >= 2) byLength.set(s.length, [...(byLength.get(s.length) ?? []), s]);
+  let sum = 0;
+  let n = 0;
+  for (const [len, group] of byLength) {
+    for (let i = 0; i < group.length; i += 32) {
+      const chunk = group.slice(i, i + 32);
+      const flat = new Int32Array(chunk.length * len);
+      chunk.forEach((w, j) => flat.set(w, j * len));
+      const l = tf.tidy(() => model.loss(tf.tensor2d(flat, [chunk.length, len], 'int32'), { aux: false }).dataSync()[0]!);
+      sum += l * chunk.length * (len - 1);
+      n += chunk.length * (len - 1);
+    }
   }
   return n ? sum / n : Number.NaN;
 }
@@ -146,7 +174,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   const trainTokens = Int32Array.from(tok.encode(data.trainText));
   const batcher = new Batcher(trainTokens, batch, seqLen, cfg.train.seed);
   const valWindows = evalWindows(Int32Array.from(tok.encode(data.valText)), seqLen, cfg.eval.valWindows);
-  const factWindows = data.factText ? evalWindows(Int32Array.from(tok.encode(data.factText)), seqLen, cfg.eval.valWindows) : [];
+  const factSeqs = (data.factStatements ?? []).map((t) => Int32Array.from(tok.encode(t)).slice(0, seqLen + 1));
   log(
     `[trainer] ${cfg.name}: ${(counts.denseParams / 1e6).toFixed(2)} M dense + ${(counts.memoryParams / 1e6).toFixed(2)} M memory params, ` +
       `${(counts.flopsPerToken / 1e6).toFixed(2)} MFLOPs/token, ${trainTokens.length} training tokens`,
@@ -166,7 +194,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   };
   const evaluate = (questions: number): EvalResult => {
     const r: EvalResult = { valLoss: meanLoss(model, valWindows, seqLen) };
-    if (factWindows.length) r.factLoss = meanLoss(model, factWindows, seqLen);
+    if (factSeqs.length) r.factLoss = sequencesLoss(model, factSeqs);
     if (data.qa?.length) {
       const qa = data.qa.slice(0, questions);
       r.recall = factRecall(model, tok, qa, cfg.eval.answerTokens);

@@ -141,6 +141,17 @@ describe('LanguageModel', () => {
     for (const m of [a, b, c]) m.dispose();
   });
 
+  it.each(['dense', 'moe'] as const)('%s: loss = cross-entropy + the MoE balance term; aux: false leaves the term out', (kind) => {
+    const m = new LanguageModel(tiny(kind));
+    const ids = tf.tensor2d(randomIds(2 * 9, 61, 4), [2, 9], 'int32');
+    const [full, ce, aux] = tf.tidy(() => [m.loss(ids), m.loss(ids, { aux: false }), m.forward(tf.slice(ids, [0, 0], [2, 8])).auxLoss].map((t) => t.dataSync()[0]!)); // loss reads ids[:, :-1]
+    if (kind === 'moe') expect(aux).toBeGreaterThan(0.001);
+    else expect(aux).toBe(0);
+    expect(full! - ce!).toBeCloseTo(aux!, 5);
+    ids.dispose();
+    m.dispose();
+  });
+
   it.each(['dense', 'moe', 'memory', 'memoryPlus'] as const)('%s: modelCounts matches the variables and the pool', (kind) => {
     for (const over of [{}, { tieEmbeddings: false, kvHeads: 4, memory: { numKeys: 6, heads: 3, topK: 2, keyDim: 8, valueDim: 20 } }]) {
       const cfg = tiny(kind, over);

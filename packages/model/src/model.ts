@@ -170,8 +170,11 @@ export class LanguageModel {
     });
   }
 
-  /** Mean next-token cross-entropy of ids[:, 1:] given ids[:, :-1], plus auxLoss. */
-  loss(ids: tf.Tensor2D, opts: { training?: boolean } = {}): tf.Scalar {
+  /**
+   * Mean next-token cross-entropy of ids[:, 1:] given ids[:, :-1], plus auxLoss (the training
+   * objective); `aux: false` leaves out the MoE balance term (evaluation: comparable across kinds).
+   */
+  loss(ids: tf.Tensor2D, opts: { training?: boolean; aux?: boolean } = {}): tf.Scalar {
     const idArr = this.checkIds(ids, 2);
     const [B, T] = ids.shape;
     const T1 = T - 1;
@@ -184,7 +187,8 @@ export class LanguageModel {
     return tf.tidy(() => {
       const { h, aux } = this.run(inputs, B, T1, this.fullContext(T1), opts.training ?? false);
       const logits = this.head(tf.reshape(h, [B * T1, this.config.dim]) as tf.Tensor2D); // [B·T1, V]
-      return tf.add(crossEntropy(logits, targets), aux) as tf.Scalar;
+      const ce = crossEntropy(logits, targets);
+      return (opts.aux === false ? ce : tf.add(ce, aux)) as tf.Scalar;
     });
   }
 

@@ -24,11 +24,14 @@ describe('synthetic facts', () => {
       expect(q.prompt).toContain(f.entity);
       expect(q.prompt).not.toContain(f.object);
       expect(q.prompt).toBe(q.prompt.trimEnd());
+      expect(q.prompt.startsWith(' ') && !q.prompt.startsWith('  ')).toBe(true); // as preceded in the training text
       // seen mode: the evaluation statement is one of the training statements, and there are others
       expect(d.trainText).toContain(`${q.prompt} ${q.answer}`);
       const mentions = d.trainText.split(f.entity).length - 1;
       expect(mentions).toBeGreaterThanOrEqual(3);
-      expect(d.factText).toContain(f.entity);
+      expect(d.factStatements[i]).toContain(f.entity);
+      expect(d.factStatements[i]).toContain(f.object);
+      expect(d.trainText).toContain(d.factStatements[i]); // a training statement
     }
   });
 
@@ -40,6 +43,21 @@ describe('synthetic facts', () => {
     }
     // same facts and questions as seen mode; only the training text differs
     expect(d.qa).toEqual(generateFacts({ count: 30, seed: 1, filler }).qa);
+  });
+
+  it('held-out text states other facts, about entities the training text never names', () => {
+    const d = generateFacts({ count: 40, seed: 5, filler, fillerRatio: 0 });
+    const trained = new Set(d.facts.map((f) => f.entity));
+    const named = [...d.heldOutText.matchAll(/\b[A-Z][a-z]{5,}\b/g)].map((m) => m[0]).filter((w) => !['People', 'Builders', 'The'].includes(w));
+    expect(named.length).toBeGreaterThan(8);
+    const entities = new Set(named.filter((w) => d.heldOutText.split(w).length - 1 >= 12)); // each held-out entity: 4 facts × 3 templates
+    expect(entities.size).toBeGreaterThanOrEqual(2);
+    for (const e of entities) {
+      expect(trained.has(e)).toBe(false);
+      expect(d.trainText).not.toContain(e);
+    }
+    // the training data does not depend on the held-out facts
+    expect(generateFacts({ count: 40, seed: 5, filler, fillerRatio: 0 }).trainText).toBe(d.trainText);
   });
 
   it('fillerRatio filler sentences follow every statement', () => {

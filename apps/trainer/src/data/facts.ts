@@ -4,7 +4,12 @@
  *
  *   train text:  every fact in its training templates, shuffled, between filler sentences
  *   qa:          one prompt per fact: an evaluation template cut right before the object
- *   factText:    the facts stated once more (validation loss on fact text)
+ *                (with the leading space statements have in the training text)
+ *   factStatements: each fact stated once more, in a training template (the loss on fact text:
+ *                each statement scored on its own, so the order statements had in training
+ *                does not enter)
+ *   heldOutText: statements of other facts, never trained on (validation loss on unseen facts:
+ *                the format transfers, the entities and objects cannot be known)
  *
  * "Held out" (default `mode: 'seen'`): the qa prompts are generated separately from the training
  * stream, never cut out of it; the template they use is one of the fact's training templates,
@@ -34,7 +39,8 @@ export interface FactsData {
   facts: Fact[];
   trainText: string;
   qa: QaPair[];
-  factText: string;
+  factStatements: string[];
+  heldOutText: string;
 }
 
 const ONSETS = ['b', 'd', 'f', 'g', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z', 'br', 'kr', 'tr', 'st', 'qu', 'th'];
@@ -107,13 +113,28 @@ export function generateFacts(opts: FactsOptions): FactsData {
     parts.push(s);
     for (let j = 0; j < ratio && filler.length; j++) parts.push(filler[fi++ % filler.length]!);
   }
+  // Prompts and statements start with the space that precedes every statement in the training
+  // text, so they tokenize as trained (byte-level BPE: ' The' and 'The' are different tokens).
   const qa = facts.map((f) => {
     const t = RELATIONS[f.relation]!.templates[0]!;
     const cut = t.indexOf('{o}');
-    return { prompt: fill(t.slice(0, cut), f).trimEnd(), answer: f.object };
+    return { prompt: ` ${fill(t.slice(0, cut), f).trimEnd()}`, answer: f.object };
   });
-  const factText = facts.map((f) => fill(RELATIONS[f.relation]!.templates[1]!, f)).join(' ');
-  return { facts, trainText: parts.join(' '), qa, factText };
+  const factStatements = facts.map((f) => ` ${fill(RELATIONS[f.relation]!.templates[1]!, f)}`);
+  // held-out facts: their own generator, so the training data does not depend on how many
+  const h = mulberry32(opts.seed ^ 0x68e1d0);
+  const heldOut: string[] = [];
+  for (let n = 0; n < Math.max(8, Math.ceil(opts.count / 10)); ) {
+    const entity = word(h, 3);
+    if (used.has(entity)) continue;
+    used.add(entity);
+    for (const relation of relations) {
+      const f = { entity, relation, object: RELATIONS[relation]!.objects(h) };
+      for (const t of RELATIONS[relation]!.templates) heldOut.push(fill(t, f));
+      n++;
+    }
+  }
+  return { facts, trainText: ` ${parts.join(' ')}`, qa, factStatements, heldOutText: shuffle(heldOut, h).join(' ') };
 }
 
 /** Sentences of a text (for filler). */
