@@ -33,4 +33,16 @@ describe('AdamW', () => {
     opt.dispose();
     c.dispose();
   });
+
+  it('steps and dispose() leave no tensors behind', () => {
+    const w = tf.tidy(() => tf.variable(tf.randomNormal([4, 3], 0, 1, 'float32', 1)));
+    const x = tf.tensor2d([[1, 2, 3, 4]]);
+    const before = tf.memory().numTensors;
+    const opt = new AdamW([w], { weightDecay: 0.1, clip: 1 });
+    for (let i = 0; i < 3; i++) opt.minimize(() => tf.sum(tf.square(tf.matMul(x, w))), 0.01);
+    opt.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    w.dispose();
+    x.dispose();
+  });
 });

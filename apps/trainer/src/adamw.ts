@@ -16,8 +16,9 @@ export class AdamW {
     readonly vars: tf.Variable[],
     readonly opts: { beta1?: number; beta2?: number; eps?: number; weightDecay?: number; clip?: number } = {},
   ) {
-    this.m = vars.map((x) => tf.variable(tf.zerosLike(x), false));
-    this.v = vars.map((x) => tf.variable(tf.zerosLike(x), false));
+    // tidy frees the zeros; the variables keep their own copies
+    this.m = tf.tidy(() => vars.map((x) => tf.variable(tf.zerosLike(x), false)));
+    this.v = tf.tidy(() => vars.map((x) => tf.variable(tf.zerosLike(x), false)));
   }
 
   /** One step: grads of `loss` for `vars`; returns the loss value and the pre-clip gradient norm. */

@@ -85,18 +85,20 @@ export class MemoryLayer {
       seed: c.seed + 1,
       name,
     });
+    // the initial value is a temporary: tidy frees it, the variable keeps its own copy
+    const variable = <R extends tf.Rank>(init: () => tf.Tensor<R>, n: string) => tf.tidy(() => tf.variable(init(), true, n));
     const hq = c.heads * c.keyDim;
     const glorot = Math.sqrt(6 / (D + hq)); // Xavier uniform for the query projection
-    this.wq = tf.variable(tf.randomUniform([D, hq], -glorot, glorot, 'float32', c.seed + 2), true, `${name}/wq`);
-    this.bq = tf.variable(tf.zeros([hq]), true, `${name}/bq`);
+    this.wq = variable(() => tf.randomUniform([D, hq], -glorot, glorot, 'float32', c.seed + 2), `${name}/wq`);
+    this.bq = variable(() => tf.zeros([hq]), `${name}/bq`);
     if (c.gating === 'silu') {
       const std = D ** -0.5; // N(0, D^-1/2) for W1, W2 (Berges et al. 2024)
-      this.w1 = tf.variable(tf.randomNormal([D, dv], 0, std, 'float32', c.seed + 3), true, `${name}/w1`);
-      this.b1 = tf.variable(tf.zeros([dv]), true, `${name}/b1`);
-      this.w2 = tf.variable(tf.randomNormal([dv, D], 0, std, 'float32', c.seed + 4), true, `${name}/w2`);
-      this.b2 = tf.variable(tf.zeros([D]), true, `${name}/b2`);
+      this.w1 = variable(() => tf.randomNormal([D, dv], 0, std, 'float32', c.seed + 3), `${name}/w1`);
+      this.b1 = variable(() => tf.zeros([dv]), `${name}/b1`);
+      this.w2 = variable(() => tf.randomNormal([dv, D], 0, std, 'float32', c.seed + 4), `${name}/w2`);
+      this.b2 = variable(() => tf.zeros([D]), `${name}/b2`);
     } else if (dv !== D) {
-      this.wo = tf.variable(tf.randomNormal([dv, D], 0, dv ** -0.5, 'float32', c.seed + 5), true, `${name}/wo`);
+      this.wo = variable(() => tf.randomNormal([dv, D], 0, dv ** -0.5, 'float32', c.seed + 5), `${name}/wo`);
     }
   }
 

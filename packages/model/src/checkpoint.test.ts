@@ -104,6 +104,17 @@ describe('checkpoints', () => {
     back.model.dispose();
   });
 
+  it('loading then disposing the model and the extras frees every tensor the load made', () => {
+    const { model, dir } = saved('free');
+    model.dispose();
+    const before = tf.memory().numTensors;
+    const back = load(dir);
+    expect(tf.memory().numTensors).toBeGreaterThan(before);
+    back.model.dispose();
+    for (const t of Object.values(back.extraTensors)) t.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('loadCheckpoint restores the BpeTokenizer; generation after loading is the same', () => {
     const text = 'memory layers store facts in tables; tables of facts are read sparsely. '.repeat(8);
     const tokenizer = BpeTokenizer.train([text], { vocabSize: 280 });

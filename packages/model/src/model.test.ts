@@ -152,6 +152,15 @@ describe('LanguageModel', () => {
     m.dispose();
   });
 
+  it.each(['dense', 'moe', 'memory', 'memoryPlus'] as const)('%s: dispose() frees every tensor the model made', (kind) => {
+    const before = tf.memory().numTensors;
+    const m = new LanguageModel(tiny(kind));
+    tf.tidy(() => m.loss(tf.tensor2d(randomIds(2 * 6, 61, 2), [2, 6], 'int32'))).dispose();
+    expect(tf.memory().numTensors).toBeGreaterThan(before);
+    m.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it.each(['dense', 'moe', 'memory', 'memoryPlus'] as const)('%s: modelCounts matches the variables and the pool', (kind) => {
     for (const over of [{}, { tieEmbeddings: false, kvHeads: 4, memory: { numKeys: 6, heads: 3, topK: 2, keyDim: 8, valueDim: 20 } }]) {
       const cfg = tiny(kind, over);
