@@ -13,39 +13,12 @@ import {
   productKeyTopKBackward,
 } from './index';
 import { nativeAddon } from './native';
+import { bagBatch, relErr, rng } from './testing';
 
 const native = nativeAvailable();
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
 
-function batch(seed: number, N: number, B: number, K: number, dv: number) {
-  const r = rng(seed);
-  const ids = Int32Array.from({ length: B * K }, () => {
-    const u = r();
-    return u < 0.05 ? -1 : u < 0.25 ? Math.floor(r() * 4) : Math.floor(r() * N); // hot rows 0..3
-  });
-  const w = Float32Array.from({ length: B * K }, () => r() * 2 - 1);
-  const gOut = Float32Array.from({ length: B * dv }, () => r() * 2 - 1);
-  return { ids, w, gOut };
-}
-
-/** max |a − b| / max |b|: the error on the scale of the data */
-function relErr(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  let s = 1e-12;
-  for (let i = 0; i < a.length; i++) {
-    m = Math.max(m, Math.abs(a[i]! - b[i]!));
-    s = Math.max(s, Math.abs(b[i]!));
-  }
-  return m / s;
-}
+const batch = bagBatch;
 
 describe('native addon', () => {
   it('loads unless disabled (MNEMO_NATIVE=0) and reports why', () => {

@@ -17,28 +17,13 @@ import {
   f32ToBf16,
   nativeAvailable,
 } from './index';
+import { bagBatch, relErr } from './testing';
 
 const IMPLS: KernelImpl[] = nativeAvailable().available ? ['ts', 'native'] : ['ts'];
 const ALL = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
 
-function batch(seed: number, N: number, B: number, K: number, dv: number) {
-  const r = rng(seed);
-  const ids = Int32Array.from({ length: B * K }, () => {
-    const u = r();
-    return u < 0.1 ? -1 : u < 0.3 ? Math.floor(r() * 3) : Math.floor(r() * N); // rows 0..2 hot
-  });
-  const w = Float32Array.from({ length: B * K }, () => r() * 2 - 1);
-  const gOut = Float32Array.from({ length: B * dv }, () => r() * 2 - 1);
-  return { ids, w, gOut };
-}
+const batch = (seed: number, N: number, B: number, K: number, dv: number) => bagBatch(seed, N, B, K, dv, { pad: 0.1, hot: 0.2, hotRows: 3 }); // rows 0..2 hot
 
 /** The math of partial row-wise Adam in float64, dense and unfused, straight from the definition. */
 class RowwiseAdamRef {
@@ -83,17 +68,6 @@ class RowwiseAdamRef {
       }
     }
   }
-}
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  let s = 1e-12;
-  for (let i = 0; i < a.length; i++) {
-    m = Math.max(m, Math.abs(a[i]! - b[i]!));
-    s = Math.max(s, Math.abs(b[i]!));
-  }
-  return m / s;
 }
 
 describe.each(IMPLS)('partial row-wise Adam (%s kernels) vs a float64 reference', (impl) => {

@@ -6,14 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { describe, expect, it } from 'vitest';
 import { type BackendName, DisposedError, ShapeError, ValueStore, embeddingBag, initBackend } from './index';
+import { rng } from './testing';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
 
 describe.each(['cpu', 'wasm'] as BackendName[])('embeddingBag op on the %s backend', (backend) => {
   it('trains like the dense reference: loss, Wq and the table after each SGD step', async () => {

@@ -17,16 +17,10 @@ import {
   ValueStore,
   nativeAvailable,
 } from './index';
+import { rng } from './testing';
 
 const IMPLS: KernelImpl[] = nativeAvailable().available ? ['ts', 'native'] : ['ts'];
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296;
-  };
-}
 
 interface Case {
   N: number;

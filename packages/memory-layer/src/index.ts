@@ -10,16 +10,6 @@ export {
   zodToConfigError,
 } from './config';
 export { type HistogramBin, readCountBins, usageHistogramSvg } from './plot';
-// safetensors lives in @mnemo/kernels (the value-store file is one); re-exported for convenience
-export {
-  CheckpointError,
-  DTYPE_BYTES,
-  type SafeDtype,
-  SafetensorsReader,
-  type TensorEntry,
-  type TensorInfo,
-  writeSafetensors,
-} from '@mnemo/kernels';
 export { MemoryPool, type MemoryPoolOptions, type ValuePool } from './pool';
 export { type LookupTrace, MemoryLayer, type MemoryLayerOptions } from './memory-layer';
 export { type SavedMemory, loadMemory, saveMemory } from './io';

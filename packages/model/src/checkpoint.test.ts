@@ -1,8 +1,7 @@
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { initBackend } from '@mnemo/kernels';
-import { CheckpointError } from '@mnemo/memory-layer';
+import { CheckpointError, initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpointWith, saveCheckpoint } from './checkpoint';

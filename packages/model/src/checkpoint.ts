@@ -29,8 +29,8 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { MnemoError } from '@mnemo/kernels';
-import { CheckpointError, type SafeDtype, SafetensorsReader, type TensorEntry, loadMemory, saveMemory, writeSafetensors } from '@mnemo/memory-layer';
+import { CheckpointError, MnemoError, type SafeDtype, SafetensorsReader, type TensorEntry, writeSafetensors } from '@mnemo/kernels';
+import { loadMemory, saveMemory } from '@mnemo/memory-layer';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, parseModelConfig } from './config';
 import { LanguageModel } from './model';

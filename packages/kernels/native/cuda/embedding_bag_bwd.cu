@@ -117,6 +117,42 @@ __global__ void bump_steps_kernel(const int32_t* __restrict__ row_id, int rows_t
   if (u < rows_touched) steps[row_id[u]] += 1;  // row ids are distinct: no race
 }
 
+// gV[r, col .. col+VEC) = Σ w·gOut over the row's readers [begin, end): the warp reads 32
+// readers at a time and broadcasts each (position, weight) with a shuffle; every lane owns VEC
+// columns (float4 loads when VEC = 4).
+template <int VEC>
+__device__ __forceinline__ void row_grad_segment(const float* __restrict__ weights,
+                                                 const float* __restrict__ grad_out, int dv,
+                                                 int bag_size, const int32_t* __restrict__ readers,
+                                                 int begin, int end, int col, bool active,
+                                                 int lane, float (&grad)[VEC]) {
+#pragma unroll
+  for (int c = 0; c < VEC; c++) grad[c] = 0.f;
+  for (int i0 = begin; i0 < end; i0 += kWarp) {
+    const int il = i0 + lane;
+    const int32_t my_p = il < end ? readers[il] : 0;
+    const float my_w = il < end ? weights[my_p] : 0.f;
+    const int count = min(kWarp, end - i0);  // warp-uniform
+#pragma unroll 4
+    for (int t = 0; t < count; t++) {
+      const int32_t p = __shfl_sync(kFullMask, my_p, t);
+      const float w = __shfl_sync(kFullMask, my_w, t);
+      if (!active) continue;
+      const float* g = grad_out + (int64_t)(p / bag_size) * dv + col;
+      if constexpr (VEC == 4) {
+        const float4 x = __ldg(reinterpret_cast<const float4*>(g));
+        grad[0] = fmaf(w, x.x, grad[0]);
+        grad[1] = fmaf(w, x.y, grad[1]);
+        grad[2] = fmaf(w, x.z, grad[2]);
+        grad[3] = fmaf(w, x.w, grad[3]);
+      } else {
+#pragma unroll
+        for (int c = 0; c < VEC; c++) grad[c] = fmaf(w, __ldg(g + c), grad[c]);
+      }
+    }
+  }
+}
+
 // 4. Per touched row u and column segment: gV = Σ w·gOut over the row's readers, then the
 // optimizer step on V[r, segment]. One warp per (u, segment).
 template <int VEC, int KIND>
@@ -143,30 +179,7 @@ row_step_kernel(float* __restrict__ values,            // [N, dv]
   const int end = row_start[u + 1];
 
   float grad[VEC];  // gV[r, col .. col+VEC)
-#pragma unroll
-  for (int c = 0; c < VEC; c++) grad[c] = 0.f;
-  for (int i0 = begin; i0 < end; i0 += kWarp) {
-    const int il = i0 + lane;
-    const int32_t my_p = il < end ? readers[il] : 0;
-    const float my_w = il < end ? weights[my_p] : 0.f;
-    const int count = min(kWarp, end - i0);  // warp-uniform
-#pragma unroll 4
-    for (int t = 0; t < count; t++) {
-      const int32_t p = __shfl_sync(kFullMask, my_p, t);
-      const float w = __shfl_sync(kFullMask, my_w, t);
-      if (!active) continue;
-      const float* g = grad_out + (int64_t)(p / bag_size) * dv + col;
-      if constexpr (VEC == 4) {
-        const float4 x = __ldg(reinterpret_cast<const float4*>(g));
-        grad[0] = fmaf(w, x.x, grad[0]);
-        grad[1] = fmaf(w, x.y, grad[1]);
-        grad[2] = fmaf(w, x.z, grad[2]);
-        grad[3] = fmaf(w, x.w, grad[3]);
-      } else {
-        grad[0] = fmaf(w, __ldg(g), grad[0]);
-      }
-    }
-  }
+  row_grad_segment<VEC>(weights, grad_out, dv, bag_size, readers, begin, end, col, active, lane, grad);
   if (!active) return;
 
   const int64_t r = row_id[u];
@@ -210,30 +223,6 @@ __device__ __forceinline__ uint16_t f32_to_bf16(float f) {  // round to nearest 
   const uint32_t u = __float_as_uint(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
   return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-template <int VEC>
-__device__ __forceinline__ void row_grad_segment(const float* __restrict__ weights,
-                                                 const float* __restrict__ grad_out, int dv,
-                                                 int bag_size, const int32_t* __restrict__ readers,
-                                                 int begin, int end, int col, bool active,
-                                                 int lane, float (&grad)[VEC]) {
-#pragma unroll
-  for (int c = 0; c < VEC; c++) grad[c] = 0.f;
-  for (int i0 = begin; i0 < end; i0 += kWarp) {
-    const int il = i0 + lane;
-    const int32_t my_p = il < end ? readers[il] : 0;
-    const float my_w = il < end ? weights[my_p] : 0.f;
-    const int count = min(kWarp, end - i0);  // warp-uniform
-    for (int t = 0; t < count; t++) {
-      const int32_t p = __shfl_sync(kFullMask, my_p, t);
-      const float w = __shfl_sync(kFullMask, my_w, t);
-      if (!active) continue;
-      const float* g = grad_out + (int64_t)(p / bag_size) * dv + col;
-#pragma unroll
-      for (int c = 0; c < VEC; c++) grad[c] = fmaf(w, __ldg(g + c), grad[c]);
-    }
-  }
 }
 
 template <int VEC, bool BF16M>
