@@ -4,7 +4,10 @@
  * at a time in child processes (the wasm backend runs one thread per process).
  *
  *   npm run bench:sweep -w trainer -- --preset memoryPlus --set model.memory.valueLr=0.001,0.005,0.02
- *       [--steps 400] [--facts 500] [--jobs 2]        →   docs/benchmarks/trainer-sweep-<field, kebab-case>.{json,md}
+ *       [--seeds 1,2,3] [--steps 400] [--facts 500] [--jobs 2]
+ *   →   docs/benchmarks/trainer-sweep-<field, kebab-case>[-seeds].{json,md}
+ * With --seeds, every run (the dense reference too) is repeated per seed: model init seed s, data
+ * order seed s + 4.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -85,23 +88,35 @@ async function main(): Promise<void> {
   if (!field || values.length === 0 || values.some((v) => !Number.isFinite(v))) {
     throw new Error(`--set: expected field=v1,v2,..., got '${arg('set')}'`);
   }
+  const seedsArg = argv.includes('--seeds') ? arg('seeds') : '';
+  const seeds = seedsArg ? seedsArg.split(',').map(Number) : [null];
+  if (seeds.some((x) => x !== null && !Number.isInteger(x))) throw new Error(`--seeds: expected integers a,b,c, got '${seedsArg}'`);
   const out = path.resolve('runs', 'sweep');
-  const runs: { label: string; cfg: TrainerConfig }[] = [
-    { label: 'dense', cfg: preset('dense', { steps, facts, out: path.join(out, 'dense') }) },
+  const tag = (seed: number | null) => (seed === null ? '' : `-s${seed}`);
+  /** seed s: model init seed s, data-order seed s + 4 (the presets use 7 and 11) */
+  const seeded = (cfg: TrainerConfig, seed: number | null) =>
+    seed === null ? cfg : withField(withField(cfg, 'model.seed', seed), 'train.seed', seed + 4);
+  const runs: { label: string; seed: number | null; cfg: TrainerConfig }[] = seeds.flatMap((seed) => [
+    { label: 'dense', seed, cfg: seeded(preset('dense', { steps, facts, out: path.join(out, `dense${tag(seed)}`) }), seed) },
     ...values.map((v) => ({
       label: `${base} ${field}=${v}`,
-      cfg: withField(preset(base, { steps, facts, out: path.join(out, `${base}-${v}`) }), field, v),
+      seed,
+      cfg: seeded(withField(preset(base, { steps, facts, out: path.join(out, `${base}-${v}${tag(seed)}`) }), field, v), seed),
     })),
-  ];
-  const short = field.split(".").at(-1)!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  const report = new BenchReport(`trainer-sweep-${short}`, {
-    title: `Sweep of ${field} for the ${base} preset on synthetic facts (dense preset as reference)`,
-    command: `npm run bench:sweep -w trainer -- --preset ${base} --set ${field}=${values.join(',')} --steps ${steps} --facts ${facts} --jobs ${jobs}`,
+  ]);
+  const short = field.split('.').at(-1)!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const report = new BenchReport(`trainer-sweep-${short}${seedsArg ? '-seeds' : ''}`, {
+    title: `Sweep of ${field} for the ${base} preset on synthetic facts (dense preset as reference)${seedsArg ? `, seeds ${seedsArg}` : ''}`,
+    command:
+      `npm run bench:sweep -w trainer -- --preset ${base} --set ${field}=${values.join(',')} ` +
+      `${seedsArg ? `--seeds ${seedsArg} ` : ''}--steps ${steps} --facts ${facts} --jobs ${jobs}`,
     description:
       `Each run: the ${base} preset of apps/trainer/src/presets.ts (${steps} steps, ${facts} facts, no filler) with ${field} ` +
-      'set as in the first column; the dense preset trained on the same data is the reference. val loss: held-out facts ' +
-      "(never trained on); fact-text loss: the trained facts stated in one of their templates; fact recall: exact match of " +
-      `the object by greedy decoding. Runs go ${jobs} at a time (tokens/s shared the 2 cores).`,
+      'set as in the first column; the dense preset trained on the same data is the reference' +
+      (seedsArg ? ' (seed s: model init seed s, data order seed s + 4; "vs dense" compares with the dense run of the same seed)' : '') +
+      '. val loss: held-out facts (never trained on); fact-text loss: the trained facts stated in another of their training ' +
+      'templates, each statement scored on its own; fact recall: exact match of the object by greedy decoding. ' +
+      `Runs go ${jobs} at a time (tokens/s shared the 2 cores).`,
   });
   const bar = new Progress(runs.length, '[sweep] runs', 'runs');
   const results: Result[] = new Array(runs.length);
@@ -115,10 +130,12 @@ async function main(): Promise<void> {
       }
     }),
   );
-  const dense = results[0]!;
-  for (const r of results) {
+  const denseOf = (seed: number | null) => results[runs.findIndex((r) => r.label === 'dense' && r.seed === seed)]!;
+  for (const [i, r] of results.entries()) {
+    const dense = denseOf(runs[i]!.seed);
     report.addRow({
       run: r.label,
+      ...(seedsArg ? { seed: runs[i]!.seed } : {}),
       'FLOPs/token': r.flopsPerToken,
       'tokens/s': Math.round(r.tokensPerSec),
       'val loss (held-out facts)': Number(r.valLoss.toFixed(3)),
@@ -128,7 +145,22 @@ async function main(): Promise<void> {
       'x dense recall': dense.recall > 0 ? Number((r.recall / dense.recall).toFixed(2)) : '–',
     });
   }
-  report.set('results', results);
+  if (seeds.length > 1) {
+    for (const label of ['dense', ...values.map((v) => `${base} ${field}=${v}`)]) {
+      const mine = results.filter((r) => r.label === label);
+      const mean = (f: (r: Result) => number) => mine.reduce((a, r) => a + f(r), 0) / mine.length;
+      const lower = mine.filter((r, j) => r.factLoss < denseOf(seeds[j]!).factLoss).length;
+      const twice = mine.filter((r, j) => r.recall >= 2 * denseOf(seeds[j]!).recall).length;
+      report.note(
+        `${label}, mean of ${mine.length} seeds: fact-text loss ${mean((r) => r.factLoss).toFixed(3)} ` +
+          `(range ${Math.min(...mine.map((r) => r.factLoss)).toFixed(3)}–${Math.max(...mine.map((r) => r.factLoss)).toFixed(3)}), ` +
+          `recall ${(100 * mean((r) => r.recall)).toFixed(1)}% (range ${(100 * Math.min(...mine.map((r) => r.recall))).toFixed(1)}–` +
+          `${(100 * Math.max(...mine.map((r) => r.recall))).toFixed(1)}%)` +
+          (label === 'dense' ? '.' : `; below dense's fact-text loss in ${lower}/${mine.length} seeds, ≥ 2x its recall in ${twice}/${mine.length}.`),
+      );
+    }
+  }
+  report.set('results', results.map((r, i) => ({ ...r, seed: runs[i]!.seed })));
   report.write();
 }
 

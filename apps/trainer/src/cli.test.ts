@@ -43,7 +43,7 @@ describe('mnemo-train CLI', () => {
       expect(r.err, args.join(' ')).toMatch(re);
       expect(r.err).not.toMatch(/\n\s+at /); // no stack trace for expected errors
     }
-  }, 120_000);
+  }, 300_000); // each case spawns a CLI process: slow on a loaded 2-core machine
 
   it('a bad config file names the field; bad data and --eval-qa paths name data.path / eval.qaFile', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'cli-'));
@@ -58,5 +58,5 @@ describe('mnemo-train CLI', () => {
     r = cli('--preset', 'dense', '--eval-qa', path.join(dir, 'qa.jsonl'), '--steps', '1');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/mnemo-train: eval\.qaFile: cannot read/);
-  }, 120_000);
+  }, 300_000); // each case spawns a CLI process: slow on a loaded 2-core machine
 });
