@@ -110,6 +110,12 @@ function rng(seed: number) {
   };
 }
 
+/**
+ * Between property runs: let the test worker's event loop answer vitest's RPC (a synchronous test
+ * of a minute or more on a loaded machine makes it time out).
+ */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 describe('productKeySearch equals the brute-force top-k', () => {
   let impls: KernelImpl[] = [];
   beforeAll(async () => {
@@ -117,9 +123,10 @@ describe('productKeySearch equals the brute-force top-k', () => {
     impls = kernels();
   });
 
-  it('random gaussian-ish queries and keys, sizes n 2–256, k 1–n, H 1–8', () => {
-    fc.assert(
-      fc.property(sizes, ({ seed, ...d }) => {
+  it('random gaussian-ish queries and keys, sizes n 2–256, k 1–n, H 1–8', async () => {
+    await fc.assert(
+      fc.asyncProperty(sizes, async ({ seed, ...d }) => {
+        await yieldToEventLoop();
         const r = rng(seed);
         const g = () => (r() + r() + r() - 1.5) * 2;
         const c: Case = { ...d, queries: f32(d.batch * d.heads * d.dk, g), subkeys: f32(d.heads * d.n * d.dk, g) };
@@ -129,9 +136,10 @@ describe('productKeySearch equals the brute-force top-k', () => {
     );
   });
 
-  it('exact ties: small integer values, so every sum is exact; ids follow the tie rule exactly', () => {
-    fc.assert(
-      fc.property(sizes, ({ seed, ...d }) => {
+  it('exact ties: small integer values, so every sum is exact; ids follow the tie rule exactly', async () => {
+    await fc.assert(
+      fc.asyncProperty(sizes, async ({ seed, ...d }) => {
+        await yieldToEventLoop();
         const r = rng(seed);
         const g = () => Math.floor(r() * 5) - 2; // {-2..2}: masses of equal scores
         const c: Case = { ...d, queries: f32(d.batch * d.heads * d.dk, g), subkeys: f32(d.heads * d.n * d.dk, g) };
@@ -141,9 +149,10 @@ describe('productKeySearch equals the brute-force top-k', () => {
     );
   });
 
-  it('equal keys: duplicated and all-identical sub-key rows', () => {
-    fc.assert(
-      fc.property(sizes, fc.boolean(), ({ seed, ...d }, allSame) => {
+  it('equal keys: duplicated and all-identical sub-key rows', async () => {
+    await fc.assert(
+      fc.asyncProperty(sizes, fc.boolean(), async ({ seed, ...d }, allSame) => {
+        await yieldToEventLoop();
         const r = rng(seed);
         const half = d.dk / 2;
         const subkeys = f32(d.heads * d.n * d.dk, () => r() - 0.5);
@@ -161,10 +170,11 @@ describe('productKeySearch equals the brute-force top-k', () => {
     );
   });
 
-  it('huge and tiny magnitudes', () => {
+  it('huge and tiny magnitudes', async () => {
     for (const scale of [1e15, 1e-15]) {
-      fc.assert(
-        fc.property(sizes, ({ seed, ...d }) => {
+      await fc.assert(
+        fc.asyncProperty(sizes, async ({ seed, ...d }) => {
+          await yieldToEventLoop();
           const r = rng(seed);
           const g = () => (r() - 0.5) * scale;
           const c: Case = { ...d, queries: f32(d.batch * d.heads * d.dk, g), subkeys: f32(d.heads * d.n * d.dk, g) };
