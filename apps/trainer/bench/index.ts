@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BenchReport, summarize } from '@mnemo/bench';
 import { loadCheckpoint, mulberry32 } from '@mnemo/model';
+import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW, type CompareRow, type EvalResult, type TrainerConfig, compare, generateFacts, preset } from '../src/index';
 
@@ -80,6 +81,7 @@ function finishedRun(cfg: TrainerConfig): CompareRow | null {
 }
 
 async function main() {
+  await initBackend(); // runs reused from runs/bench train nothing here
   const names = ['dense', 'moe', 'memory', 'memoryPlus'];
   const out = path.resolve('runs', 'bench');
   const p = preset('memoryPlus', { steps, facts, fillerRatio: filler });
@@ -163,7 +165,8 @@ async function main() {
   report.note(
     'What mattered, 2: seeds. At 400 steps memorisation starts abruptly and late, and whether it has started differs from ' +
       'seed to seed (docs/benchmarks/trainer-sweep-value-lr-seeds.md: model init and data order per seed; it counts in how ' +
-      'many seeds Memory+ beats dense on both criteria). A Memory+ run whose memory has not taken off reads fewer slots ' +
+      'many seeds Memory+ beats dense on both criteria: 1 of 3 at value LR 1e-3 and at 2e-3 when measured on 2026-11-30, ' +
+      'so the result in this table is NOT robust). A Memory+ run whose memory has not taken off reads fewer slots ' +
       '(~46% of slots used on fact text vs ~57%, Gini 0.92 vs 0.88) and ends level with dense.',
   );
   report.note(
@@ -179,7 +182,11 @@ async function main() {
       'model had memorised the training stream\'s order. On the same checkpoints, fixing the tokenization moved Memory+ ' +
       '(value LR 5e-3) from 34.7% to 50.0% recall and dense from 4.3% to 5.3%.',
   );
-  report.note('Runs are deterministic (seeded init, batches by (seed, step), native kernels without atomics).');
+  report.note(
+    'Runs are deterministic (seeded init, batches by (seed, step), native kernels without atomics). "tokens/s (its run)" ' +
+      'is each training run\'s own average, which other jobs on the 2 cores can skew; "tokens/s (interleaved)" times one ' +
+      'training step of each model per round, so its ratios hold.',
+  );
   report.write();
 }
 
