@@ -157,20 +157,20 @@ async function main() {
       '(flag colours come from 10 values); recall above it is memorised facts.',
   );
   report.note(
-    'What mattered, 1: the value pool\'s learning rate (docs/benchmarks/trainer-sweep-value-lr.md, one seed). Sparse Adam ' +
+    'What mattered, 1: the value pool\'s learning rate (docs/benchmarks/trainer-sweep-memory-plus-value-lr.md, one seed). Sparse Adam ' +
       "moves every touched value element by about the learning rate per step whatever the gradient's size, and each row is " +
       'read by many different tokens: at 2e-2 (the earlier preset) and 5e-3 the stored values stay noisy and recall stays ' +
       'near 2x dense; at 1e-3–2e-3 it is 3–7x. The papers\' 1e-3 is in that range even at 400 steps.',
   );
   report.note(
     'What mattered, 2: seeds. At 400 steps memorisation starts abruptly and late, and whether it has started differs from ' +
-      'seed to seed (docs/benchmarks/trainer-sweep-value-lr-seeds.md: model init and data order per seed; it counts in how ' +
+      'seed to seed (docs/benchmarks/trainer-sweep-memory-plus-value-lr-seeds.md: model init and data order per seed; it counts in how ' +
       'many seeds Memory+ beats dense on both criteria: 1 of 3 at value LR 1e-3 and at 2e-3 when measured on 2026-11-30, ' +
       'so the result in this table is NOT robust). A Memory+ run whose memory has not taken off reads fewer slots ' +
       '(~46% of slots used on fact text vs ~57%, Gini 0.92 vs 0.88) and ends level with dense.',
   );
   report.note(
-    'What mattered, 3: the dense learning rate, which all four presets share (3e-3). docs/benchmarks/trainer-sweep-lr.md ' +
+    'What mattered, 3: the dense learning rate, which all four presets share (3e-3). docs/benchmarks/trainer-sweep-dense-lr.md ' +
       'trains the dense preset at 6e-3 and 1e-2: at 1e-2 dense recalls about as many facts as Memory+ does at 3e-3. The ' +
       "presets' 3e-3 under-trains dense at 400 steps, so this table's Memory+ / dense recall ratio overstates what the " +
       'memory buys at this scale; the comparison that settles it is each model at its own best learning rate, over seeds.',

@@ -5,7 +5,7 @@
  *
  *   npm run bench:sweep -w trainer -- --preset memoryPlus --set model.memory.valueLr=0.001,0.005,0.02
  *       [--seeds 1,2,3] [--steps 400] [--facts 500] [--jobs 2]
- *   →   docs/benchmarks/trainer-sweep-<field, kebab-case>[-seeds].{json,md}
+ *   →   docs/benchmarks/trainer-sweep-<preset>-<field>[-seeds].{json,md}   (names in kebab-case)
  * With --seeds, every run (the dense reference too) is repeated per seed: model init seed s, data
  * order seed s + 4.
  */
@@ -105,7 +105,8 @@ async function main(): Promise<void> {
     })),
   ]);
   const short = field.split('.').at(-1)!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  const report = new BenchReport(`trainer-sweep-${short}${seedsArg ? '-seeds' : ''}`, {
+  const kebab = (x: string) => x.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const report = new BenchReport(`trainer-sweep-${kebab(base)}-${short}${seedsArg ? '-seeds' : ''}`, {
     title: `Sweep of ${field} for the ${base} preset on synthetic facts (dense preset as reference)${seedsArg ? `, seeds ${seedsArg}` : ''}`,
     command:
       `npm run bench:sweep -w trainer -- --preset ${base} --set ${field}=${values.join(',')} ` +

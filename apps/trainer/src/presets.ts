@@ -33,7 +33,7 @@ export function preset(name: string, overrides: { steps?: number; out?: string; 
       ffnHidden: 4 * D,
       ffn,
       moe: { experts: 4, hidden: 2 * D },
-      // value LR: Memory+ 2e-3 (best of the sweep in docs/benchmarks/trainer-sweep-value-lr.md), PKM 2e-2
+      // value LR: Memory+ 2e-3 (best of the sweep in docs/benchmarks/trainer-sweep-memory-plus-value-lr.md), PKM 2e-2
       memory: { numKeys: 128, heads: 4, topK: 16, keyDim: 64, queryNorm: 'qknorm', valueLr: name === 'memoryPlus' ? 2e-3 : 2e-2, valueOptimizer: 'adam' },
       seed: 7,
     },
