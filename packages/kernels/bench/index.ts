@@ -157,6 +157,10 @@ async function main(): Promise<void> {
   const out = new Float32Array(B * dv); // roofline output
   const fwdOut = new Float32Array(B * dv); // reused by forward, as a training loop would
 
+  // each store's table and optimizer state, the arrays its state floor reads and writes back
+  const floorArrays = new Map<ValueStore, (Float32Array | Uint16Array | Int32Array)[]>(
+    [store, ...Object.values(others)].map((s) => [s, [tableOf(s) as Float32Array, ...stateArraysOf(s)]]),
+  );
   // Interleaved: every round times each variant once, so machine noise hits all of them alike.
   let i = 0;
   const next = () => batches[i++ % batches.length]!;
@@ -175,10 +179,10 @@ async function main(): Promise<void> {
         store.backward(b.ids, b.w, b.gOut, K);
       },
       // the state floor of each optimizer: its touched rows of V + state read and written back
-      floor: () => addon.rooflineRowRmw([table, ...stateArraysOf(store)], N, next().rows, 0),
+      floor: () => addon.rooflineRowRmw(floorArrays.get(store)!, N, next().rows, 0),
       ...Object.fromEntries(
         Object.entries(others).flatMap(([k, o]) => [
-          [`floor_${k}`, () => addon.rooflineRowRmw([tableOf(o) as Float32Array, ...stateArraysOf(o)], N, next().rows, 0)],
+          [`floor_${k}`, () => addon.rooflineRowRmw(floorArrays.get(o)!, N, next().rows, 0)],
           [`bwd_${k}`, () => {
             const b = next();
             o.backward(b.ids, b.w, b.gOut, K);

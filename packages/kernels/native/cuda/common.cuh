@@ -16,14 +16,20 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-__device__ __forceinline__ float4 f4_zero() { return make_float4(0.f, 0.f, 0.f, 0.f); }
-
-// acc += w · x, componentwise, fp32.
-__device__ __forceinline__ void f4_axpy(float4& acc, float w, const float4& x) {
-  acc.x = fmaf(w, x.x, acc.x);
-  acc.y = fmaf(w, x.y, acc.y);
-  acc.z = fmaf(w, x.z, acc.z);
-  acc.w = fmaf(w, x.w, acc.w);
+// acc[0..VEC) += w · src[0..VEC), fp32, read through the read-only cache; VEC = 4 is one float4
+// load (src 16-byte aligned), any other VEC reads floats one by one.
+template <int VEC>
+__device__ __forceinline__ void row_axpy(float (&acc)[VEC], float w, const float* __restrict__ src) {
+  if constexpr (VEC == 4) {
+    const float4 x = __ldg(reinterpret_cast<const float4*>(src));
+    acc[0] = fmaf(w, x.x, acc[0]);
+    acc[1] = fmaf(w, x.y, acc[1]);
+    acc[2] = fmaf(w, x.z, acc[2]);
+    acc[3] = fmaf(w, x.w, acc[3]);
+  } else {
+#pragma unroll
+    for (int c = 0; c < VEC; c++) acc[c] = fmaf(w, __ldg(src + c), acc[c]);
+  }
 }
 
 __device__ __forceinline__ float f4_dot(const float4& a, const float4& b) {

@@ -119,7 +119,7 @@ __global__ void bump_steps_kernel(const int32_t* __restrict__ row_id, int rows_t
 
 // gV[r, col .. col+VEC) = Σ w·gOut over the row's readers [begin, end): the warp reads 32
 // readers at a time and broadcasts each (position, weight) with a shuffle; every lane owns VEC
-// columns (float4 loads when VEC = 4).
+// columns (row_axpy: float4 loads when VEC = 4).
 template <int VEC>
 __device__ __forceinline__ void row_grad_segment(const float* __restrict__ weights,
                                                  const float* __restrict__ grad_out, int dv,
@@ -138,17 +138,7 @@ __device__ __forceinline__ void row_grad_segment(const float* __restrict__ weigh
       const int32_t p = __shfl_sync(kFullMask, my_p, t);
       const float w = __shfl_sync(kFullMask, my_w, t);
       if (!active) continue;
-      const float* g = grad_out + (int64_t)(p / bag_size) * dv + col;
-      if constexpr (VEC == 4) {
-        const float4 x = __ldg(reinterpret_cast<const float4*>(g));
-        grad[0] = fmaf(w, x.x, grad[0]);
-        grad[1] = fmaf(w, x.y, grad[1]);
-        grad[2] = fmaf(w, x.z, grad[2]);
-        grad[3] = fmaf(w, x.w, grad[3]);
-      } else {
-#pragma unroll
-        for (int c = 0; c < VEC; c++) grad[c] = fmaf(w, __ldg(g + c), grad[c]);
-      }
+      row_axpy<VEC>(grad, w, grad_out + (int64_t)(p / bag_size) * dv + col);
     }
   }
 }

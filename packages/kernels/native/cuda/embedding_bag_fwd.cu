@@ -48,16 +48,7 @@ embedding_bag_fwd_kernel(const float* __restrict__ values,  // [N, dv]
       const int32_t row = __shfl_sync(kFullMask, my_id, t);
       const float w = __shfl_sync(kFullMask, my_w, t);
       if (row < 0 || !active) continue;
-      const float* src = values + (int64_t)row * dv + col;
-      if constexpr (VEC == 4) {
-        const float4 x = __ldg(reinterpret_cast<const float4*>(src));
-        acc[0] = fmaf(w, x.x, acc[0]);
-        acc[1] = fmaf(w, x.y, acc[1]);
-        acc[2] = fmaf(w, x.z, acc[2]);
-        acc[3] = fmaf(w, x.w, acc[3]);
-      } else {
-        acc[0] = fmaf(w, __ldg(src), acc[0]);
-      }
+      row_axpy<VEC>(acc, w, values + (int64_t)row * dv + col);
     }
   }
   if (!active) return;
