@@ -82,32 +82,26 @@ export interface TrainOptions {
   skipFinalEval?: boolean;
 }
 
-function meanLoss(model: LanguageModel, windows: Int32Array[], seqLen: number): number {
-  let sum = 0;
-  let n = 0;
-  for (let i = 0; i < windows.length; i += 8) {
-    const chunk = windows.slice(i, i + 8);
-    const flat = new Int32Array(chunk.length * (seqLen + 1));
-    chunk.forEach((w, j) => flat.set(w, j * (seqLen + 1)));
-    const l = tf.tidy(() => model.loss(tf.tensor2d(flat, [chunk.length, seqLen + 1], 'int32'), { aux: false }).dataSync()[0]!);
-    sum += l * chunk.length;
-    n += chunk.length;
-  }
-  return n ? sum / n : Number.NaN;
-}
-
 /**
- * Mean next-token loss over sequences scored each on its own (no context before its first
- * token), weighted by predicted tokens; sequences of equal length share a batch.
+ * Mean next-token loss (cross-entropy only, no MoE balance term) over sequences each scored on
+ * its own (no context before its first token), weighted by predicted tokens. Sequences of equal
+ * length share a batch of about 512 tokens: fixed-length validation windows and fact statements
+ * of a few lengths alike.
  */
 export function sequencesLoss(model: LanguageModel, seqs: Int32Array[]): number {
   const byLength = new Map<number, Int32Array[]>();
-  for (const s of seqs) if (s.length >= 2) byLength.set(s.length, [...(byLength.get(s.length) ?? []), s]);
+  for (const s of seqs) {
+    if (s.length < 2) continue; // predicts nothing
+    const group = byLength.get(s.length);
+    if (group) group.push(s);
+    else byLength.set(s.length, [s]);
+  }
   let sum = 0;
   let n = 0;
   for (const [len, group] of byLength) {
-    for (let i = 0; i < group.length; i += 32) {
-      const chunk = group.slice(i, i + 32);
+    const perBatch = Math.max(1, Math.floor(520 / len)); // 8 windows of 65 tokens
+    for (let i = 0; i < group.length; i += perBatch) {
+      const chunk = group.slice(i, i + perBatch);
       const flat = new Int32Array(chunk.length * len);
       chunk.forEach((w, j) => flat.set(w, j * len));
       const l = tf.tidy(() => model.loss(tf.tensor2d(flat, [chunk.length, len], 'int32'), { aux: false }).dataSync()[0]!);
@@ -193,7 +187,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     return lr * (minLrRatio + (1 - minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * p)));
   };
   const evaluate = (questions: number): EvalResult => {
-    const r: EvalResult = { valLoss: meanLoss(model, valWindows, seqLen) };
+    const r: EvalResult = { valLoss: sequencesLoss(model, valWindows) };
     if (factSeqs.length) r.factLoss = sequencesLoss(model, factSeqs);
     if (data.qa?.length) {
       const qa = data.qa.slice(0, questions);
@@ -240,7 +234,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   if (lastStep === cfg.train.steps && !opts.skipFinalEval) {
     summary.final = evaluate(cfg.eval.maxQuestions);
     metric({ step: lastStep, final: summary.final, tokensPerSec: Math.round(tokensPerSec), counts });
-    writePlots(out, cfg.name, model, valWindows, seqLen);
+    writePlots(out, cfg.name, model, valWindows);
     log(`[trainer] ${cfg.name}: ${JSON.stringify(summary.final)}`);
   }
   opt.dispose();
@@ -249,7 +243,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
 }
 
 /** loss.svg from metrics.jsonl; memory-usage.svg (read-count histogram of the first memory layer on validation text). */
-function writePlots(out: string, name: string, model: LanguageModel, windows: Int32Array[], seqLen: number): void {
+function writePlots(out: string, name: string, model: LanguageModel, windows: Int32Array[]): void {
   const file = path.join(out, 'metrics.jsonl');
   if (existsSync(file)) {
     const lines = readLines(file);
@@ -271,7 +265,7 @@ function writePlots(out: string, name: string, model: LanguageModel, windows: In
   const layer = model.memoryLayers()[0];
   if (layer) {
     const tracker = layer.trackUsage();
-    meanLoss(model, windows, seqLen);
+    sequencesLoss(model, windows);
     layer.stopUsage();
     writeAtomic(
       path.join(out, 'memory-usage.svg'),

@@ -72,9 +72,7 @@ export function loadMemory(dir: string, opts: { mmap?: boolean } = {}): SavedMem
         if (info.dtype !== 'F32' || info.shape.join() !== v.shape.join()) {
           throw new CheckpointError(reader.file, `tensor '${key}' is ${info.dtype} [${info.shape}], expected F32 [${v.shape}]`);
         }
-        const t = tf.tensor(reader.readF32(key), v.shape);
-        v.assign(t);
-        t.dispose(); // the variable keeps the data
+        tf.tidy(() => v.assign(tf.tensor(reader.readF32(key), v.shape))); // tidy frees the file tensor; the variable keeps the data
         used.add(key);
       }
     }

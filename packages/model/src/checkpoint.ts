@@ -182,9 +182,7 @@ function loadDense(model: LanguageModel, file: string): void {
       if (info.dtype !== 'F32' || info.shape.join() !== v.shape.join()) {
         throw new CheckpointError(file, `tensor '${name}' is ${info.dtype} [${info.shape}], the config needs F32 [${v.shape}]`);
       }
-      const t = tf.tensor(reader.readF32(name), v.shape);
-      v.assign(t);
-      t.dispose(); // the variable keeps the data
+      tf.tidy(() => v.assign(tf.tensor(reader.readF32(name), v.shape))); // tidy frees the file tensor; the variable keeps the data
       used.add(name);
     }
     const unexpected = [...reader.tensors.keys()].filter((k) => !used.has(k));
