@@ -18,8 +18,6 @@ import { bagBatch, relErr, rng } from './testing';
 const native = nativeAvailable();
 
 
-const batch = bagBatch;
-
 describe('native addon', () => {
   it('loads unless disabled (MNEMO_NATIVE=0) and reports why', () => {
     if (process.env.MNEMO_NATIVE === '0') {
@@ -55,7 +53,7 @@ describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kern
       // bf16 m: float32 vs float64 m may round to neighbouring bf16 values
       const tol = dtype === 'float32' ? (opt.momentDtype === 'bfloat16' ? 1e-4 : 1e-5) : dtype === 'bfloat16' ? 1e-2 : 2e-3;
       for (let step = 0; step < 3; step++) {
-        const { ids, w, gOut } = batch(100 + step, N, 96, 24, dv);
+        const { ids, w, gOut } = bagBatch(100 + step, N, 96, 24, dv);
         expect(relErr(a.forward(ids, w, 24), b.forward(ids, w, 24))).toBeLessThan(tol);
         const gwA = a.backward(ids, w, gOut, 24);
         const gwB = b.backward(ids, w, gOut, 24);
@@ -134,7 +132,7 @@ describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kern
 
   it('gw only (no update) and one large bag leave the table alone', () => {
     const a = ValueStore.create({ rows: 100, dim: 40, optimizer: { kind: 'sgd', lr: 1 }, impl: 'native', deferred: true });
-    const { ids, w, gOut } = batch(5, 100, 1, 5000, 40);
+    const { ids, w, gOut } = bagBatch(5, 100, 1, 5000, 40);
     const before = a.readRows(Int32Array.of(0, 1, 2, 3));
     const gw = a.backward(ids, w, gOut, 5000);
     for (let p = 0; p < ids.length; p++) if (ids[p] === -1) expect(gw[p]).toBe(0);
