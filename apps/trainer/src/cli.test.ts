@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,26 +6,30 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-/** mnemo-train on its sources (tsx), as a child process. */
-const cli = (...args: string[]) => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=mnemo-source', 'src/cli.ts', ...args], {
-    cwd: root,
-    encoding: 'utf8',
-    timeout: 60_000,
+/**
+ * mnemo-train on its sources (tsx), as a child process. Asynchronous: a test that waits on several
+ * CLI runs in a row must not block its worker's event loop (vitest's RPC to the worker times out).
+ */
+const cli = (...args: string[]) =>
+  new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', '--conditions=mnemo-source', 'src/cli.ts', ...args],
+      { cwd: root, encoding: 'utf8', timeout: 60_000 },
+      (error, out, err) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, out, err }),
+    );
   });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-};
 
-describe('mnemo-train CLI', () => {
-  it('--help prints the usage on stdout and exits 0', () => {
-    const r = cli('--help');
+describe('mnemo-train CLI', async () => {
+  it('--help prints the usage on stdout and exits 0', async () => {
+    const r = await cli('--help');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/usage:\n {2}mnemo-train \[train\]/);
     expect(r.out).toMatch(/mnemo-train compare/);
     expect(r.out).toMatch(/mnemo-train demo/);
   });
 
-  it('usage errors exit 2 with one clear line naming the flag', () => {
+  it('usage errors exit 2 with one clear line naming the flag', async () => {
     const cases: Array<[string[], RegExp]> = [
       [[], /^mnemo-train: give --config FILE or --preset NAME/],
       [['--preset', 'dense', '--steps', 'x'], /^mnemo-train: --steps: expected a non-negative integer, got 'x'/],
@@ -38,24 +42,24 @@ describe('mnemo-train CLI', () => {
       [['--preset', 'dense', 'extra'], /^mnemo-train: unexpected argument 'extra'/],
     ];
     for (const [args, re] of cases) {
-      const r = cli(...args);
+      const r = await cli(...args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.err, args.join(' ')).toMatch(re);
       expect(r.err).not.toMatch(/\n\s+at /); // no stack trace for expected errors
     }
   }, 300_000); // each case spawns a CLI process: slow on a loaded 2-core machine
 
-  it('a bad config file names the field; bad data and --eval-qa paths name data.path / eval.qaFile', () => {
+  it('a bad config file names the field; bad data and --eval-qa paths name data.path / eval.qaFile', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'cli-'));
     const cfg = path.join(dir, 'run.yaml');
     writeFileSync(cfg, 'model: {dim: 32, layers: 2, heads: 4, kvHeads: 2, ffn: [dense, dense]}\ntrain: {steps: 3, lr: fast}\n');
-    let r = cli('--config', cfg);
+    let r = await cli('--config', cfg);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/mnemo-train: train\.lr: .*expected number/);
-    r = cli('--preset', 'dense', '--data', path.join(dir, 'missing.txt'), '--steps', '1');
+    r = await cli('--preset', 'dense', '--data', path.join(dir, 'missing.txt'), '--steps', '1');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/mnemo-train: data\.path: .*missing\.txt does not exist/);
-    r = cli('--preset', 'dense', '--eval-qa', path.join(dir, 'qa.jsonl'), '--steps', '1');
+    r = await cli('--preset', 'dense', '--eval-qa', path.join(dir, 'qa.jsonl'), '--steps', '1');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/mnemo-train: eval\.qaFile: cannot read/);
   }, 300_000); // each case spawns a CLI process: slow on a loaded 2-core machine
