@@ -4,16 +4,20 @@
  * at a time in child processes (the wasm backend runs one thread per process).
  *
  *   npm run bench:sweep -w trainer -- --preset memoryPlus --set model.memory.valueLr=0.001,0.005,0.02
- *       [--seeds 1,2,3] [--steps 400] [--facts 500] [--jobs 2]
+ *       [--seeds 1,2,3] [--steps 400] [--facts 1000] [--jobs 2] [--reuse]
  *   →   docs/benchmarks/trainer-sweep-<preset>-<field>[-seeds].{json,md}   (names in kebab-case)
+ * The field is a numeric config field (dotted path), or `memoryBlocks` with values like 2,1+3,1+2
+ * (the blocks whose FFN becomes a memory layer, one shared pool).
  * With --seeds, every run (the dense reference too) is repeated per seed: model init seed s, data
- * order seed s + 4.
+ * order seed s + 4. --reuse: a run whose directory in runs/sweep finished with exactly its config
+ * is read back, not trained again (bench/reuse.ts).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BenchReport, Progress } from '@mnemo/bench';
 import { type TrainerConfig, parseTrainerConfig, preset, runTraining } from '../src/index';
+import { finishedRun } from './reuse';
 
 interface Result {
   label: string;
@@ -60,6 +64,12 @@ async function child(cfgJson: string, label: string): Promise<void> {
 }
 
 function runChild(cfg: TrainerConfig, label: string): Promise<Result> {
+  const done = argv.includes('--reuse') ? finishedRun(cfg) : null;
+  if (done) {
+    reused++;
+    const r = { label, flopsPerToken: done.flopsPerToken, tokensPerSec: done.tokensPerSec, valLoss: done.valLoss };
+    return Promise.resolve({ ...r, factLoss: done.factLoss ?? Number.NaN, recall: done.recall ?? Number.NaN });
+  }
   return new Promise((resolve, reject) => {
     const self = fileURLToPath(import.meta.url);
     const p = spawn(process.execPath, [...process.execArgv, self, '--child', JSON.stringify(cfg), '--label', label], {
@@ -78,16 +88,26 @@ function runChild(cfg: TrainerConfig, label: string): Promise<Result> {
   });
 }
 
+let reused = 0;
+
 async function main(): Promise<void> {
   const steps = Number(arg('steps', '400'));
-  const facts = Number(arg('facts', '500'));
+  const facts = Number(arg('facts', '1000'));
   const jobs = Number(arg('jobs', '2'));
   const base = arg('preset', 'memoryPlus');
   const [field, list] = arg('set').split('=') as [string, string | undefined];
-  const values = (list ?? '').split(',').map(Number);
-  if (!field || values.length === 0 || values.some((v) => !Number.isFinite(v))) {
-    throw new Error(`--set: expected field=v1,v2,..., got '${arg('set')}'`);
+  const values = (list ?? '').split(',');
+  const blocks = field === 'memoryBlocks';
+  /** memoryBlocks value '1+3' → [1, 3] */
+  const blocksOf = (v: string) => v.split('+').map(Number);
+  const bad = (v: string) => (blocks ? blocksOf(v).some((b) => !Number.isInteger(b)) : !Number.isFinite(Number(v)) || v === '');
+  if (!field || values.length === 0 || values.some(bad)) {
+    throw new Error(`--set: expected field=v1,v2,... (memoryBlocks=2,1+3,...), got '${arg('set')}'`);
   }
+  const variant = (v: string, out: string) =>
+    blocks
+      ? preset(base, { steps, facts, out, memoryBlocks: blocksOf(v) })
+      : withField(preset(base, { steps, facts, out }), field, Number(v));
   const seedsArg = argv.includes('--seeds') ? arg('seeds') : '';
   const seeds = seedsArg ? seedsArg.split(',').map(Number) : [null];
   if (seeds.some((x) => x !== null && !Number.isInteger(x))) throw new Error(`--seeds: expected integers a,b,c, got '${seedsArg}'`);
@@ -101,7 +121,7 @@ async function main(): Promise<void> {
     ...values.map((v) => ({
       label: `${base} ${field}=${v}`,
       seed,
-      cfg: seeded(withField(preset(base, { steps, facts, out: path.join(out, `${base}-${v}${tag(seed)}`) }), field, v), seed),
+      cfg: seeded(variant(v, path.join(out, `${base}-${v}${tag(seed)}`)), seed),
     })),
   ]);
   const short = field.split('.').at(-1)!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -110,7 +130,7 @@ async function main(): Promise<void> {
     title: `Sweep of ${field} for the ${base} preset on synthetic facts (dense preset as reference)${seedsArg ? `, seeds ${seedsArg}` : ''}`,
     command:
       `npm run bench:sweep -w trainer -- --preset ${base} --set ${field}=${values.join(',')} ` +
-      `${seedsArg ? `--seeds ${seedsArg} ` : ''}--steps ${steps} --facts ${facts} --jobs ${jobs}`,
+      `${seedsArg ? `--seeds ${seedsArg} ` : ''}--steps ${steps} --facts ${facts} --jobs ${jobs}${argv.includes('--reuse') ? ' --reuse' : ''}`,
     description:
       `Each run: the ${base} preset of apps/trainer/src/presets.ts (${steps} steps, ${facts} facts, no filler) with ${field} ` +
       'set as in the first column; the dense preset trained on the same data is the reference' +
@@ -131,6 +151,12 @@ async function main(): Promise<void> {
       }
     }),
   );
+  if (reused) {
+    report.note(
+      `--reuse: ${reused} of the ${runs.length} runs were read back from runs/sweep (trained earlier with exactly the same config; ` +
+        "training is deterministic); their tokens/s are their own run's.",
+    );
+  }
   const denseOf = (seed: number | null) => results[runs.findIndex((r) => r.label === 'dense' && r.seed === seed)]!;
   for (const [i, r] of results.entries()) {
     const dense = denseOf(runs[i]!.seed);

@@ -1,10 +1,13 @@
 /**
  * Presets: four models of about equal forward FLOPs per token (modelCounts prints them), small
- * enough to train in minutes on 2 CPU cores, on synthetic facts with Moby Dick filler.
+ * enough to train in minutes on 2 CPU cores, on synthetic facts (1,000 by default, no filler).
  *   dense       4 blocks, SwiGLU hidden 4·D
  *   moe         4 blocks, 4 experts of hidden 2·D, top-2 (active FLOPs = one 4·D FFN)
- *   memory      block 2's FFN → a PKM memory layer (N = 128² = 16,384 slots)
- *   memoryPlus  block 2's FFN → a Memory+ layer (SiLU gating) over the same pool size
+ *   memory      the FFNs of blocks 1 and 3 → PKM memory layers reading one shared pool
+ *               (N = 256² = 65,536 slots of dv = D)
+ *   memoryPlus  the same two blocks → Memory+ layers (SiLU gating) over one shared pool
+ * All train at lr 1e-2 (the dense preset's best on these data: docs/benchmarks/trainer-sweep-dense-lr.md).
+ * Why two memory blocks, and block 1: docs/benchmarks/trainer-sweep-memory-plus-memory-blocks.md.
  */
 import { ConfigError } from '@mnemo/kernels';
 import type { FfnKind } from '@mnemo/model';
@@ -12,8 +15,19 @@ import { type TrainerConfig, parseTrainerConfig } from './config';
 
 export const PRESETS = ['dense', 'moe', 'memory', 'memoryPlus'] as const;
 export type PresetName = (typeof PRESETS)[number];
+/** blocks whose FFN the memory presets replace (one value pool shared by both) */
+export const MEMORY_BLOCKS = [1, 3] as const;
 
-export function preset(name: string, overrides: { steps?: number; out?: string; facts?: number; fillerRatio?: number } = {}): TrainerConfig {
+export interface PresetOverrides {
+  steps?: number;
+  out?: string;
+  facts?: number;
+  fillerRatio?: number;
+  /** memory presets: the blocks whose FFN becomes a memory layer (default MEMORY_BLOCKS) */
+  memoryBlocks?: readonly number[];
+}
+
+export function preset(name: string, overrides: PresetOverrides = {}): TrainerConfig {
   if (!(PRESETS as readonly string[]).includes(name)) {
     throw new ConfigError('--preset', `unknown preset '${name}'; choose one of ${PRESETS.join(', ')}`);
   }
@@ -21,8 +35,12 @@ export function preset(name: string, overrides: { steps?: number; out?: string; 
   const layers = 4;
   const ffn: FfnKind[] = ['dense', 'dense', 'dense', 'dense'];
   if (name === 'moe') ffn.fill('moe');
-  if (name === 'memory') ffn[2] = 'memory';
-  if (name === 'memoryPlus') ffn[2] = 'memoryPlus';
+  // an early memory block (1) enriches the entity's tokens; a late one (3) serves the answer position
+  const blocks = overrides.memoryBlocks ?? MEMORY_BLOCKS;
+  if (blocks.length === 0 || blocks.some((b) => !Number.isInteger(b) || b < 0 || b >= layers)) {
+    throw new ConfigError('memoryBlocks', `expected block indices in 0..${layers - 1}, got [${blocks.join(', ')}]`);
+  }
+  if (name === 'memory' || name === 'memoryPlus') for (const b of blocks) ffn[b] = name;
   return parseTrainerConfig({
     name,
     model: {
@@ -33,13 +51,13 @@ export function preset(name: string, overrides: { steps?: number; out?: string; 
       ffnHidden: 4 * D,
       ffn,
       moe: { experts: 4, hidden: 2 * D },
-      // value LR: Memory+ 2e-3 (best of the sweep in docs/benchmarks/trainer-sweep-memory-plus-value-lr.md), PKM 2e-2
-      memory: { numKeys: 128, heads: 4, topK: 16, keyDim: 64, queryNorm: 'qknorm', valueLr: name === 'memoryPlus' ? 2e-3 : 2e-2, valueOptimizer: 'adam' },
+      // value LR by sparse Adam: docs/benchmarks/trainer-sweep-memory-plus-value-lr.md
+      memory: { numKeys: 256, heads: 4, topK: 16, keyDim: 64, queryNorm: 'qknorm', valueLr: 2e-3, valueOptimizer: 'adam' },
       seed: 7,
     },
     tokenizer: { vocabSize: 1024 },
-    data: { facts: overrides.facts ?? 500, factsSeed: 3, fillerRatio: overrides.fillerRatio ?? 0, maxChars: 300_000 },
-    train: { steps: overrides.steps ?? 400, batch: 16, seqLen: 64, lr: 3e-3, warmup: 20, evalEvery: 200, checkpointEvery: 200, seed: 11 },
+    data: { facts: overrides.facts ?? 1000, factsSeed: 3, fillerRatio: overrides.fillerRatio ?? 0, maxChars: 300_000 },
+    train: { steps: overrides.steps ?? 400, batch: 16, seqLen: 64, lr: 1e-2, warmup: 20, evalEvery: 200, checkpointEvery: 200, seed: 11 },
     eval: { maxQuestions: 300, periodicQuestions: 40 },
     out: overrides.out ?? `runs/${name}`,
   });
