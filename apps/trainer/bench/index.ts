@@ -14,8 +14,7 @@ import { BenchReport, summarize } from '@mnemo/bench';
 import { loadCheckpoint, mulberry32 } from '@mnemo/model';
 import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
-import { finishedRun } from './reuse';
-import { AdamW, type CompareRow, compare, generateFacts, MEMORY_BLOCKS, preset } from '../src/index';
+import { AdamW, type CompareRow, compare, finishedRun, generateFacts, MEMORY_BLOCKS, preset } from '../src/index';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -10,14 +10,13 @@
  * (the blocks whose FFN becomes a memory layer, one shared pool).
  * With --seeds, every run (the dense reference too) is repeated per seed: model init seed s, data
  * order seed s + 4. --reuse: a run whose directory in runs/sweep finished with exactly its config
- * is read back, not trained again (bench/reuse.ts).
+ * is read back, not trained again (src/reuse.ts).
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BenchReport, Progress } from '@mnemo/bench';
-import { type TrainerConfig, parseTrainerConfig, preset, runTraining } from '../src/index';
-import { finishedRun } from './reuse';
+import { type TrainerConfig, finishedRun, parseTrainerConfig, preset, runTraining } from '../src/index';
 
 interface Result {
   label: string;

@@ -7,5 +7,6 @@ export { mobyDick, readCorpus, readJsonlTexts } from './data/corpus';
 export { type Fact, type FactsData, type FactsOptions, generateFacts, sentences } from './data/facts';
 export { type QaPair, readQaFile } from './data/qa';
 export { lossCurveSvg } from './plot';
+export { finishedRun, sameRun } from './reuse';
 export { MEMORY_BLOCKS, PRESETS, type PresetName, preset } from './presets';
 export { type EvalResult, type RunSummary, type TrainOptions, factRecall, prepareData, runTraining, sequencesLoss } from './train';

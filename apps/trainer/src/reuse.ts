@@ -1,5 +1,5 @@
 /**
- * --reuse for the trainer benchmarks: a run directory whose checkpoint was trained with exactly
+ * Reading back finished runs (the benchmarks' --reuse): a run directory whose checkpoint was trained with exactly
  * the wanted config (every field but `out`, compared with keys sorted; the `model.memory` and
  * `model.moe` sections only when a block uses them, as the model ignores them otherwise) and whose metrics.jsonl
  * holds the final evaluation is read back instead of trained again. Training is deterministic
@@ -7,7 +7,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { CompareRow, EvalResult, TrainerConfig } from '../src/index';
+import type { CompareRow } from './compare';
+import type { TrainerConfig } from './config';
+import type { EvalResult } from './train';
 
 const canonical = (v: unknown): unknown =>
   Array.isArray(v)
