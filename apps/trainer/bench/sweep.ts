@@ -5,7 +5,8 @@
  *
  *   npm run bench:sweep -w trainer -- --preset memoryPlus --set model.memory.valueLr=0.001,0.005,0.02
  *       [--seeds 1,2,3] [--steps 400] [--facts 1000] [--jobs 2] [--reuse]
- *   →   docs/benchmarks/trainer-sweep-<preset>-<field>[-seeds].{json,md}   (names in kebab-case)
+ *   →   docs/benchmarks/trainer-sweep-<preset>-<field>[-<steps>-steps][-<facts>-facts][-seeds].{json,md}
+ *       (names in kebab-case; steps and facts named when not the defaults 400 and 1000)
  * The field is a numeric config field (dotted path), or `memoryBlocks` with values like 2,1+3,1+2
  * (the blocks whose FFN becomes a memory layer, one shared pool).
  * With --seeds, every run (the dense reference too) is repeated per seed: model init seed s, data
@@ -125,7 +126,9 @@ async function main(): Promise<void> {
   ]);
   const short = field.split('.').at(-1)!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   const kebab = (x: string) => x.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  const report = new BenchReport(`trainer-sweep-${kebab(base)}-${short}${seedsArg ? '-seeds' : ''}`, {
+  // runs off the default length or data get their own doc (…-800-steps, …-2000-facts)
+  const off = `${steps !== 400 ? `-${steps}-steps` : ''}${facts !== 1000 ? `-${facts}-facts` : ''}`;
+  const report = new BenchReport(`trainer-sweep-${kebab(base)}-${short}${off}${seedsArg ? '-seeds' : ''}`, {
     title: `Sweep of ${field} for the ${base} preset on synthetic facts (dense preset as reference)${seedsArg ? `, seeds ${seedsArg}` : ''}`,
     command:
       `npm run bench:sweep -w trainer -- --preset ${base} --set ${field}=${values.join(',')} ` +

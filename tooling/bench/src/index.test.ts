@@ -1,8 +1,9 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { execSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BenchReport, fmt, logLogSlope, markdownTable, measure, summarize } from './index';
+import { BenchReport, fmt, logLogSlope, machineInfo, markdownTable, measure, summarize } from './index';
 
 describe('bench harness', () => {
   it('summarizes samples', () => {
@@ -45,5 +46,32 @@ describe('bench harness', () => {
     expect(fmt(0.000012)).toBe('1.20e-5');
     expect(fmt(null)).toBe('–');
     expect(markdownTable([])).toContain('no rows');
+  });
+});
+
+describe('machineInfo().commit', () => {
+  it('names uncommitted changes outside docs/, which benchmarks rewrite themselves', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mnemo-commit-'));
+    const cwd = process.cwd();
+    const git = (args: string) => execSync(`git ${args}`, { cwd: dir, stdio: 'pipe' }).toString().trim();
+    try {
+      git('init -q');
+      mkdirSync(path.join(dir, 'docs'));
+      writeFileSync(path.join(dir, 'a.ts'), '1');
+      writeFileSync(path.join(dir, 'docs', 'b.md'), '1');
+      git('add -A');
+      git('-c user.name=t -c user.email=t@t commit -q -m x');
+      const head = git('rev-parse --short HEAD');
+      process.chdir(dir);
+      expect(machineInfo().commit).toBe(head);
+      writeFileSync(path.join(dir, 'docs', 'b.md'), '2');
+      writeFileSync(path.join(dir, 'new.ts'), 'untracked');
+      expect(machineInfo().commit).toBe(head);
+      writeFileSync(path.join(dir, 'a.ts'), '2');
+      expect(machineInfo().commit).toBe(`${head} + uncommitted changes to 1 file(s)`);
+    } finally {
+      process.chdir(cwd);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

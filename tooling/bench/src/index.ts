@@ -82,9 +82,14 @@ export function machineInfo(): MachineInfo {
   const cpus = os.cpus();
   let commit: string | undefined;
   try {
-    commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString()
-      .trim();
+    const git = (args: string) => execSync(`git ${args}`, { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    commit = git('rev-parse --short HEAD').trim();
+    // uncommitted changes to tracked files outside docs/ (benchmarks rewrite docs/ themselves) mean
+    // the numbers come from code that is not the commit: say so
+    const changed = git('status --porcelain --untracked-files=no')
+      .split('\n')
+      .filter((l) => l.trim() && !l.slice(3).startsWith('docs/'));
+    if (changed.length) commit += ` + uncommitted changes to ${changed.length} file(s)`;
   } catch {
     commit = undefined;
   }
