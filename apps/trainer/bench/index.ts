@@ -81,14 +81,16 @@ function whatMattered(presetLr: number): string[] {
   const blocks = readSweep('trainer-sweep-memory-plus-memory-blocks');
   if (blocks) {
     out.push(
-      `What mattered most: where the memory sits, and that there are two (${source('trainer-sweep-memory-plus-memory-blocks', blocks)}; ` +
+      `What mattered most: where the memory sits, and that there are two (one seed: ${source('trainer-sweep-memory-plus-memory-blocks', blocks)}; ` +
         `recall / fact-text loss; blocks 0–3): ${runs(blocks, (l) => (l === 'dense' ? 'dense' : `blocks ${l.split('=')[1]}`))}. ` +
         'One memory block (the earlier presets put it in block 2) recalls about what dense does. A memory in block 1 sees each ' +
         "token of the entity's name after one attention layer and can store, in slots only that entity's tokens read, what " +
         'the entity is linked to; later attention layers carry it to the answer position, where the block-3 memory reads ' +
         'with a query that knows entity and relation. This is the order in which dense LMs recall facts (attributes added at ' +
         "the subject's tokens by early FFNs, then moved to the last token by attention), with the FFN replaced by sparse slots " +
-        'that learn fast. Three memory blocks (1–3) leave too few dense FFNs and recall less again.',
+        'that learn fast. Three memory blocks (1–3) leave too few dense FFNs and recall less again; a memory in block 0 ' +
+        '(reading raw token embeddings) made training diverge. These are runs of the presets\' seeds: how much of the ' +
+        'gap holds over other seeds is the next note.',
     );
   }
   const seeds = readSweep('trainer-sweep-memory-plus-memory-blocks-seeds');
