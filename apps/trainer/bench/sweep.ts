@@ -111,23 +111,23 @@ async function main(): Promise<void> {
   const seedsArg = argv.includes('--seeds') ? arg('seeds') : '';
   const seeds = seedsArg ? seedsArg.split(',').map(Number) : [null];
   if (seeds.some((x) => x !== null && !Number.isInteger(x))) throw new Error(`--seeds: expected integers a,b,c, got '${seedsArg}'`);
+  // runs off the default length or data get their own run directories and doc (…-800-steps, …-2000-facts)
+  const off = `${steps !== 400 ? `-${steps}-steps` : ''}${facts !== 1000 ? `-${facts}-facts` : ''}`;
   const out = path.resolve('runs', 'sweep');
   const tag = (seed: number | null) => (seed === null ? '' : `-s${seed}`);
   /** seed s: model init seed s, data-order seed s + 4 (the presets use 7 and 11) */
   const seeded = (cfg: TrainerConfig, seed: number | null) =>
     seed === null ? cfg : withField(withField(cfg, 'model.seed', seed), 'train.seed', seed + 4);
   const runs: { label: string; seed: number | null; cfg: TrainerConfig }[] = seeds.flatMap((seed) => [
-    { label: 'dense', seed, cfg: seeded(preset('dense', { steps, facts, out: path.join(out, `dense${tag(seed)}`) }), seed) },
+    { label: 'dense', seed, cfg: seeded(preset('dense', { steps, facts, out: path.join(out, `dense${off}${tag(seed)}`) }), seed) },
     ...values.map((v) => ({
       label: `${base} ${field}=${v}`,
       seed,
-      cfg: seeded(variant(v, path.join(out, `${base}-${v}${tag(seed)}`)), seed),
+      cfg: seeded(variant(v, path.join(out, `${base}-${v}${off}${tag(seed)}`)), seed),
     })),
   ]);
   const short = field.split('.').at(-1)!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   const kebab = (x: string) => x.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-  // runs off the default length or data get their own doc (…-800-steps, …-2000-facts)
-  const off = `${steps !== 400 ? `-${steps}-steps` : ''}${facts !== 1000 ? `-${facts}-facts` : ''}`;
   const report = new BenchReport(`trainer-sweep-${kebab(base)}-${short}${off}${seedsArg ? '-seeds' : ''}`, {
     title: `Sweep of ${field} for the ${base} preset on synthetic facts (dense preset as reference)${seedsArg ? `, seeds ${seedsArg}` : ''}`,
     command:
