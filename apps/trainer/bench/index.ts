@@ -23,6 +23,7 @@ const arg = (name: string, dflt: number) => {
 const steps = arg('steps', 400);
 const facts = arg('facts', 1000);
 const filler = arg('filler', 0);
+const valueLr = (name: string) => (preset(name).model as { memory: { valueLr: number } }).memory.valueLr;
 
 /**
  * Training tokens/s of each checkpoint's model measured again, interleaved: every round runs one
@@ -175,7 +176,7 @@ async function main() {
       `(4 relations, 3 templates each, ${filler} Moby Dick filler sentence(s) per statement). memory / Memory+: the FFNs of ` +
       `blocks ${MEMORY_BLOCKS.join(' and ')} → product-key memory layers reading one shared pool (N = ${mem.numKeys}² slots, ` +
       `H = ${mem.heads}, k = ${mem.topK}, dk = ${mem.keyDim}, dv = ${p.model.dim as number}, QK-norm), value rows by sparse ` +
-      `${mem.valueOptimizer} (value LR ${mem.valueLr}). ` +
+      `${mem.valueOptimizer} (value LR: memory ${valueLr('memory')}, Memory+ ${mem.valueLr}). ` +
       'MoE: 4 SwiGLU experts of hidden 2·D, top-2. Fact recall: exact match of the object from greedy decoding of the ' +
       'evaluation prompt (a training template cut before the object). Loss on fact text: each trained fact stated in ' +
       'another of its training templates, every statement scored on its own (no context from other statements), mean over ' +
