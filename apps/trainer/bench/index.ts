@@ -191,7 +191,12 @@ async function main() {
     if (done) reused++;
     rows.push(done ?? (await compare([cfg]))[0]!);
   }
-  if (reused) report.note(`--reuse: ${reused} of the models were trained by an earlier run of this command with the same config (runs/bench); tokens/s (interleaved) were measured in this run.`);
+  if (reused) {
+    report.note(
+      `--reuse: ${reused} of the models were read back from runs/bench (trained earlier with exactly this config; training is ` +
+        'deterministic, so a new run prints the same); tokens/s (interleaved) were measured in this run.',
+    );
+  }
   process.stderr.write('[trainer bench] tokens/s, interleaved training steps of the four trained models\n');
   const tps = interleavedTokensPerSec(
     names.map((n) => path.join(out, n, 'checkpoint')),
