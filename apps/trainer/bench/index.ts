@@ -68,12 +68,15 @@ function readSweep(name: string): SweepDoc | null {
   return existsSync(f) ? (JSON.parse(readFileSync(f, 'utf8')) as SweepDoc) : null;
 }
 
-const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
-const runs = (d: SweepDoc, key: (label: string) => string) =>
-  d.results.map((r) => `${key(r.label)} ${pct(r.recall)} / ${r.factLoss.toFixed(3)}`).join(', ');
+type SweepRun = SweepDoc['results'][number];
+/** recall / fact-text loss of one run */
+const fmtRun = (r: SweepRun) => `${(100 * r.recall).toFixed(1)}% / ${r.factLoss.toFixed(3)}`;
+/** the value a sweep run's label sets ('memoryPlus memoryBlocks=1+3' → '1+3') */
+const setValue = (r: SweepRun) => r.label.split('=')[1];
+/** every run of a sweep, named by name(run) */
+const runs = (d: SweepDoc, name: (r: SweepRun) => string) => d.results.map((r) => `${name(r)} ${fmtRun(r)}`).join(', ');
 const source = (name: string, d: SweepDoc) => `docs/benchmarks/${name}.md, commit ${d.machine.commit}`;
 
-type SweepRun = SweepDoc['results'][number];
 /** "seed s: Memory+ … vs dense …" per seed of a seeds sweep, and in how many seeds Memory+ meets both criteria */
 function seedPairs(d: SweepDoc): { text: string; both: number; n: number } {
   const bySeed = new Map<number, { dense?: SweepRun; plus?: SweepRun }>();
@@ -84,7 +87,6 @@ function seedPairs(d: SweepDoc): { text: string; both: number; n: number } {
     bySeed.set(r.seed ?? 0, e);
   }
   const pairs = [...bySeed.entries()].filter(([, e]) => e.dense && e.plus) as [number, { dense: SweepRun; plus: SweepRun }][];
-  const fmtRun = (r: SweepRun) => `${pct(r.recall)} / ${r.factLoss.toFixed(3)}`;
   return {
     text: pairs.map(([s, e]) => `seed ${s}: Memory+ ${fmtRun(e.plus)} vs dense ${fmtRun(e.dense)}`).join('; '),
     both: pairs.filter(([, e]) => e.plus.recall >= 2 * e.dense.recall && e.plus.factLoss < e.dense.factLoss).length,
@@ -102,7 +104,7 @@ function whatMattered(presetLr: number): string[] {
   if (blocks) {
     out.push(
       `What mattered most: where the memory sits, and that there are two (one seed: ${source('trainer-sweep-memory-plus-memory-blocks', blocks)}; ` +
-        `recall / fact-text loss; blocks 0–3): ${runs(blocks, (l) => (l === 'dense' ? 'dense' : `blocks ${l.split('=')[1]}`))}. ` +
+        `recall / fact-text loss; blocks 0–3): ${runs(blocks, (r) => (r.label === 'dense' ? 'dense' : `blocks ${setValue(r)}`))}. ` +
         'One memory block (the earlier presets put it in block 2) recalls about what dense does. A memory in block 1 sees each ' +
         "token of the entity's name after one attention layer and can store, in slots only that entity's tokens read, what " +
         'the entity is linked to; later attention layers carry it to the answer position, where the block-3 memory reads ' +
@@ -132,20 +134,12 @@ function whatMattered(presetLr: number): string[] {
   }
   const lr = readSweep('trainer-sweep-dense-lr');
   if (lr) {
-    const key = (l: string) => (l === 'dense' ? `lr ${presetLr}` : `lr ${l.split('=')[1]}`);
+    // the reference run of the dense-LR sweep is the dense preset itself, at presetLr
+    const list = runs(lr, (r) => `lr ${r.label === 'dense' ? presetLr : setValue(r)}`);
     out.push(
-      `The dense model at its best learning rate (${source('trainer-sweep-dense-lr', lr)}; recall / fact-text loss): ${runs(lr, key)}. ` +
+      `The dense model at its best learning rate (${source('trainer-sweep-dense-lr', lr)}; recall / fact-text loss): ${list}. ` +
         `All presets train at lr ${presetLr}; the comparison is not won by under-training dense (the earlier presets' 3e-3 did: ` +
         'at 500 facts a dense model at 1e-2 recalled as much as Memory+ then did).',
-    );
-  }
-  const vlr = readSweep('trainer-sweep-memory-plus-value-lr');
-  if (vlr) {
-    out.push(
-      `The value pool's learning rate (${source('trainer-sweep-memory-plus-value-lr', vlr)}; sparse Adam): ` +
-        `${runs(vlr, (l) => (l === 'dense' ? 'dense' : `value LR ${l.split('=')[1]}`))}. Sparse Adam moves every touched ` +
-        "value element by about the learning rate per step whatever the gradient's size, and each slot is read by many " +
-        "tokens, so the papers' small value LRs (1e-3) are the right range here too; 2e-2 keeps the stored values noisy.",
     );
   }
   return out;

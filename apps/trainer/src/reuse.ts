@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CompareRow } from './compare';
 import type { TrainerConfig } from './config';
-import type { EvalResult } from './train';
+import { type EvalResult, readLines } from './train';
 
 const canonical = (v: unknown): unknown =>
   Array.isArray(v)
@@ -24,12 +24,12 @@ const canonical = (v: unknown): unknown =>
 
 /** The config as far as it decides the trained model: no `out`, no sections no block uses. */
 function effective(cfg: unknown): unknown {
-  const c = { ...(cfg as Record<string, unknown>), out: '' };
-  const model = { ...((c as Record<string, unknown>).model as Record<string, unknown> | undefined) };
+  const { model: m, ...rest } = cfg as Record<string, unknown>;
+  const model = { ...(m as Record<string, unknown> | undefined) };
   const ffn = Array.isArray(model.ffn) ? (model.ffn as string[]) : [];
   if (!ffn.some((k) => k === 'memory' || k === 'memoryPlus')) delete model.memory;
   if (!ffn.includes('moe')) delete model.moe;
-  return canonical({ ...c, model });
+  return canonical({ ...rest, out: '', model });
 }
 
 /** Same run config, `out` and unused model sections aside. */
@@ -46,11 +46,7 @@ export function finishedRun(cfg: TrainerConfig, dir: string = cfg.out): CompareR
   const saved = (JSON.parse(readFileSync(ckFile, 'utf8')) as { extra?: { trainer?: unknown } }).extra?.trainer;
   if (!sameRun(cfg, saved)) return null;
   type Line = { final?: EvalResult; tokensPerSec: number; counts: { denseParams: number; memoryParams: number; flopsPerToken: number } };
-  const fin = readFileSync(metricsFile, 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Line)
-    .find((m) => m.final);
+  const fin = (readLines(metricsFile) as Line[]).find((m) => m.final);
   if (!fin?.final) return null;
   return {
     name: cfg.name,

@@ -274,7 +274,8 @@ function writePlots(out: string, name: string, model: LanguageModel, windows: In
   }
 }
 
-function readLines(file: string): Record<string, unknown>[] {
+/** The JSON lines of a file such as metrics.jsonl. */
+export function readLines(file: string): Record<string, unknown>[] {
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
