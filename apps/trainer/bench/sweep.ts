@@ -13,11 +13,10 @@
  * order seed s + 4. --reuse: a run whose directory in runs/sweep finished with exactly its config
  * is read back, not trained again (src/reuse.ts).
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { BenchReport, Progress } from '@mnemo/bench';
-import { type TrainerConfig, finishedRun, parseTrainerConfig, preset, runTraining } from '../src/index';
+import { BenchReport } from '@mnemo/bench';
+import { type TrainerConfig, parseTrainerConfig, preset } from '../src/index';
+import { runJobs } from './jobs';
 
 interface Result {
   label: string;
@@ -50,45 +49,6 @@ function withField(cfg: TrainerConfig, field: string, value: number): TrainerCon
   return parseTrainerConfig(copy);
 }
 
-async function child(cfgJson: string, label: string): Promise<void> {
-  const s = await runTraining(JSON.parse(cfgJson) as TrainerConfig, { quiet: true });
-  const r: Result = {
-    label,
-    flopsPerToken: s.counts.flopsPerToken,
-    tokensPerSec: s.tokensPerSec,
-    valLoss: s.final?.valLoss ?? Number.NaN,
-    factLoss: s.final?.factLoss ?? Number.NaN,
-    recall: s.final?.recall ?? Number.NaN,
-  };
-  process.stdout.write(`\nRESULT ${JSON.stringify(r)}\n`);
-}
-
-function runChild(cfg: TrainerConfig, label: string): Promise<Result> {
-  const done = argv.includes('--reuse') ? finishedRun(cfg) : null;
-  if (done) {
-    reused++;
-    const r = { label, flopsPerToken: done.flopsPerToken, tokensPerSec: done.tokensPerSec, valLoss: done.valLoss };
-    return Promise.resolve({ ...r, factLoss: done.factLoss ?? Number.NaN, recall: done.recall ?? Number.NaN });
-  }
-  return new Promise((resolve, reject) => {
-    const self = fileURLToPath(import.meta.url);
-    const p = spawn(process.execPath, [...process.execArgv, self, '--child', JSON.stringify(cfg), '--label', label], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    p.stdout.on('data', (d) => {
-      out += d;
-    });
-    p.on('error', reject);
-    p.on('close', (code) => {
-      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
-      if (code !== 0 || !line) reject(new Error(`run ${label} failed (exit ${code})`));
-      else resolve(JSON.parse(line.slice(7)) as Result);
-    });
-  });
-}
-
-let reused = 0;
 
 async function main(): Promise<void> {
   const steps = Number(arg('steps', '400'));
@@ -104,10 +64,10 @@ async function main(): Promise<void> {
   if (!field || values.length === 0 || values.some(bad)) {
     throw new Error(`--set: expected field=v1,v2,... (memoryBlocks=2,1+3,...), got '${arg('set')}'`);
   }
-  const variant = (v: string, out: string) =>
+  const variant = (v: string, out: string, seed: number | undefined) =>
     blocks
-      ? preset(base, { steps, facts, out, memoryBlocks: blocksOf(v) })
-      : withField(preset(base, { steps, facts, out }), field, Number(v));
+      ? preset(base, { steps, facts, out, seed, memoryBlocks: blocksOf(v) })
+      : withField(preset(base, { steps, facts, out, seed }), field, Number(v));
   const seedsArg = argv.includes('--seeds') ? arg('seeds') : '';
   const seeds = seedsArg ? seedsArg.split(',').map(Number) : [null];
   if (seeds.some((x) => x !== null && !Number.isInteger(x))) throw new Error(`--seeds: expected integers a,b,c, got '${seedsArg}'`);
@@ -115,15 +75,13 @@ async function main(): Promise<void> {
   const off = `${steps !== 400 ? `-${steps}-steps` : ''}${facts !== 1000 ? `-${facts}-facts` : ''}`;
   const out = path.resolve('runs', 'sweep');
   const tag = (seed: number | null) => (seed === null ? '' : `-s${seed}`);
-  /** seed s: model init seed s, data-order seed s + 4 (the presets use 7 and 11) */
-  const seeded = (cfg: TrainerConfig, seed: number | null) =>
-    seed === null ? cfg : withField(withField(cfg, 'model.seed', seed), 'train.seed', seed + 4);
+  // seed s: model init seed s, data-order seed s + 4 (preset's `seed`); no --seeds: the presets' own
   const runs: { label: string; seed: number | null; cfg: TrainerConfig }[] = seeds.flatMap((seed) => [
-    { label: 'dense', seed, cfg: seeded(preset('dense', { steps, facts, out: path.join(out, `dense${off}${tag(seed)}`) }), seed) },
+    { label: 'dense', seed, cfg: preset('dense', { steps, facts, seed: seed ?? undefined, out: path.join(out, `dense${off}${tag(seed)}`) }) },
     ...values.map((v) => ({
       label: `${base} ${field}=${v}`,
       seed,
-      cfg: seeded(variant(v, path.join(out, `${base}-${v}${off}${tag(seed)}`)), seed),
+      cfg: variant(v, path.join(out, `${base}-${v}${off}${tag(seed)}`), seed ?? undefined),
     })),
   ]);
   const short = field.split('.').at(-1)!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -141,18 +99,15 @@ async function main(): Promise<void> {
       'templates, each statement scored on its own; fact recall: exact match of the object by greedy decoding. ' +
       `Runs go ${jobs} at a time (tokens/s shared the 2 cores).`,
   });
-  const bar = new Progress(runs.length, '[sweep] runs', 'runs');
-  const results: Result[] = new Array(runs.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(jobs, runs.length) }, async () => {
-      while (next < runs.length) {
-        const i = next++;
-        results[i] = await runChild(runs[i]!.cfg, runs[i]!.label);
-        bar.tick(1, runs[i]!.label);
-      }
-    }),
-  );
+  const { rows, reused } = await runJobs(runs, { parallel: jobs, reuse: argv.includes('--reuse'), title: '[sweep] runs' });
+  const results: Result[] = rows.map((r, i) => ({
+    label: runs[i]!.label,
+    flopsPerToken: r.flopsPerToken,
+    tokensPerSec: r.tokensPerSec,
+    valLoss: r.valLoss ?? Number.NaN,
+    factLoss: r.factLoss ?? Number.NaN,
+    recall: r.recall ?? Number.NaN,
+  }));
   if (reused) {
     report.note(
       `--reuse: ${reused} of the ${runs.length} runs were read back from runs/sweep (trained earlier with exactly the same config; ` +
@@ -193,14 +148,7 @@ async function main(): Promise<void> {
   report.write();
 }
 
-if (argv[0] === '--child') {
-  child(argv[1]!, arg('label')).catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
-} else {
-  main().catch((e) => {
-    console.error(e);
-    process.exit(1);
-  });
-}
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

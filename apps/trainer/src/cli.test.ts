@@ -34,6 +34,8 @@ describe('mnemo-train CLI', async () => {
       [[], /^mnemo-train: give --config FILE or --preset NAME/],
       [['--preset', 'dense', '--steps', 'x'], /^mnemo-train: --steps: expected a non-negative integer, got 'x'/],
       [['--preset', 'dense', '--steps'], /^mnemo-train: --steps needs a value/],
+      [['--preset', 'dense', '--seed', '-1'], /^mnemo-train: --seed: expected a non-negative integer, got '-1'/],
+      [['--preset', 'dense', '--seed', '2.5'], /^mnemo-train: --seed: expected a non-negative integer, got '2\.5'/],
       [['compare'], /^mnemo-train: compare needs configs or presets/],
       [['--preset', 'dense', '--steps', '0'], /^mnemo-train: train\.steps: /],
       [['--config', '/nonexistent/run.yaml'], /^mnemo-train: --config: cannot read/],

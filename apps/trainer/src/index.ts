@@ -8,5 +8,5 @@ export { type Fact, type FactsData, type FactsOptions, generateFacts, sentences 
 export { type QaPair, readQaFile } from './data/qa';
 export { lossCurveSvg } from './plot';
 export { finishedRun, sameRun } from './reuse';
-export { MEMORY_BLOCKS, PRESETS, type PresetName, preset } from './presets';
+export { MEMORY_BLOCKS, PRESET_SEED, PRESETS, type PresetName, preset } from './presets';
 export { type EvalResult, type RunSummary, type TrainOptions, factRecall, prepareData, runTraining, sequencesLoss } from './train';

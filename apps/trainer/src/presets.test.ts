@@ -1,7 +1,7 @@
 import { modelCounts } from '@mnemo/model';
 import { describe, expect, it } from 'vitest';
 import { modelConfigFor } from './config';
-import { MEMORY_BLOCKS, PRESETS, preset } from './presets';
+import { MEMORY_BLOCKS, PRESET_SEED, PRESETS, preset } from './presets';
 
 const counts = (name: string, blocks?: number[]) => modelCounts(modelConfigFor(preset(name, { memoryBlocks: blocks }), 1024));
 
@@ -35,5 +35,19 @@ describe('presets', () => {
     expect(() => preset('memoryPlus', { memoryBlocks: [] })).toThrow(/memoryBlocks/);
     // dense and MoE presets ignore it
     expect(preset('dense', { memoryBlocks: [0] }).model.ffn).toEqual(['dense', 'dense', 'dense', 'dense']);
+  });
+
+  it('seed s sets model init seed s and data-order seed s + 4 (default PRESET_SEED); a bad seed is named', () => {
+    const a = preset('memoryPlus', { seed: 2 });
+    expect([a.model.seed, a.train.seed]).toEqual([2, 6]);
+    const d = preset('dense');
+    expect([d.model.seed, d.train.seed]).toEqual([PRESET_SEED, PRESET_SEED + 4]);
+    // only the seeds differ: same data, same everything else
+    expect({ ...a, model: { ...a.model, seed: 0 }, train: { ...a.train, seed: 0 } }).toEqual({
+      ...preset('memoryPlus'),
+      model: { ...preset('memoryPlus').model, seed: 0 },
+      train: { ...preset('memoryPlus').train, seed: 0 },
+    });
+    expect(() => preset('dense', { seed: 1.5 })).toThrow(/seed: expected an integer/);
   });
 });

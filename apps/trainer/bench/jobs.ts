@@ -1,0 +1,76 @@
+/**
+ * Training runs for the benchmarks, `jobs` at a time, each in a child process (the wasm backend
+ * runs one thread per process, so two processes use both cores). With `reuse`, a run whose
+ * directory already holds a finished run of exactly its config is read back instead
+ * (src/reuse.ts; training is deterministic).
+ *
+ * The child is this file run as a script: `jobs.ts --child <config JSON>`; it prints one
+ * `RESULT {…}` line (a CompareRow) on stdout.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Progress } from '@mnemo/bench';
+import { type CompareRow, type TrainerConfig, compare, finishedRun } from '../src/index';
+
+export interface Job {
+  label: string;
+  cfg: TrainerConfig;
+}
+
+const self = fileURLToPath(import.meta.url);
+
+function trainInChild(job: Job): Promise<CompareRow> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [...process.execArgv, self, '--child', JSON.stringify(job.cfg)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+    });
+    p.on('error', reject);
+    p.on('close', (code) => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (code !== 0 || !line) reject(new Error(`run ${job.label} (${job.cfg.out}) failed (exit ${code})`));
+      else resolve(JSON.parse(line.slice(7)) as CompareRow);
+    });
+  });
+}
+
+/** Every job's result, in the jobs' order; `reused` counts the runs read back. */
+export async function runJobs(
+  jobs: Job[],
+  opts: { parallel: number; reuse: boolean; title: string },
+): Promise<{ rows: CompareRow[]; reused: number }> {
+  const rows: CompareRow[] = new Array(jobs.length);
+  let reused = 0;
+  const todo: number[] = [];
+  for (const [i, j] of jobs.entries()) {
+    const done = opts.reuse ? finishedRun(j.cfg) : null;
+    if (done) {
+      rows[i] = done;
+      reused++;
+    } else todo.push(i);
+  }
+  const bar = new Progress(todo.length, opts.title, 'runs');
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(opts.parallel, todo.length) }, async () => {
+      while (next < todo.length) {
+        const i = todo[next++]!;
+        rows[i] = await trainInChild(jobs[i]!);
+        bar.tick(1, jobs[i]!.label);
+      }
+    }),
+  );
+  return { rows, reused };
+}
+
+if (process.argv[2] === '--child') {
+  compare([JSON.parse(process.argv[3]!) as TrainerConfig], { quiet: true })
+    .then(([row]) => process.stdout.write(`\nRESULT ${JSON.stringify(row)}\n`))
+    .catch((e) => {
+      console.error(e);
+      process.exit(1);
+    });
+}
