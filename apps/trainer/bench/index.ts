@@ -18,17 +18,11 @@ import { loadCheckpoint, mulberry32 } from '@mnemo/model';
 import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW, type CompareRow, generateFacts, MEMORY_BLOCKS, preset } from '../src/index';
-import { runJobs } from './jobs';
+import { parseSeeds, runJobs } from './jobs';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const list = (name: string, dflt: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = (i >= 0 ? process.argv[i + 1] ?? '' : dflt).split(',').map(Number);
-  if (v.length === 0 || v.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`--${name}: expected integers a,b,c`);
-  return v;
 };
 const steps = arg('steps', 400);
 const facts = arg('facts', 1000);
@@ -85,8 +79,8 @@ type SweepRun = SweepDoc['results'][number];
 const fmtRun = (r: SweepRun) => `${(100 * r.recall).toFixed(1)}% / ${r.factLoss.toFixed(3)}`;
 /** the value a sweep run's label sets ('memoryPlus memoryBlocks=1+3' → '1+3') */
 const setValue = (r: SweepRun) => r.label.split('=')[1];
-/** every run of a sweep, named by name(run) */
-const runs = (d: SweepDoc, name: (r: SweepRun) => string) => d.results.map((r) => `${name(r)} ${fmtRun(r)}`).join(', ');
+/** sweep runs, each named by name(run) */
+const runs = (rs: SweepRun[], name: (r: SweepRun) => string) => rs.map((r) => `${name(r)} ${fmtRun(r)}`).join(', ');
 const source = (name: string, d: SweepDoc) => `docs/benchmarks/${name}.md, commit ${d.machine.commit}`;
 
 /** "seed s: Memory+ … vs dense …" per seed of a seeds sweep */
@@ -115,7 +109,7 @@ function whatMattered(presetLr: number, plusValueLr: number): string[] {
     out.push(
       `What mattered most: where the memory sits, and that there are two (the presets' seed 7 and the value LR of that commit, 2e-3: ` +
         `${source('trainer-sweep-memory-plus-memory-blocks', blocks)}; ` +
-        `recall / fact-text loss; blocks 0–3): ${runs(blocks, (r) => (r.label === 'dense' ? 'dense' : `blocks ${setValue(r)}`))}. ` +
+        `recall / fact-text loss; blocks 0–3): ${runs(blocks.results, (r) => (r.label === 'dense' ? 'dense' : `blocks ${setValue(r)}`))}. ` +
         'One memory block (the earlier presets put it in block 2) recalls about what dense does. A memory in block 1 sees each ' +
         "token of the entity's name after one attention layer and can store, in slots only that entity's tokens read, what " +
         'the entity is linked to; later attention layers carry it to the answer position, where the block-3 memory reads ' +
@@ -136,8 +130,8 @@ function whatMattered(presetLr: number, plusValueLr: number): string[] {
     const tuning = (s: number) => TUNING_SEEDS.includes(s);
     out.push(
       `Memory+'s value LR (${source('trainer-sweep-memory-plus-value-lr-seeds', vlr)}; recall / fact-text loss by seed): ` +
-        values.map((v) => `${v}: ${runs({ ...vlr, results: plus.filter((r) => setValue(r) === v) }, (r) => `seed ${r.seed}`)}`).join('; ') +
-        `; dense: ${runs({ ...vlr, results: vlr.results.filter((r) => r.label === 'dense') }, (r) => `seed ${r.seed}`)}. ` +
+        values.map((v) => `${v}: ${runs(plus.filter((r) => setValue(r) === v), (r) => `seed ${r.seed}`)}`).join('; ') +
+        `; dense: ${runs(vlr.results.filter((r) => r.label === 'dense'), (r) => `seed ${r.seed}`)}. ` +
         `Mean recall over seeds ${TUNING_SEEDS.join(', ')}: ${values.map((v) => `${v} ${meanRecall(v, tuning)}`).join(', ')}; the presets use ${plusValueLr}, ` +
         `chosen on these seeds (the bench's first three). Over all ${new Set(plus.map((r) => r.seed)).size} seeds: ` +
         `${values.map((v) => `${v} ${meanRecall(v, () => true)}`).join(', ')} (seed 7, the seed the memory blocks were chosen on, ` +
@@ -158,7 +152,7 @@ function whatMattered(presetLr: number, plusValueLr: number): string[] {
   const lr = readSweep('trainer-sweep-dense-lr');
   if (lr) {
     // the reference run of the dense-LR sweep is the dense preset itself, at presetLr
-    const list = runs(lr, (r) => `lr ${r.label === 'dense' ? presetLr : setValue(r)}`);
+    const list = runs(lr.results, (r) => `lr ${r.label === 'dense' ? presetLr : setValue(r)}`);
     out.push(
       `The dense model at its best learning rate (${source('trainer-sweep-dense-lr', lr)}; recall / fact-text loss): ${list}. ` +
         `All presets train at lr ${presetLr}; the comparison is not won by under-training dense (the earlier presets' 3e-3 did: ` +
@@ -174,7 +168,8 @@ const mean = (rows: CompareRow[], f: (r: CompareRow) => number) => rows.reduce((
 async function main() {
   await initBackend(); // runs reused from runs/bench train nothing here
   const names = ['dense', 'moe', 'memory', 'memoryPlus'];
-  const seeds = list('seeds', '1,2,3,4,5,6');
+  const si = process.argv.indexOf('--seeds');
+  const seeds = parseSeeds(si >= 0 ? (process.argv[si + 1] ?? '') : '1,2,3,4,5,6');
   const jobs = arg('jobs', 2);
   const reuse = process.argv.includes('--reuse');
   const out = path.resolve('runs', 'bench');

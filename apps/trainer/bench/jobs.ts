@@ -19,6 +19,13 @@ export interface Job {
 
 const self = fileURLToPath(import.meta.url);
 
+/** The value of --seeds ('1,2,3' → [1, 2, 3]): integers ≥ 0, as `preset(name, { seed })` takes. */
+export function parseSeeds(text: string): number[] {
+  const seeds = text.split(',').map(Number);
+  if (seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`--seeds: expected integers ≥ 0 like 1,2,3, got '${text}'`);
+  return seeds;
+}
+
 function trainInChild(job: Job): Promise<CompareRow> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [...process.execArgv, self, '--child', JSON.stringify(job.cfg)], {

@@ -16,7 +16,7 @@
 import path from 'node:path';
 import { BenchReport } from '@mnemo/bench';
 import { type TrainerConfig, parseTrainerConfig, preset } from '../src/index';
-import { runJobs } from './jobs';
+import { parseSeeds, runJobs } from './jobs';
 
 interface Result {
   label: string;
@@ -49,7 +49,6 @@ function withField(cfg: TrainerConfig, field: string, value: number): TrainerCon
   return parseTrainerConfig(copy);
 }
 
-
 async function main(): Promise<void> {
   const steps = Number(arg('steps', '400'));
   const facts = Number(arg('facts', '1000'));
@@ -69,8 +68,7 @@ async function main(): Promise<void> {
       ? preset(base, { steps, facts, out, seed, memoryBlocks: blocksOf(v) })
       : withField(preset(base, { steps, facts, out, seed }), field, Number(v));
   const seedsArg = argv.includes('--seeds') ? arg('seeds') : '';
-  const seeds = seedsArg ? seedsArg.split(',').map(Number) : [null];
-  if (seeds.some((x) => x !== null && !Number.isInteger(x))) throw new Error(`--seeds: expected integers a,b,c, got '${seedsArg}'`);
+  const seeds: (number | null)[] = seedsArg ? parseSeeds(seedsArg) : [null];
   // runs off the default length or data get their own run directories and doc (…-800-steps, …-2000-facts)
   const off = `${steps !== 400 ? `-${steps}-steps` : ''}${facts !== 1000 ? `-${facts}-facts` : ''}`;
   const out = path.resolve('runs', 'sweep');

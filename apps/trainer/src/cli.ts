@@ -8,7 +8,7 @@
 import { MnemoError } from '@mnemo/kernels';
 import { compare, compareTable } from './compare';
 import { type TrainerConfig, parseTrainerConfig, readTrainerConfig } from './config';
-import { PRESETS, preset } from './presets';
+import { PRESETS, preset, setSeed } from './presets';
 import { runTraining } from './train';
 import { writeAtomic } from './plot';
 
@@ -57,11 +57,7 @@ function withOverrides(cfg: TrainerConfig, flags: Record<string, string>): Train
   if (flags['eval-qa']) raw.eval.qaFile = flags['eval-qa'];
   if (flags.steps) raw.train.steps = intFlag(flags, 'steps') ?? raw.train.steps;
   const seed = intFlag(flags, 'seed');
-  if (seed !== undefined) {
-    // as the presets' seed: model init seed s, data-order seed s + 4
-    raw.model.seed = seed;
-    raw.train.seed = seed + 4;
-  }
+  if (seed !== undefined) setSeed(raw, seed);
   if (flags.out) raw.out = flags.out;
   return parseTrainerConfig(raw);
 }

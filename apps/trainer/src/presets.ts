@@ -35,6 +35,12 @@ export interface PresetOverrides {
 /** the presets' own seed (model init 7, data order 11); the bench trains seeds 1–6 */
 export const PRESET_SEED = 7;
 
+/** Seed s of a run (presets, `mnemo-train --seed`): model init seed s, data-order seed s + 4. Edits `cfg`. */
+export function setSeed(cfg: { model: object; train: object }, seed: number): void {
+  Object.assign(cfg.model, { seed });
+  Object.assign(cfg.train, { seed: seed + 4 });
+}
+
 export function preset(name: string, overrides: PresetOverrides = {}): TrainerConfig {
   if (!(PRESETS as readonly string[]).includes(name)) {
     throw new ConfigError('--preset', `unknown preset '${name}'; choose one of ${PRESETS.join(', ')}`);
@@ -51,7 +57,7 @@ export function preset(name: string, overrides: PresetOverrides = {}): TrainerCo
   if (name === 'memory' || name === 'memoryPlus') for (const b of blocks) ffn[b] = name;
   const seed = overrides.seed ?? PRESET_SEED;
   if (!Number.isInteger(seed) || seed < 0) throw new ConfigError('seed', `expected an integer ≥ 0, got ${seed}`);
-  return parseTrainerConfig({
+  const raw = {
     name,
     model: {
       dim: D,
@@ -65,12 +71,13 @@ export function preset(name: string, overrides: PresetOverrides = {}): TrainerCo
       // docs/benchmarks/trainer-sweep-memory-plus-value-lr-seeds.md);
       // PKM 2e-2 (at 2e-3 it learned slower than dense: 2.0% recall vs 20.3% at 2e-2)
       memory: { numKeys: 256, heads: 4, topK: 16, keyDim: 64, queryNorm: 'qknorm', valueLr: name === 'memory' ? 2e-2 : 1e-2, valueOptimizer: 'adam' },
-      seed,
     },
     tokenizer: { vocabSize: 1024 },
     data: { facts: overrides.facts ?? 1000, factsSeed: 3, fillerRatio: overrides.fillerRatio ?? 0, maxChars: 300_000 },
-    train: { steps: overrides.steps ?? 400, batch: 16, seqLen: 64, lr: 1e-2, warmup: 20, evalEvery: 200, checkpointEvery: 200, seed: seed + 4 },
+    train: { steps: overrides.steps ?? 400, batch: 16, seqLen: 64, lr: 1e-2, warmup: 20, evalEvery: 200, checkpointEvery: 200 },
     eval: { maxQuestions: 300, periodicQuestions: 40 },
     out: overrides.out ?? `runs/${name}`,
-  });
+  };
+  setSeed(raw, seed);
+  return parseTrainerConfig(raw);
 }
