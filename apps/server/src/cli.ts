@@ -6,7 +6,8 @@
  * SIGTERM / SIGINT: stop accepting, finish in-flight requests (streams included), exit 0;
  * a second signal exits at once with code 130.
  */
-import { MnemoError, initBackend } from '@mnemo/kernels';
+import { MnemoError } from '@mnemo/core';
+import { initBackend } from '@mnemo/kernels';
 import { ModelEngine } from './model-engine';
 import { USAGE, parseCli } from './options';
 import { MnemoServer } from './server';

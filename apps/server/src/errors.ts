@@ -6,7 +6,7 @@
  * Every 4xx/5xx the server sends goes through `ApiError`, so clients see one shape
  * for malformed JSON, bad fields, auth, limits, unknown routes and overload alike.
  */
-import { MnemoError } from '@mnemo/kernels';
+import { MnemoError } from '@mnemo/core';
 import type { z } from 'zod';
 
 export type ApiErrorType =

@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CheckpointError, initBackend } from '@mnemo/kernels';
+import { CheckpointError } from '@mnemo/core';
+import { initBackend } from '@mnemo/kernels';
 import { modelCounts } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -4,16 +4,8 @@
  * (sampleToken, mulberry32), so a seed here means what it means in `generate`.
  */
 import path from 'node:path';
-import {
-  type KVCache,
-  type LanguageModel,
-  type TextCodec,
-  loadCheckpoint,
-  loadCheckpointWith,
-  modelCounts,
-  mulberry32,
-  sampleToken,
-} from '@mnemo/model';
+import { mulberry32 } from '@mnemo/core';
+import { type KVCache, type LanguageModel, type TextCodec, loadCheckpoint, loadCheckpointWith, modelCounts, sampleToken } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from './engine';
 

@@ -3,7 +3,7 @@
  * a bad value throws ConfigError naming the option.
  */
 import { parseArgs } from 'node:util';
-import { ConfigError } from '@mnemo/kernels';
+import { ConfigError } from '@mnemo/core';
 import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();

@@ -14,7 +14,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BenchReport, summarize } from '@mnemo/bench';
-import { loadCheckpoint, mulberry32 } from '@mnemo/model';
+import { mulberry32 } from '@mnemo/core';
+import { loadCheckpoint } from '@mnemo/model';
 import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW, type CompareRow, generateFacts, MEMORY_BLOCKS, preset } from '../src/index';

@@ -4,7 +4,7 @@
  * them by index and a resumed run continues bit for bit. The value table is not here: the
  * memory pool updates its touched rows itself, inside the backward pass.
  */
-import { CheckpointError } from '@mnemo/kernels';
+import { CheckpointError } from '@mnemo/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 export class AdamW {

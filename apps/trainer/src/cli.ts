@@ -5,12 +5,11 @@
  * mnemo-train compare <config file | preset>... [--steps N] [--facts N] [--seed S] [--md FILE]
  * mnemo-train demo [--steps N] [--seed S]        (Memory+ preset on synthetic facts, seed 1 → runs/demo)
  */
-import { MnemoError } from '@mnemo/kernels';
+import { MnemoError, writeFileAtomic } from '@mnemo/core';
 import { compare, compareTable } from './compare';
 import { type TrainerConfig, parseTrainerConfig, readTrainerConfig } from './config';
 import { PRESETS, preset, setSeed } from './presets';
 import { runTraining } from './train';
-import { writeAtomic } from './plot';
 
 const USAGE = `usage:
   mnemo-train [train] (--config FILE | --preset ${PRESETS.join('|')}) [--data PATH] [--facts N]
@@ -88,7 +87,7 @@ async function main(argv: string[]): Promise<number> {
     const rows = await compare(positional.map((p) => configOf(p, flags)));
     const table = compareTable(rows);
     console.log(table);
-    if (flags.md) writeAtomic(flags.md, `${table}\n`);
+    if (flags.md) writeFileAtomic(flags.md, `${table}\n`);
     return 0;
   }
   // demo: the Memory+ preset on synthetic facts at seed 1, checkpoint in runs/demo/checkpoint; it is the

@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '@mnemo/kernels';
+import { ConfigError } from '@mnemo/core';
 import { describe, expect, it } from 'vitest';
 import { modelConfigFor, parseTrainerConfig, readTrainerConfig } from './config';
 

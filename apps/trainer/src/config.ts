@@ -4,8 +4,8 @@
  * comes from the tokenizer trained on the run's data.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '@mnemo/kernels';
-import { zodToConfigError } from '@mnemo/memory-layer';
+import { ConfigError } from '@mnemo/core';
+import { zodToConfigError } from '@mnemo/core';
 import { type ModelConfig, parseModelConfig } from '@mnemo/model';
 import YAML from 'yaml';
 import { z } from 'zod';

@@ -1,5 +1,4 @@
 /** Loss curves as SVG (no dependencies), written atomically by the trainer. */
-import { renameSync, writeFileSync } from 'node:fs';
 
 export interface Series {
   name: string;
@@ -45,10 +44,4 @@ export function lossCurveSvg(series: Series[], opts: { title?: string; width?: n
   });
   parts.push('</svg>');
   return parts.join('\n');
-}
-
-export function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
 }

@@ -12,7 +12,7 @@
  * Seeds: `seed` s sets model init s and data order s + 4. At 400 steps seeds move recall about as much as
  * most knobs (memorising starts late and abruptly), so the bench trains seeds 1–6 and compares means.
  */
-import { ConfigError } from '@mnemo/kernels';
+import { ConfigError } from '@mnemo/core';
 import type { FfnKind } from '@mnemo/model';
 import { type TrainerConfig, parseTrainerConfig } from './config';
 

@@ -1,7 +1,8 @@
 import { mkdtempSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CheckpointError, ConfigError, initBackend } from '@mnemo/kernels';
+import { CheckpointError, ConfigError } from '@mnemo/core';
+import { initBackend } from '@mnemo/kernels';
 import { LanguageModel, parseModelConfig } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';

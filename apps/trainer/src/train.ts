@@ -8,7 +8,8 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Progress } from '@mnemo/bench';
-import { ConfigError, initBackend } from '@mnemo/kernels';
+import { ConfigError, writeFileAtomic } from '@mnemo/core';
+import { initBackend } from '@mnemo/kernels';
 import { usageHistogramSvg } from '@mnemo/memory-layer';
 import { BpeTokenizer, LanguageModel, type ModelCounts, generate, loadCheckpoint, modelCounts, saveCheckpoint } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
@@ -18,7 +19,7 @@ import { Batcher, evalWindows } from './data/batcher';
 import { readCorpus } from './data/corpus';
 import { generateFacts, sentences } from './data/facts';
 import { type QaPair, readQaFile } from './data/qa';
-import { lossCurveSvg, writeAtomic } from './plot';
+import { lossCurveSvg } from './plot';
 
 export interface RunData {
   trainText: string;
@@ -251,7 +252,7 @@ function writePlots(out: string, name: string, model: LanguageModel, windows: In
     const val = lines
       .filter((m) => m.eval || m.final)
       .map((m) => [m.step as number, ((m.eval ?? m.final) as EvalResult).valLoss] as [number, number]);
-    writeAtomic(
+    writeFileAtomic(
       path.join(out, 'loss.svg'),
       lossCurveSvg(
         [
@@ -267,7 +268,7 @@ function writePlots(out: string, name: string, model: LanguageModel, windows: In
     const tracker = layer.trackUsage();
     sequencesLoss(model, windows);
     layer.stopUsage();
-    writeAtomic(
+    writeFileAtomic(
       path.join(out, 'memory-usage.svg'),
       usageHistogramSvg(tracker.readCounts, { title: `${name}: memory slot reads on validation text`, report: tracker.report() }),
     );

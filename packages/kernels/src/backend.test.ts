@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from './errors';
-import { BackendError, backendInfo, initBackend, parseBackendChoice } from './index';
+import { ConfigError } from '@mnemo/core';
+import { BackendError } from '@mnemo/core';
+import { backendInfo, initBackend, parseBackendChoice } from './index';
 
 describe('tensor backend selection', () => {
   const logs: string[] = [];

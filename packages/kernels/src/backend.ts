@@ -13,7 +13,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { BackendError, ConfigError } from './errors';
+import { BackendError, ConfigError } from '@mnemo/core';
 import { installWasmMatMul } from './wasm-matmul';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';

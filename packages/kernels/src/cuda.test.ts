@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { CudaValueTable, cudaAddonPath, cudaPkTopK, cudaStatus } from './cuda';
-import { BackendError, ConfigError, DisposedError, ShapeError, ValueError } from './errors';
+import { BackendError, ConfigError, DisposedError, ShapeError, ValueError } from '@mnemo/core';
 import { productKeyTopK } from './pk-topk';
-import { mulberry32 } from './random';
+import { mulberry32 } from '@mnemo/core';
 
 // ---- plain float64 CPU references (what the GPU results are judged by) -----------------------
 

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BackendError, ConfigError, DisposedError, ShapeError, ValueError, checkFinite, checkInt } from './errors';
+import { BackendError, ConfigError, DisposedError, ShapeError, ValueError, checkFinite, checkInt } from '@mnemo/core';
 import { type PkDims, type PkTopKResult, validatePkDims } from './pk-topk';
 
 export interface CudaStatus {

@@ -2,7 +2,7 @@
  * Embedding-bag ops over raw arrays: validate once, then run the native (C++) or TypeScript
  * kernel. The ValueStore calls these; the tfjs op (tfjs-op.ts) wraps the store.
  */
-import { ShapeError, ValueError, checkFinite, checkInt } from './errors';
+import { ShapeError, ValueError, checkFinite, checkInt } from '@mnemo/core';
 import { type NativeAddon, nativeAddon } from './native';
 import { type OptimizerStateArrays, type Storage, bagBackwardTs, bagForwardTs } from './ts/embedding-bag';
 

@@ -1,7 +1,6 @@
 /**
  * @mnemo/kernels: the hot paths of memory layers and the choice of tensor backend.
  */
-export * from './errors';
 export {
   BACKEND_NAMES,
   type BackendChoice,
@@ -47,13 +46,3 @@ export {
 export { type BagDims, validateBag } from './embedding-bag';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './ts/half';
 export { embeddingBag } from './tfjs-op';
-export { mulberry32 } from './random';
-export {
-  CheckpointError,
-  DTYPE_BYTES,
-  type SafeDtype,
-  SafetensorsReader,
-  type TensorEntry,
-  type TensorInfo,
-  writeSafetensors,
-} from './safetensors';

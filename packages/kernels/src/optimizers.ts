@@ -16,7 +16,7 @@
  *            with momentDtype 'bfloat16', rounded once per update). Per touched row the state
  *            traffic drops from 8·dv to 4·dv (2·dv with bf16 m) bytes each way.
  */
-import { ConfigError } from './errors';
+import { ConfigError } from '@mnemo/core';
 
 export type OptimizerKind = 'sgd' | 'adagrad' | 'adam';
 export type ClipMode = 'row' | 'global';

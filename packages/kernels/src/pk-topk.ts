@@ -3,7 +3,7 @@
  * (native C++ when the addon loaded, else the TypeScript kernel). `@mnemo/product-keys` builds
  * its tfjs op and gradient on top of this.
  */
-import { ConfigError, ShapeError, checkFinite, checkInt } from './errors';
+import { ConfigError, ShapeError, checkFinite, checkInt } from '@mnemo/core';
 import { nativeAddon } from './native';
 import { pkBackwardTs } from './ts/pk-backward';
 import { type PkDims, type PkTopKResult, pkTopKTs } from './ts/pk-topk';

@@ -7,16 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  ConfigError,
-  type KernelImpl,
-  type OptimizerConfig,
-  ValueError,
-  ValueStore,
-  bf16ToF32,
-  f32ToBf16,
-  nativeAvailable,
-} from './index';
+import { ConfigError, ValueError } from '@mnemo/core';
+import { type KernelImpl, type OptimizerConfig, ValueStore, bf16ToF32, f32ToBf16, nativeAvailable } from './index';
 import { bagBatch, relErr } from './testing';
 
 const IMPLS: KernelImpl[] = nativeAvailable().available ? ['ts', 'native'] : ['ts'];

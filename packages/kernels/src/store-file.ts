@@ -18,8 +18,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { ValueError } from './errors';
-import { CheckpointError, DTYPE_BYTES, type SafeDtype, SafetensorsReader } from './safetensors';
+import { CheckpointError, DTYPE_BYTES, type SafeDtype, SafetensorsReader, ValueError, atomicWrite, writeAll } from '@mnemo/core';
 
 export const STORE_FORMAT = 'mnemo-value-store';
 export const STORE_VERSION = '1';
@@ -113,10 +112,6 @@ export function headerBytes(
   return head;
 }
 
-function tempPath(file: string): string {
-  return path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp-${process.pid}-${Date.now()}`);
-}
-
 /** Write the tensors atomically; `hash` computes each tensor's checksum. */
 export function writeStoreFile(
   file: string,
@@ -128,28 +123,13 @@ export function writeStoreFile(
   for (const t of tensors) checksums[t.name] = hex(hash(t.bytes));
   const specs = tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, length: t.bytes.length }));
   const head = headerBytes(metadata, specs, checksums);
-  const tmp = tempPath(file);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, head);
+  atomicWrite(file, (fd) => {
+    writeAll(fd, head);
     const CHUNK = 64 << 20;
     for (const t of tensors) {
-      for (let o = 0; o < t.bytes.length; o += CHUNK) {
-        const part = t.bytes.subarray(o, Math.min(o + CHUNK, t.bytes.length));
-        let w = 0;
-        while (w < part.length) w += fs.writeSync(fd, part, w);
-      }
+      for (let o = 0; o < t.bytes.length; o += CHUNK) writeAll(fd, t.bytes.subarray(o, Math.min(o + CHUNK, t.bytes.length)));
     }
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    try {
-      fs.closeSync(fd);
-    } catch {}
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  });
 }
 
 /**
@@ -161,20 +141,14 @@ export function createStoreFile(file: string, metadata: Record<string, string>, 
   const zeros: Record<string, string> = {};
   for (const t of specs) zeros[t.name] = '00000000';
   const head = headerBytes(metadata, specs, zeros, reserve);
-  const tmp = tempPath(file);
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, head);
-    fs.ftruncateSync(fd, head.length + specs.reduce((a, t) => a + t.length, 0));
-    fs.closeSync(fd);
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    try {
-      fs.closeSync(fd);
-    } catch {}
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  atomicWrite(
+    file,
+    (fd) => {
+      writeAll(fd, head);
+      fs.ftruncateSync(fd, head.length + specs.reduce((a, t) => a + t.length, 0));
+    },
+    { fsync: false }, // a sparse file of zeros: nothing worth syncing yet
+  );
   return head.length;
 }
 

@@ -5,7 +5,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { describe, expect, it } from 'vitest';
-import { type BackendName, DisposedError, ShapeError, ValueStore, embeddingBag, initBackend } from './index';
+import { DisposedError, ShapeError } from '@mnemo/core';
+import { type BackendName, ValueStore, embeddingBag, initBackend } from './index';
 import { rng } from './testing';
 
 

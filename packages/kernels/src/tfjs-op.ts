@@ -12,7 +12,7 @@
  * Note: each gradient evaluation updates the table once; compute the gradient once per step.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { ShapeError } from './errors';
+import { ShapeError } from '@mnemo/core';
 import type { BackwardOptions, ValueStore } from './value-store';
 
 export function embeddingBag(

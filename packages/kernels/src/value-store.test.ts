@@ -5,18 +5,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  BackendError,
-  ConfigError,
-  DisposedError,
-  type KernelImpl,
-  type OptimizerConfig,
-  ShapeError,
-  type StorageDtype,
-  ValueError,
-  ValueStore,
-  nativeAvailable,
-} from './index';
+import { BackendError, ConfigError, DisposedError, ShapeError, ValueError } from '@mnemo/core';
+import { type KernelImpl, type OptimizerConfig, type StorageDtype, ValueStore, nativeAvailable } from './index';
 import { rng } from './testing';
 
 const IMPLS: KernelImpl[] = nativeAvailable().available ? ['ts', 'native'] : ['ts'];

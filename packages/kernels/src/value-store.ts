@@ -13,7 +13,7 @@
  * batch; step() then applies one update from the sum of all queued gradients.
  */
 import path from 'node:path';
-import { BackendError, ConfigError, DisposedError, ShapeError, ValueError, checkInt } from './errors';
+import { BackendError, ConfigError, DisposedError, ShapeError, ValueError, checkInt } from '@mnemo/core';
 import { bagBackward, bagForward, validateBag } from './embedding-bag';
 import { type NativeAddon, nativeAddon } from './native';
 import { type OptimizerConfig, type ResolvedOptimizer, packOptimizer, resolveOptimizer } from './optimizers';
@@ -32,7 +32,7 @@ import {
 } from './store-file';
 import { DTYPE_CODE, type OptimizerStateArrays, type Storage, readRow, writeRow } from './ts/embedding-bag';
 import { f32ToBf16, f32ToF16 } from './ts/half';
-import { mulberry32 } from './random';
+import { mulberry32 } from '@mnemo/core';
 
 export type StorageDtype = 'float32' | 'bfloat16' | 'float16';
 export type InitConfig = 'zeros' | { kind: 'normal'; std: number; seed?: number };

@@ -2,7 +2,7 @@
  * MemoryLayer configuration: validated once, at the edge, with zod; typed inside.
  * Defaults follow "Memory Layers at Scale" (Berges et al. 2024) and XLM's PKM.
  */
-import { ConfigError } from '@mnemo/kernels';
+import { parseConfig } from '@mnemo/core';
 import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
@@ -53,20 +53,8 @@ export const memoryLayerConfigSchema = z
 export type MemoryLayerConfigInput = z.input<typeof memoryLayerConfigSchema>;
 export type MemoryLayerConfig = z.output<typeof memoryLayerConfigSchema> & { valueDim: number };
 
-/** Turn zod issues into a ConfigError naming the first bad field (dotted path), with all issues listed. */
-export function zodToConfigError(err: z.ZodError, prefix = ''): ConfigError {
-  const issues = err.issues.map((i) => {
-    const field = [prefix, ...i.path.map(String)].filter(Boolean).join('.') || prefix || '(root)';
-    return { field, message: i.message };
-  });
-  const first = issues[0]!;
-  const rest = issues.slice(1).map((i) => `; ${i.field}: ${i.message}`).join('');
-  return new ConfigError(first.field, `${first.message}${rest}`);
-}
-
 /** Validate a user config; throws ConfigError naming the bad field. */
 export function parseMemoryLayerConfig(input: unknown, prefix = ''): MemoryLayerConfig {
-  const r = memoryLayerConfigSchema.safeParse(input);
-  if (!r.success) throw zodToConfigError(r.error, prefix);
-  return { ...r.data, valueDim: r.data.valueDim ?? r.data.inputDim };
+  const c = parseConfig(memoryLayerConfigSchema, input, prefix);
+  return { ...c, valueDim: c.valueDim ?? c.inputDim };
 }

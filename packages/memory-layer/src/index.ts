@@ -7,7 +7,6 @@ export {
   type MemoryLayerConfigInput,
   memoryLayerConfigSchema,
   parseMemoryLayerConfig,
-  zodToConfigError,
 } from './config';
 export { type HistogramBin, readCountBins, usageHistogramSvg } from './plot';
 export { MemoryPool, type MemoryPoolOptions, type ValuePool } from './pool';

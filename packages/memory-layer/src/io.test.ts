@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadMemory, saveMemory } from './io';
 import { MemoryLayer } from './memory-layer';
 import { MemoryPool } from './pool';
-import { CheckpointError } from '@mnemo/kernels';
+import { CheckpointError } from '@mnemo/core';
 
 describe('saveMemory / loadMemory', () => {
   beforeAll(async () => {

@@ -6,13 +6,13 @@
  * Every file is written to a temp name and renamed; loading checks names, shapes and dtypes and
  * refuses anything missing, extra or corrupt with a CheckpointError naming the file and tensor.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { type MemoryLayerConfig, parseMemoryLayerConfig } from './config';
 import { MemoryLayer } from './memory-layer';
 import { MemoryPool } from './pool';
-import { CheckpointError, SafetensorsReader, writeSafetensors } from '@mnemo/kernels';
+import { CheckpointError, SafetensorsReader, writeFileAtomic, writeSafetensors } from '@mnemo/core';
 
 const FORMAT = 'mnemo-memory';
 const VERSION = 1;
@@ -38,9 +38,7 @@ export function saveMemory(dir: string, { pool, layers }: SavedMemory): void {
   );
   writeSafetensors(path.join(dir, 'layers.safetensors'), entries, { format: FORMAT });
   const meta = { format: FORMAT, version: VERSION, pool: { rows: pool.rows, dim: pool.dim }, layers: layers.map((l) => l.config) };
-  const file = path.join(dir, 'memory.json');
-  writeFileSync(`${file}.tmp-${process.pid}`, JSON.stringify(meta, null, 2) + '\n');
-  renameSync(`${file}.tmp-${process.pid}`, file);
+  writeFileAtomic(path.join(dir, 'memory.json'), `${JSON.stringify(meta, null, 2)}\n`);
 }
 
 export function loadMemory(dir: string, opts: { mmap?: boolean } = {}): SavedMemory {

@@ -13,7 +13,7 @@
  * Dense parameters (Wq, bq, sub-keys, W1, b1, W2, b2) are tfjs variables trained by the model's
  * optimizer; the values V are updated sparsely by the pool's own optimizer during backward.
  */
-import { ConfigError, ShapeError } from '@mnemo/kernels';
+import { ConfigError, ShapeError } from '@mnemo/core';
 import { ProductKeys } from '@mnemo/product-keys';
 import * as tf from '@tensorflow/tfjs-core';
 import { type MemoryLayerConfig, type MemoryLayerConfigInput, parseMemoryLayerConfig } from './config';

@@ -9,7 +9,7 @@
  *   Gini(z) ∈ [0, 1]                                   (0 = even, → 1 = concentrated)
  *   slotsFor(p) = fewest slots whose mass sums to ≥ p  (p = 0.5, 0.9, 0.99)
  */
-import { ShapeError, ValueError, checkInt } from '@mnemo/kernels';
+import { ShapeError, ValueError, checkInt } from '@mnemo/core';
 
 export interface UsageReport {
   slots: number; // N

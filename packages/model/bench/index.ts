@@ -15,7 +15,8 @@
 import { BenchReport, summarize } from '@mnemo/bench';
 import { initBackend, nativeAvailable } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
-import { type FfnKind, LanguageModel, ffnPlan, modelCounts, mulberry32, parseModelConfig } from '../src/index';
+import { type FfnKind, LanguageModel, ffnPlan, modelCounts, parseModelConfig } from '../src/index';
+import { mulberry32 } from '@mnemo/core';
 
 const quick = process.argv.includes('--quick');
 const B = 16;

@@ -1,7 +1,8 @@
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CheckpointError, initBackend } from '@mnemo/kernels';
+import { CheckpointError } from '@mnemo/core';
+import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpointWith, saveCheckpoint } from './checkpoint';
@@ -10,7 +11,7 @@ import { loadCheckpoint } from './load';
 import { BpeTokenizer } from './tokenizer';
 import { type ModelConfigInput, parseModelConfig } from './config';
 import { LanguageModel } from './model';
-import { mulberry32 } from './random';
+import { mulberry32 } from '@mnemo/core';
 
 /** A stand-in tokenizer with the checkpoint's interface. */
 class TestTokenizer {

@@ -29,7 +29,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import { CheckpointError, MnemoError, type SafeDtype, SafetensorsReader, type TensorEntry, writeSafetensors } from '@mnemo/kernels';
+import { CheckpointError, MnemoError, type SafeDtype, SafetensorsReader, type TensorEntry, writeSafetensors } from '@mnemo/core';
 import { loadMemory, saveMemory } from '@mnemo/memory-layer';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, parseModelConfig } from './config';

@@ -1,4 +1,4 @@
-import { ConfigError } from '@mnemo/kernels';
+import { ConfigError } from '@mnemo/core';
 import { describe, expect, it } from 'vitest';
 import { ffnPlan, parseModelConfig } from './config';
 

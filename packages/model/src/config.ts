@@ -2,8 +2,8 @@
  * ModelConfig: a decoder-only LM whose per-block FFN slot is dense, MoE, memory (PKM) or
  * Memory+ (algorithms.md §2). Validated once, at the edge, with zod; errors name the field.
  */
-import { ConfigError } from '@mnemo/kernels';
-import { zodToConfigError } from '@mnemo/memory-layer';
+import { ConfigError } from '@mnemo/core';
+import { zodToConfigError } from '@mnemo/core';
 import { z } from 'zod';
 
 export const FFN_KINDS = ['dense', 'moe', 'memory', 'memoryPlus'] as const;

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseModelConfig } from './config';
 import { type TextCodec, generate, sampleToken } from './generate';
 import { LanguageModel } from './model';
-import { mulberry32 } from './random';
+import { mulberry32 } from '@mnemo/core';
 
 /** A character codec: 62 letters/digits, then BOS = 62, EOS = 63. */
 const CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';

@@ -3,11 +3,8 @@
  * sampling, stop sequences, abort signals, streaming. Seeded by mulberry32: the same seed gives
  * the same text.
  */
-import { ConfigError } from '@mnemo/kernels';
+import { ConfigError, mulberry32 } from '@mnemo/core';
 import type { LanguageModel } from './model';
-import { mulberry32 } from './random';
-
-export { mulberry32 } from './random';
 
 /** What generate needs of a tokenizer (BpeTokenizer has it). */
 export interface TextCodec {

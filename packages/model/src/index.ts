@@ -18,8 +18,7 @@ export type { FfnSlot } from './ffn';
 export type { ExternalKV, SkipLayerMemory } from './extensions';
 export { MoeFfn } from './moe';
 export { MemoryFfn, memoryLayerConfigFor } from './memory-ffn';
-export { type GenerateOptions, type GenerateResult, type TextCodec, generate, mulberry32, sampleToken } from './generate';
-export { subSeed } from './random';
+export { type GenerateOptions, type GenerateResult, type TextCodec, generate, sampleToken } from './generate';
 export {
   type CheckpointParts,
   type LoadedCheckpoint,

@@ -10,7 +10,7 @@ import { type MemoryLayerConfig, MemoryLayer, type ValuePool, parseMemoryLayerCo
 import type * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from './config';
 import type { FfnSlot } from './ffn';
-import { subSeed } from './random';
+import { subSeed } from '@mnemo/core';
 
 /** The MemoryLayer config of block `block` of a model. */
 export function memoryLayerConfigFor(c: ModelConfig, block: number): MemoryLayerConfig {

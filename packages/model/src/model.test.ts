@@ -1,4 +1,5 @@
-import { ShapeError, ValueError, initBackend } from '@mnemo/kernels';
+import { ShapeError, ValueError } from '@mnemo/core';
+import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type FfnKind, type ModelConfigInput, ffnPlan, parseModelConfig } from './config';
@@ -6,7 +7,7 @@ import { modelCounts } from './counts';
 import type { SkipLayerMemory } from './extensions';
 import { LanguageModel } from './model';
 import type { MoeFfn } from './moe';
-import { mulberry32 } from './random';
+import { mulberry32 } from '@mnemo/core';
 
 const tiny = (kind: FfnKind, over: Partial<ModelConfigInput> = {}) =>
   parseModelConfig({

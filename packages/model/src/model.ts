@@ -12,7 +12,7 @@
  * Incremental decoding keeps per-sequence KV caches; `decodeBatch` decodes several sequences of
  * different lengths at once (per-row positions and masks, caches padded to the longest).
  */
-import { ConfigError, ShapeError, ValueError } from '@mnemo/kernels';
+import { ConfigError, ShapeError, ValueError } from '@mnemo/core';
 import { type MemoryLayer, MemoryPool } from '@mnemo/memory-layer';
 import * as tf from '@tensorflow/tfjs-core';
 import { Attention, type AttnContext, cachedMask, causalMask } from './attention';
@@ -24,7 +24,7 @@ import { MemoryFfn, memoryLayerConfigFor } from './memory-ffn';
 import { MoeFfn } from './moe';
 import { crossEntropy, gatherRows, rmsNorm } from './ops';
 import { ParamStore } from './params';
-import { subSeed } from './random';
+import { subSeed } from '@mnemo/core';
 import { Rope } from './rope';
 import { DenseFfn } from './swiglu';
 

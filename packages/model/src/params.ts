@@ -4,7 +4,7 @@
  * so each model prefixes its own; `named()` returns the stable names.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { subSeed } from './random';
+import { subSeed } from '@mnemo/core';
 
 let modelCounter = 0;
 

@@ -11,8 +11,8 @@
  * the vocabulary size, and `js-tiktoken` only loads fixed vocabularies; both would also add a
  * format the checkpoint would have to validate. This file is ~250 lines and fully tested.
  */
-import { renameSync, writeFileSync, readFileSync } from 'node:fs';
-import { CheckpointError, ConfigError } from '@mnemo/kernels';
+import { readFileSync } from 'node:fs';
+import { CheckpointError, ConfigError, writeFileAtomic } from '@mnemo/core';
 
 const FORMAT = 'mnemo-bpe';
 const VERSION = 1;
@@ -228,9 +228,7 @@ export class BpeTokenizer {
 
   /** Write the tokenizer as JSON, atomically (temp file + rename). */
   save(file: string): void {
-    const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(this.toJSON())}\n`);
-    renameSync(tmp, file);
+    writeFileAtomic(file, `${JSON.stringify(this.toJSON())}\n`);
   }
 
   static load(file: string): BpeTokenizer {

@@ -1,4 +1,5 @@
-import { ConfigError, initBackend } from '@mnemo/kernels';
+import { ConfigError } from '@mnemo/core';
+import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bruteForceTopK } from './brute-force';

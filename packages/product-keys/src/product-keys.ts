@@ -5,7 +5,8 @@
  *   const pk = new ProductKeys({ heads: 4, numKeys: 512, keyDim: 256, topK: 32 });
  *   const { scores, ids } = pk.search(queries); // queries [B, 4, 256] → [B, 4, 32]
  */
-import { type KernelImpl, checkInt } from '@mnemo/kernels';
+import { checkInt } from '@mnemo/core';
+import type { KernelImpl } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { type QueryNorm, checkQueryNorm, normalizeQueries, normalizeSubkeys } from './query-norm';
 import { type SearchResult, productKeySearch } from './search';

@@ -8,7 +8,7 @@
  *              keeps scores bounded when a small model meets a large memory)
  * All are plain tfjs ops, so autodiff carries their gradients.
  */
-import { ConfigError } from '@mnemo/kernels';
+import { ConfigError } from '@mnemo/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 export type QueryNorm = 'none' | 'layernorm' | 'l2' | 'qknorm';

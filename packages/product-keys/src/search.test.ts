@@ -1,4 +1,5 @@
-import { ConfigError, type KernelImpl, ShapeError, ValueError, initBackend } from '@mnemo/kernels';
+import { ConfigError, ShapeError, ValueError } from '@mnemo/core';
+import { type KernelImpl, initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -17,7 +17,8 @@
  * Computed by the kernels' `productKeyTopKBackward` (native C++ or TypeScript) on host copies:
  * works on every backend (wasm has no UnsortedSegmentSum, which a tf.gather gradient would need).
  */
-import { type KernelImpl, ShapeError, checkInt, productKeyTopK, productKeyTopKBackward } from '@mnemo/kernels';
+import { ShapeError, checkInt } from '@mnemo/core';
+import { type KernelImpl, productKeyTopK, productKeyTopKBackward } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 export interface SearchOptions {

@@ -3,7 +3,7 @@
  * K1 = subkeys[h, 0], K2 = subkeys[h, 1] ∈ R^{n × dk/2}; slot (i, j) has key
  * concat(K1[i], K2[j]) and slot id i·n + j (first half = most significant digit).
  */
-import { ConfigError, checkInt } from '@mnemo/kernels';
+import { ConfigError, checkInt } from '@mnemo/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** meta: U(±1/√dk) ("Memory Layers at Scale"); xlm: U(±1/√(dk/2)) (XLM's PKM). */

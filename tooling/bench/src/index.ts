@@ -11,7 +11,8 @@
  * reference inside the same process, one after the other.
  */
 import { execSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '@mnemo/core';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -218,17 +219,11 @@ export class BenchReport {
       notes: this.notes,
       ...this.extra,
     };
-    atomicWrite(json, JSON.stringify(payload, null, 2) + '\n');
-    atomicWrite(md, this.toMarkdown(columns));
+    writeFileAtomic(json, JSON.stringify(payload, null, 2) + '\n');
+    writeFileAtomic(md, this.toMarkdown(columns));
     process.stderr.write(`[${this.name}] wrote ${path.relative(process.cwd(), md)} and .json\n`);
     return { json, md };
   }
-}
-
-export function atomicWrite(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
 }
 
 /** Least-squares slope of log(y) against log(x): the growth exponent (cost ∝ x^slope). */

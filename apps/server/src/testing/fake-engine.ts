@@ -5,7 +5,7 @@
  * output is predictable and sampling at temperature > 0 really depends on the seed.
  */
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from '../engine';
-import { mulberry32 } from '@mnemo/model';
+import { mulberry32 } from '@mnemo/core';
 
 export class FakeCache implements EngineCache {
   tokens: number[] = [];

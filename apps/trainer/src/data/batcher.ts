@@ -3,7 +3,7 @@
  * "data position" of a run is its step number and a resumed run reads exactly the batches an
  * uninterrupted run would have read.
  */
-import { mulberry32 } from '@mnemo/model';
+import { mulberry32 } from '@mnemo/core';
 
 export class Batcher {
   constructor(

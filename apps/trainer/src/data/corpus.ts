@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { ConfigError } from '@mnemo/kernels';
+import { ConfigError } from '@mnemo/core';
 
 /** The bundled default corpus (1.2 MB of real English prose, no network). */
 export function mobyDick(): string {

@@ -16,7 +16,7 @@
  * so recall measures memorised facts. `mode: 'unseen'`: the evaluation template is never used for
  * any fact in training (recall then also needs the model to transfer across phrasings).
  */
-import { mulberry32 } from '@mnemo/model';
+import { mulberry32 } from '@mnemo/core';
 import type { QaPair } from './qa';
 
 export interface FactsOptions {

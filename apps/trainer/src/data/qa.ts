@@ -1,6 +1,6 @@
 /** `--eval-qa FILE`: JSONL lines `{"prompt": "...", "answer": "..."}` for fact-recall evaluation. */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '@mnemo/kernels';
+import { ConfigError } from '@mnemo/core';
 
 export interface QaPair {
   prompt: string;

@@ -45,6 +45,16 @@ export class BackendError extends MnemoError {}
 /** A native object (value store, handle) was used after it was freed. */
 export class DisposedError extends MnemoError {}
 
+/** A file is corrupt, truncated or not what the caller expected. */
+export class CheckpointError extends MnemoError {
+  constructor(
+    readonly file: string,
+    message: string,
+  ) {
+    super(`${file}: ${message}`);
+  }
+}
+
 /** Throw a ConfigError unless `v` is an integer in [min, max]. */
 export function checkInt(field: string, v: unknown, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v)) {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, truncateSync, writeFileSync, existsSync, rea
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CheckpointError, SafetensorsReader, writeSafetensors } from './safetensors';
+import { CheckpointError, SafetensorsReader, writeSafetensors } from './index';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'st-'));
 

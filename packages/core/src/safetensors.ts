@@ -8,18 +8,9 @@
  * contiguous, file length exact) and refuses corrupt or truncated files with a CheckpointError;
  * tensors are then read one at a time, or in chunks for tables larger than memory.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { MnemoError } from './errors';
-
-/** A file is corrupt, truncated or not what the caller expected. */
-export class CheckpointError extends MnemoError {
-  constructor(
-    readonly file: string,
-    message: string,
-  ) {
-    super(`${file}: ${message}`);
-  }
-}
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { atomicWrite, writeAll } from './atomic';
+import { CheckpointError } from './errors';
 
 export type SafeDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'F64';
 export const DTYPE_BYTES: Record<SafeDtype, number> = { F32: 4, F16: 2, BF16: 2, I32: 4, I64: 8, U8: 1, F64: 8 };
@@ -69,32 +60,22 @@ export function writeSafetensors(file: string, tensors: TensorEntry[], metadata:
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length));
 
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, prefix);
-    writeSync(fd, headerBytes);
+  atomicWrite(file, (fd) => {
+    writeAll(fd, prefix);
+    writeAll(fd, headerBytes);
     for (const t of tensors) {
       const want = byteLength(t.dtype, t.shape);
       let got = 0;
       const chunks = typeof t.data === 'function' ? t.data() : [asBytes(t.data)];
       for (const c of chunks) {
-        let w = 0;
-        while (w < c.byteLength) w += writeSync(fd, c, w, c.byteLength - w);
+        writeAll(fd, c);
         got += c.byteLength;
       }
       if (got !== want) {
         throw new CheckpointError(file, `tensor '${t.name}' [${t.shape}] ${t.dtype} needs ${want} bytes, got ${got}`);
       }
     }
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  renameSync(tmp, file);
+  });
   return 8 + headerBytes.length + off;
 }
 
