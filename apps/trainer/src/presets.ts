@@ -13,7 +13,7 @@
  * most knobs (memorising starts late and abruptly), so the bench trains seeds 1–6 and compares means.
  */
 import { ConfigError } from '@mnemo/core';
-import type { FfnKind } from '@mnemo/model';
+import { type FfnKind, isMemoryKind } from '@mnemo/model';
 import { type TrainerConfig, parseTrainerConfig } from './config';
 
 export const PRESETS = ['dense', 'moe', 'memory', 'memoryPlus'] as const;
@@ -54,7 +54,7 @@ export function preset(name: string, overrides: PresetOverrides = {}): TrainerCo
   if (blocks.length === 0 || blocks.some((b) => !Number.isInteger(b) || b < 0 || b >= layers)) {
     throw new ConfigError('memoryBlocks', `expected block indices in 0..${layers - 1}, got [${blocks.join(', ')}]`);
   }
-  if (name === 'memory' || name === 'memoryPlus') for (const b of blocks) ffn[b] = name;
+  if (isMemoryKind(name)) for (const b of blocks) ffn[b] = name as FfnKind;
   const seed = overrides.seed ?? PRESET_SEED;
   if (!Number.isInteger(seed) || seed < 0) throw new ConfigError('seed', `expected an integer ≥ 0, got ${seed}`);
   const raw = {

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { usesMemoryPool } from '@mnemo/model';
 import type { CompareRow } from './compare';
 import type { TrainerConfig } from './config';
 import { type EvalResult, readLines } from './train';
@@ -27,7 +28,7 @@ function effective(cfg: unknown): unknown {
   const { model: m, ...rest } = cfg as Record<string, unknown>;
   const model = { ...(m as Record<string, unknown> | undefined) };
   const ffn = Array.isArray(model.ffn) ? (model.ffn as string[]) : [];
-  if (!ffn.some((k) => k === 'memory' || k === 'memoryPlus')) delete model.memory;
+  if (!usesMemoryPool({ ffn, skips: Array.isArray(model.skips) ? model.skips : [] })) delete model.memory;
   if (!ffn.includes('moe')) delete model.moe;
   return canonical({ ...rest, out: '', model });
 }

@@ -1,6 +1,11 @@
 /**
- * @mnemo/memory-layer: product-key memory layers (PKM, Memory+) for tfjs models.
+ * @mnemo/memory-layer: the memory core (addressor → value pool → readout) and the product-key
+ * memory layers built from it (PKM, Memory+) for tfjs models.
  */
+export type { Address, Addressor } from './addressor';
+export { type Readout, IdentityReadout, ProjectionReadout, SiluGateReadout, checkReadout } from './readout';
+export { type LookupTrace, Memory, type MemoryParts } from './memory';
+export { ProductKeyAddressor, type ProductKeyAddressorOptions } from './product-key-addressor';
 export { type UsageReport, UsageTracker, massStats } from './usage';
 export {
   type MemoryLayerConfig,
@@ -10,6 +15,6 @@ export {
 } from './config';
 export { type HistogramBin, readCountBins, usageHistogramSvg } from './plot';
 export { MemoryPool, type MemoryPoolOptions, type ValuePool } from './pool';
-export { type LookupTrace, MemoryLayer, type MemoryLayerOptions } from './memory-layer';
-export { type SavedMemory, loadMemory, saveMemory } from './io';
+export { MemoryLayer, type MemoryLayerOptions } from './memory-layer';
+export { type LoadedMemory, type SavableMemory, type SavedMemory, loadMemory, loadMemoryTensors, openMemory, saveMemory } from './io';
 export { matchedMlpWidth, memoryLayerFlops } from './flops';

@@ -6,8 +6,8 @@
  * backward pass updates only those rows with the pool's own sparse optimizer (default Adam,
  * constant lr 1e-3, as in XLM), never the model's dense optimizer.
  *
- * Layers talk to a pool only through `ValuePool` (lookup / step / rows / dim), so a pool sharded
- * across workers along dv (see algorithms.md §5) can stand in for this one.
+ * Layers and models talk to a pool only through `ValuePool` (lookup / step / readRows / save), so
+ * a pool sharded across workers along dv (docs/design.md §5) can stand in for this one.
  */
 import { type OptimizerConfig, type StorageDtype, ValueStore, embeddingBag } from '@mnemo/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
@@ -19,6 +19,11 @@ export interface ValuePool {
   lookup(ids: tf.Tensor2D, weights: tf.Tensor2D): tf.Tensor2D;
   /** apply queued value updates (deferred mode); returns rows touched (0 in fused mode) */
   step(): number;
+  /** value rows as float32 [ids.length, dv] (copies; −1 gives a zero row) */
+  readRows(ids: Int32Array): Float32Array;
+  /** write the values and their optimizer state to `file` (atomically) */
+  save(file: string): void;
+  dispose(): void;
 }
 
 export interface MemoryPoolOptions {

@@ -104,6 +104,32 @@ describe('checkpoints', () => {
     back.model.dispose();
   });
 
+  it('skip-layer memories round-trip with the blocks; a tampered skip is refused', () => {
+    const skips = [
+      { read: 0, write: 2, kind: 'memoryPlus' as const },
+      { read: 1, write: 2, kind: 'memory' as const },
+    ];
+    const { model, dir } = saved('skips', { ffn: ['dense', 'moe', 'memory'], skips });
+    const meta = JSON.parse(readFileSync(path.join(dir, 'memory', 'memory.json'), 'utf8'));
+    expect(meta.layers).toHaveLength(3); // block 2's memory, then the two skips
+    const back = load(dir);
+    expect(back.model.config.skips).toEqual(skips);
+    expect(back.model.memorySites().map((s) => s.site)).toEqual(['blocks.2.ffn', 'skips.0', 'skips.1']);
+    expect(Array.from(logitsOf(back.model))).toEqual(Array.from(logitsOf(model)));
+    train(model, 1);
+    train(back.model, 1);
+    expect(Array.from(logitsOf(back.model))).toEqual(Array.from(logitsOf(model)));
+    back.model.dispose();
+    // a skip the checkpoint does not hold, and one whose kind differs from the saved layer
+    const file = path.join(dir, 'config.json');
+    const cfg = JSON.parse(readFileSync(file, 'utf8'));
+    writeFileSync(file, JSON.stringify({ ...cfg, model: { ...cfg.model, skips: [...skips, { read: 0, write: 1, kind: 'memory' }] } }));
+    expect(() => load(dir)).toThrow(/memory: does not match the model config: 3 memory layers saved, 4 expected/);
+    writeFileSync(file, JSON.stringify({ ...cfg, model: { ...cfg.model, skips: [skips[0], { ...skips[1], kind: 'memoryPlus' }] } }));
+    expect(() => load(dir)).toThrow(/memory: does not match the model config: layer 2 was saved as/);
+    model.dispose();
+  });
+
   it('loading then disposing the model and the extras frees every tensor the load made', () => {
     const { model, dir } = saved('free');
     model.dispose();

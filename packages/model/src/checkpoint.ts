@@ -2,8 +2,9 @@
  * Model checkpoints: one directory
  *   config.json         { format, version, model: ModelConfig, extra, files: { <path>: { bytes, sha256 } } }
  *   model.safetensors   dense tensors by their stable names (memory layers' tensors excluded)
- *   memory/             saveMemory of @mnemo/memory-layer: memory layers + the value pool WITH its
- *                       optimizer state (only when the model has memory blocks)
+ *   memory/             saveMemory of @mnemo/memory-layer: every memory (memory blocks, then
+ *                       config.skips) + the value pool WITH its optimizer state (only when the
+ *                       model reads a pool)
  *   tokenizer.json      the tokenizer's toJSON()
  *   extra.safetensors   caller tensors (e.g. the trainer's optimizer moments), F32/I32
  *
@@ -30,9 +31,10 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { CheckpointError, MnemoError, type SafeDtype, SafetensorsReader, type TensorEntry, writeSafetensors } from '@mnemo/core';
-import { loadMemory, saveMemory } from '@mnemo/memory-layer';
+import { loadMemoryTensors, openMemory, saveMemory } from '@mnemo/memory-layer';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, parseModelConfig } from './config';
+import { usesMemoryPool } from './ffn-kinds';
 import { LanguageModel } from './model';
 
 const FORMAT = 'mnemo-model';
@@ -126,20 +128,19 @@ export function loadCheckpointWith<Tok>(dir: string, tokenizerFromJSON: (json: u
   if (typeof extra !== 'object' || Array.isArray(extra)) throw new CheckpointError(configFile, 'extra: must be a JSON object');
   verifyFiles(dir, meta.files, configFile);
 
-  const hasMemory = config.ffn.some((k) => k === 'memory' || k === 'memoryPlus');
   let model: LanguageModel | undefined;
   const extraTensors: Record<string, tf.Tensor> = {};
   try {
-    let memory: ReturnType<typeof loadMemory> | undefined;
-    if (hasMemory) {
-      memory = loadMemory(path.join(dir, 'memory'));
+    if (usesMemoryPool(config)) {
+      const memoryDir = path.join(dir, 'memory');
+      const { pool, configs } = openMemory(memoryDir);
       try {
-        model = new LanguageModel(config, { memory });
+        model = new LanguageModel(config, { pool }); // builds every memory on the loaded pool
       } catch (e) {
-        for (const l of memory.layers) l.dispose();
-        memory.pool.dispose();
-        throw new CheckpointError(path.join(dir, 'memory'), `does not match the model config: ${(e as Error).message}`);
+        pool.dispose();
+        throw new CheckpointError(memoryDir, `does not match the model config: ${(e as Error).message}`);
       }
+      loadMemoryTensors(memoryDir, model.memoryLayers(), configs);
     } else {
       model = new LanguageModel(config);
     }
@@ -164,9 +165,9 @@ export function loadCheckpointWith<Tok>(dir: string, tokenizerFromJSON: (json: u
 
 // ── helpers ──────────────────────────────────────────────────────────────────────────────
 
-/** Names (in model.namedVariables()) of the memory layers' tensors: they live in memory/. */
+/** Names (in model.namedVariables()) of the memories' tensors: they live in memory/. */
 function memoryTensorNames(model: LanguageModel): Set<string> {
-  const prefixes = model.memoryBlocks().map((i) => `blocks.${i}.ffn.`);
+  const prefixes = model.memorySites().map((s) => `${s.site}.`);
   return new Set(Object.keys(model.namedVariables()).filter((n) => prefixes.some((p) => n.startsWith(p))));
 }
 

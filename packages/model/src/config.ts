@@ -1,13 +1,13 @@
 /**
- * ModelConfig: a decoder-only LM whose per-block FFN slot is dense, MoE, memory (PKM) or
- * Memory+ (algorithms.md §2). Validated once, at the edge, with zod; errors name the field.
+ * ModelConfig: a decoder-only LM whose per-block FFN slot is one of the registry's kinds (dense,
+ * MoE, memory (PKM), Memory+; ffn-kinds.ts), plus optional skip-layer memories (docs/design.md
+ * §2, §3). Validated once, at the edge, with zod; errors name the field.
  */
-import { ConfigError } from '@mnemo/core';
-import { zodToConfigError } from '@mnemo/core';
+import { ConfigError, zodToConfigError } from '@mnemo/core';
 import { z } from 'zod';
+import { FFN_KINDS, FFN_REGISTRY, type FfnKind, MEMORY_KINDS } from './ffn-kinds';
 
-export const FFN_KINDS = ['dense', 'moe', 'memory', 'memoryPlus'] as const;
-export type FfnKind = (typeof FFN_KINDS)[number];
+export { FFN_KINDS, type FfnKind };
 
 const positiveInt = z.number().int().positive();
 
@@ -21,6 +21,16 @@ const moeSchema = z
     hidden: positiveInt.optional(),
     /** weight of the load-balancing loss E·Σ f_e·P_e (Switch/GShard) */
     balanceCoef: z.number().min(0).default(0.01),
+  })
+  .strict();
+
+/** A skip-layer memory: reads block `read`'s normalised FFN input, adds its output after block `write` > read. */
+const skipSchema = z
+  .object({
+    read: z.number().int().min(0),
+    write: z.number().int().min(0),
+    /** a memory kind of the registry; it reads the model's shared pool */
+    kind: z.enum(MEMORY_KINDS),
   })
   .strict();
 
@@ -62,6 +72,8 @@ export const modelConfigSchema = z
     tieEmbeddings: z.boolean().default(true),
     /** one FFN kind per block; default all dense (see ffnPlan) */
     ffn: z.array(z.enum(FFN_KINDS)).optional(),
+    /** skip-layer memories (UltraMem wiring), built after the blocks; none by default */
+    skips: z.array(skipSchema).optional(),
     moe: moeSchema.default({ experts: 4, topK: 2, balanceCoef: 0.01 }),
     memory: memorySchema.default({
       numKeys: 32,
@@ -85,6 +97,11 @@ export const modelConfigSchema = z
     if (c.ffn && c.ffn.length !== c.layers) {
       issue(['ffn'], `length ${c.ffn.length} != layers ${c.layers}; give one kind per block (ffnPlan builds it)`);
     }
+    (c.skips ?? []).forEach((s, i) => {
+      if (!(s.read < s.write && s.write < c.layers)) {
+        issue(['skips', i], `needs 0 ≤ read < write < layers (${c.layers}), got ${s.read} → ${s.write}`);
+      }
+    });
     const m = c.memory;
     if (m.keyDim % 2 !== 0) issue(['memory', 'keyDim'], `must be even (two halves), got ${m.keyDim}`);
     if (m.topK > m.numKeys) issue(['memory', 'topK'], `must be ≤ memory.numKeys (${m.numKeys}), got ${m.topK}`);
@@ -118,14 +135,15 @@ export function parseModelConfig(input: unknown): ModelConfig {
 /**
  * One FFN kind per block. `blocks`: which blocks get `kind` (others stay dense) — an array of
  * block indices, or a count spread over the depth like Memory+ (3 of 24 → blocks 4, 12, 20).
- * Default: every block for `dense`/`moe`; 1 middle block for `memory`; 3 spread blocks for `memoryPlus`.
+ * Default: the kind's `defaultBlocks` in the registry (1 middle block for `memory`, 3 spread blocks
+ * for `memoryPlus`), else every block.
  */
 export function ffnPlan(kind: FfnKind, layers: number, blocks?: number | number[]): FfnKind[] {
   const plan: FfnKind[] = Array.from({ length: layers }, () => 'dense');
   let idx: number[];
   if (Array.isArray(blocks)) idx = blocks;
   else {
-    const count = Math.min(layers, blocks ?? (kind === 'memory' ? 1 : kind === 'memoryPlus' ? 3 : layers));
+    const count = Math.min(layers, blocks ?? FFN_REGISTRY[kind].defaultBlocks ?? layers);
     idx = spread(count, layers);
   }
   for (const i of idx) {

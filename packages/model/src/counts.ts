@@ -1,19 +1,19 @@
 /**
  * Analytic parameter and FLOP counts of a ModelConfig (no model is built).
  *
- * denseParams: every tensor the model's dense optimizer trains EXCEPT the memory layers' own
- *   tensors: token embedding, attention, norms, dense/MoE FFNs (all experts), the untied head.
- * memoryParams: the shared value pool N·dv, plus each memory layer's tensors (query projection
- *   Wq, bq; sub-keys H·n·dk; Memory+ W1, b1, W2, b2, or PKM's Wo when dv ≠ D).
- *   So Σ sizes of trainableVariables() = denseParams + memoryParams − N·dv.
+ * denseParams: every tensor the model's dense optimizer trains EXCEPT the memories' own tensors:
+ *   token embedding, attention, norms, dense/MoE FFNs (all experts), the untied head.
+ * memoryParams: the shared value pool N·dv, plus each memory's tensors (block FFN slots and
+ *   skip-layer sites; for product-key layers: Wq, bq, sub-keys H·n·dk; Memory+ W1, b1, W2, b2, or
+ *   PKM's Wo when dv ≠ D). So Σ sizes of trainableVariables() = denseParams + memoryParams − N·dv.
  * flopsPerToken: forward, 2 FLOPs per multiply-add, matmuls only (norms, RoPE, softmax and
  *   activations are left out); attention scores and the weighted sum at a context of
- *   maxSeqLen/2; MoE counts the router and the 2 ACTIVE experts; memory layers use
- *   memoryLayerFlops (@mnemo/memory-layer); the LM head counts, the embedding lookup does not.
+ *   maxSeqLen/2; MoE counts the router and the 2 ACTIVE experts; memories count what their kind's
+ *   registry entry says (memoryLayerFlops for product keys); the LM head counts, the embedding
+ *   lookup does not. Per-kind counts live in the registry (ffn-kinds.ts).
  */
-import { memoryLayerFlops } from '@mnemo/memory-layer';
 import type { ModelConfig } from './config';
-import { memoryLayerConfigFor } from './memory-ffn';
+import { FFN_REGISTRY, isMemoryKind, memoryKind, usesMemoryPool } from './ffn-kinds';
 
 export interface ModelCounts {
   denseParams: number;
@@ -32,39 +32,32 @@ export function modelCounts(c: ModelConfig): ModelCounts {
   const attnParams = D * (H + 2 * Hk) * dh + H * dh * D;
   const ctx = c.maxSeqLen / 2;
   const attnFlops = 2 * attnParams + 2 * 2 * H * dh * ctx; // projections + (q·k, p·v)
-  const swigluParams = (h: number) => 3 * D * h;
   let dense = embedding + D; // + final norm
   let active = dense;
-  let memoryLayers = 0;
+  let memories = 0;
   let flops = 2 * D * V; // LM head
   c.ffn.forEach((kind, i) => {
     const norms = 2 * D;
     dense += attnParams + norms;
     active += attnParams + norms;
     flops += attnFlops;
-    if (kind === 'dense') {
-      dense += swigluParams(c.ffnHidden);
-      active += swigluParams(c.ffnHidden);
-      flops += 2 * swigluParams(c.ffnHidden);
-    } else if (kind === 'moe') {
-      const router = D * c.moe.experts;
-      dense += router + c.moe.experts * swigluParams(c.moe.hidden);
-      active += router + 2 * swigluParams(c.moe.hidden);
-      flops += 2 * router + 2 * 2 * swigluParams(c.moe.hidden);
-    } else {
-      const m = memoryLayerConfigFor(c, i);
-      const hq = m.heads * m.keyDim;
-      memoryLayers += D * hq + hq + m.heads * m.numKeys * m.keyDim; // Wq, bq, sub-keys [H, 2, n, dk/2]
-      if (m.gating === 'silu') memoryLayers += 2 * D * m.valueDim + m.valueDim + D; // W1, b1, W2, b2
-      else if (m.valueDim !== D) memoryLayers += m.valueDim * D; // Wo
-      flops += memoryLayerFlops(m);
+    const f = FFN_REGISTRY[kind].counts(c, i);
+    if (isMemoryKind(kind)) memories += f.params;
+    else {
+      dense += f.params;
+      active += f.activeParams;
     }
+    flops += f.flops;
   });
-  const hasMemory = c.ffn.some((k) => k === 'memory' || k === 'memoryPlus');
-  const values = hasMemory ? c.memory.numKeys ** 2 * (c.memory.valueDim ?? D) : 0;
+  (c.skips ?? []).forEach((s, i) => {
+    const f = memoryKind(s.kind, `skips.${i}.kind`).counts(c, `skips.${i}`);
+    memories += f.params;
+    flops += f.flops;
+  });
+  const values = usesMemoryPool(c) ? c.memory.numKeys ** 2 * (c.memory.valueDim ?? D) : 0;
   return {
     denseParams: dense,
-    memoryParams: values + memoryLayers,
+    memoryParams: values + memories,
     flopsPerToken: flops,
     embeddingParams: embedding,
     activeDenseParams: active,

@@ -2,11 +2,13 @@
  * Extension points for memory designs that do not fit the FFN slot (interfaces only; the
  * implementations belong to @mnemo/ultramem and @mnemo/memory3).
  *
- * UltraMem skip-layer wiring (algorithms.md §3): a memory reads the normalised FFN input of
+ * UltraMem skip-layer wiring (docs/design.md §3): a memory reads the normalised FFN input of
  * block `readBlock` and its output is added to the residual after block `writeBlock` > readBlock,
- * so its lookup overlaps the dense compute of the blocks in between. LanguageModel already wires
- * these (pass `skips` to its constructor); their variables join the model's under
- * `skips.<i>.<name>`. Checkpoints do not store them yet.
+ * so its lookup overlaps the dense compute of the blocks in between. Memories of a registry kind
+ * are declared in `config.skips` ({ read, write, kind }): built on the shared pool, counted, and
+ * saved/loaded with the block memories. `SkipLayerMemory` is the lower-level hook for anything
+ * else (pass `skips` to the constructor; their variables join the model's under
+ * `skips.<i>.<name>`, after the config's; checkpoints do not rebuild them).
  */
 import type * as tf from '@tensorflow/tfjs-core';
 
@@ -20,7 +22,7 @@ export interface SkipLayerMemory {
 }
 
 /**
- * Memory³ explicit memories (algorithms.md §4): sparse K/V of retrieved reference chunks,
+ * Memory³ explicit memories (docs/design.md §4): sparse K/V of retrieved reference chunks,
  * prepended to the keys/values of the memory layers (the first half of the blocks) for each KV
  * head. Plug in at the attention's `kv` hook (attention.ts, AttnContext.kv): concatenate
  * `[external | own]` along the key axis and widen the mask; the external keys already carry

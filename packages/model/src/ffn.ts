@@ -1,16 +1,16 @@
 /**
- * The FFN slot of a transformer block. Every block has one; its kind comes from `config.ffn[i]`:
- *   dense       SwiGLU MLP                        (swiglu.ts)
- *   moe         top-2 of E SwiGLU experts          (moe.ts)
- *   memory      PKM memory layer, gating 'none'    (memory-ffn.ts)
- *   memoryPlus  Memory+ layer, gating 'silu'       (memory-ffn.ts)
- * A new kind (e.g. an UltraMem layer in place of the FFN) implements `FfnSlot`; memories that
- * read one block and write after a later one use `SkipLayerMemory` (extensions.ts) instead.
+ * The FFN slot of a transformer block. Every block has one; its kind comes from `config.ffn[i]`
+ * and is built by the kind's entry in the registry (ffn-kinds.ts). A slot that reads the model's
+ * shared value pool exposes its `memory` (for checkpoints, usage metrics and inspection).
+ * Memories that read one block and write after a later one are skip-layer sites (config.skips).
  */
+import type { Memory } from '@mnemo/memory-layer';
 import type * as tf from '@tensorflow/tfjs-core';
 
 export interface FfnSlot {
   readonly kind: string;
+  /** the memory this slot reads through, for memory kinds */
+  readonly memory?: Memory;
   /**
    * x [N, D]: the block's RMS-normalised input, tokens flattened (N = B·T) → y [N, D], added to
    * the residual by the block. `aux`: an auxiliary loss to add to the LM loss (MoE balance).

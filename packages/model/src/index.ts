@@ -12,12 +12,24 @@ export {
   parseModelConfig,
 } from './config';
 export { type ModelCounts, modelCounts } from './counts';
-export { LanguageModel, type LanguageModelOptions, type MemoryInspection } from './model';
+export { LanguageModel, type LanguageModelOptions, type MemoryInspection, type MemorySite } from './model';
 export type { KVCache } from './kv-cache';
 export type { FfnSlot } from './ffn';
 export type { ExternalKV, SkipLayerMemory } from './extensions';
 export { MoeFfn } from './moe';
-export { MemoryFfn, memoryLayerConfigFor } from './memory-ffn';
+export { MemoryFfn } from './memory-ffn';
+export {
+  FFN_REGISTRY,
+  type FfnKindSpec,
+  type FfnSite,
+  MEMORY_KINDS,
+  type MemoryKindSpec,
+  ffnKind,
+  isMemoryKind,
+  memoryKind,
+  memoryLayerConfigFor,
+  usesMemoryPool,
+} from './ffn-kinds';
 export { type GenerateOptions, type GenerateResult, type TextCodec, generate, sampleToken } from './generate';
 export {
   type CheckpointParts,

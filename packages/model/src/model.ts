@@ -3,30 +3,28 @@
  *
  *   ids [B, T] → h = E[ids]                              [B, T, D]
  *   each block i:  h += Attention(RMSNorm(h))             causal, RoPE, GQA
- *                  x = RMSNorm(h);  h += FFN_i(x)         dense | moe | memory | memoryPlus
- *                  (+ outputs of skip-layer memories that write after block i)
+ *                  x = RMSNorm(h);  h += FFN_i(x)         a registry kind: dense | moe | memory | memoryPlus
+ *                  (+ outputs of skip-layer memories that read block j ≤ i's x and write after block i)
  *   logits = RMSNorm(h) · Eᵀ  (tied)  or  · W_head        [B, T, V]
  *
- * All memory blocks share ONE value pool (`pool`); their values are updated sparsely by the
- * pool's own optimizer during backward, so `trainableVariables()` holds dense tensors only.
+ * All memories (memory blocks and config.skips) share ONE value pool (`pool`); their values are
+ * updated sparsely by the pool's own optimizer during backward, so `trainableVariables()` holds
+ * dense tensors only.
  * Incremental decoding keeps per-sequence KV caches; `decodeBatch` decodes several sequences of
  * different lengths at once (per-row positions and masks, caches padded to the longest).
  */
-import { ConfigError, ShapeError, ValueError } from '@mnemo/core';
-import { type MemoryLayer, MemoryPool } from '@mnemo/memory-layer';
+import { ConfigError, ShapeError, ValueError, subSeed } from '@mnemo/core';
+import { type Memory, MemoryPool, type ValuePool } from '@mnemo/memory-layer';
 import * as tf from '@tensorflow/tfjs-core';
 import { Attention, type AttnContext, cachedMask, causalMask } from './attention';
 import { type ModelConfig, type ModelConfigInput, parseModelConfig } from './config';
 import type { SkipLayerMemory } from './extensions';
 import type { FfnSlot } from './ffn';
+import { FFN_REGISTRY, isMemoryKind, memoryKind, usesMemoryPool } from './ffn-kinds';
 import { type KVCache, ModelKVCache } from './kv-cache';
-import { MemoryFfn, memoryLayerConfigFor } from './memory-ffn';
-import { MoeFfn } from './moe';
 import { crossEntropy, gatherRows, rmsNorm } from './ops';
 import { ParamStore } from './params';
-import { subSeed } from '@mnemo/core';
 import { Rope } from './rope';
-import { DenseFfn } from './swiglu';
 
 /** causal masks kept per sequence length (the first few lengths seen) */
 const MASK_CACHE = 8;
@@ -39,15 +37,32 @@ interface Block {
 }
 
 export interface LanguageModelOptions {
-  /** adopt an existing pool and memory layers (one per memory block, in block order), e.g. loaded from a checkpoint */
-  memory?: { pool: MemoryPool; layers: MemoryLayer[] };
-  /** skip-layer memories (UltraMem wiring; see extensions.ts) */
+  /** adopt an existing value pool (e.g. loaded from a checkpoint) instead of creating one; the model disposes it */
+  pool?: ValuePool;
+  /**
+   * custom skip-layer memories (extensions.ts), after the config's own (config.skips); their
+   * variables join the model's as `skips.<i>.<name>`. Checkpoints do not rebuild them: declare
+   * memory skips in config.skips instead.
+   */
   skips?: SkipLayerMemory[];
 }
 
-/** One memory block's lookups for a token sequence: ids and weights laid out [T, H, k]. */
+/** Where a memory of the model sits: a block's FFN slot (`blocks.<i>.ffn`) or a skip (`skips.<i>`). */
+export interface MemorySite {
+  site: string;
+  /** the block whose normalised FFN input it reads */
+  readBlock: number;
+  /** the block after which its output joins the residual */
+  writeBlock: number;
+  memory: Memory;
+}
+
+/** One memory's lookups for a token sequence: ids and weights laid out [T, H, k]. */
 export interface MemoryInspection {
+  /** the block whose FFN input the memory read */
   block: number;
+  /** `blocks.<i>.ffn` or `skips.<i>` */
+  site: string;
   ids: Int32Array;
   weights: Float32Array;
   heads: number;
@@ -56,13 +71,14 @@ export interface MemoryInspection {
 
 export class LanguageModel {
   readonly config: ModelConfig;
-  readonly pool?: MemoryPool;
+  readonly pool?: ValuePool;
   private readonly params: ParamStore;
   private readonly tokEmb: tf.Variable; // [V, D]
   private readonly lmHead?: tf.Variable; // [D, V] when untied
   private readonly normF: tf.Variable; // [D]
   private readonly blocks: Block[] = [];
   private readonly skips: SkipLayerMemory[];
+  private readonly sites: MemorySite[] = [];
   private readonly rope: Rope;
   private readonly masks = new Map<number, tf.Tensor4D>(); // causal masks by T
   private readonly groups: number; // G = heads / kvHeads
@@ -77,20 +93,17 @@ export class LanguageModel {
     const outStd = 0.02 / Math.sqrt(2 * c.layers); // residual projections (GPT-2 scaling)
     this.tokEmb = this.params.normal('tok_emb', [c.vocabSize, D], 0.02);
 
-    const memBlocks = this.memoryBlocks();
-    if (opts.memory) {
-      if (opts.memory.layers.length !== memBlocks.length) {
-        throw new ConfigError('memory', `${opts.memory.layers.length} memory layers given, the config has ${memBlocks.length} memory blocks`);
+    const m = c.memory;
+    const rows = m.numKeys * m.numKeys;
+    const dv = m.valueDim ?? D;
+    if (opts.pool) {
+      if (!usesMemoryPool(c)) throw new ConfigError('pool', 'given, but the config has no memory blocks or skips to read it');
+      if (opts.pool.rows !== rows || opts.pool.dim !== dv) {
+        throw new ConfigError('pool', `is ${opts.pool.rows}×${opts.pool.dim}; the config's memory needs ${rows}×${dv} (memory.numKeys², valueDim)`);
       }
-      this.pool = opts.memory.pool;
-    } else if (memBlocks.length > 0) {
-      const m = c.memory;
-      this.pool = new MemoryPool({
-        rows: m.numKeys * m.numKeys,
-        dim: m.valueDim ?? D,
-        optimizer: { kind: m.valueOptimizer, lr: m.valueLr },
-        seed: subSeed(c.seed, 'pool'),
-      });
+      this.pool = opts.pool;
+    } else if (usesMemoryPool(c)) {
+      this.pool = new MemoryPool({ rows, dim: dv, optimizer: { kind: m.valueOptimizer, lr: m.valueLr }, seed: subSeed(c.seed, 'pool') });
     }
 
     for (let i = 0; i < c.layers; i++) {
@@ -98,27 +111,31 @@ export class LanguageModel {
       const attnNorm = this.params.ones(`${p}.attn_norm`, [D]);
       const attn = new Attention(this.params, `${p}.attn`, i, D, c.heads, c.kvHeads, this.rope, outStd);
       const ffnNorm = this.params.ones(`${p}.ffn_norm`, [D]);
-      const kind = c.ffn[i]!;
-      let ffn: FfnSlot;
-      if (kind === 'dense') ffn = new DenseFfn(this.params, `${p}.ffn`, D, c.ffnHidden, outStd);
-      else if (kind === 'moe') ffn = new MoeFfn(this.params, `${p}.ffn`, D, c.moe.experts, c.moe.hidden, c.moe.balanceCoef, outStd);
-      else if (opts.memory) {
-        const layer = opts.memory.layers[memBlocks.indexOf(i)]!;
-        const want = memoryLayerConfigFor(c, i);
-        if (JSON.stringify(layer.config) !== JSON.stringify(want) || layer.pool !== this.pool) {
-          throw new ConfigError(`memory.layers.${memBlocks.indexOf(i)}`, `does not match block ${i} of the config (or uses another pool)`);
-        }
-        ffn = new MemoryFfn(layer);
-      } else ffn = MemoryFfn.create(c, i, this.pool!);
-      if (ffn instanceof MemoryFfn) {
+      const spec = FFN_REGISTRY[c.ffn[i]!];
+      const ffn = spec.create({ config: c, block: i, prefix: `${p}.ffn`, params: this.params, outStd, pool: this.pool });
+      if (ffn.memory) {
         for (const [name, v] of Object.entries(ffn.variables())) this.params.adopt(`${p}.ffn.${name}`, v);
+        this.sites.push({ site: `${p}.ffn`, readBlock: i, writeBlock: i, memory: ffn.memory });
       }
       this.blocks.push({ attnNorm, attn, ffnNorm, ffn });
     }
     this.normF = this.params.ones('norm_f', [D]);
     if (!c.tieEmbeddings) this.lmHead = this.params.normal('lm_head', [D, c.vocabSize], 0.02);
 
-    this.skips = opts.skips ?? [];
+    // skip-layer memories: the config's (on the shared pool, checkpointed), then custom ones
+    const configSkips = (c.skips ?? []).map((s, i): SkipLayerMemory => {
+      const site = `skips.${i}`;
+      const memory = memoryKind(s.kind, `${site}.kind`).create(c, site, this.pool!);
+      this.sites.push({ site, readBlock: s.read, writeBlock: s.write, memory });
+      return {
+        readBlock: s.read,
+        writeBlock: s.write,
+        apply: (x, o) => memory.apply(x, o) as tf.Tensor2D,
+        variables: () => memory.variables(),
+        dispose: () => memory.dispose(),
+      };
+    });
+    this.skips = [...configSkips, ...(opts.skips ?? [])];
     this.skips.forEach((s, i) => {
       if (!(Number.isInteger(s.readBlock) && s.readBlock >= 0 && s.readBlock < s.writeBlock && s.writeBlock < c.layers)) {
         throw new ConfigError(`skips.${i}`, `needs 0 ≤ readBlock < writeBlock < layers (${c.layers}), got ${s.readBlock} → ${s.writeBlock}`);
@@ -137,14 +154,19 @@ export class LanguageModel {
     return this.params.named();
   }
 
-  /** Block indices whose FFN is a memory layer. */
+  /** Block indices whose FFN is a memory kind. */
   memoryBlocks(): number[] {
-    return this.config.ffn.flatMap((k, i) => (k === 'memory' || k === 'memoryPlus' ? [i] : []));
+    return this.config.ffn.flatMap((k, i) => (isMemoryKind(k) ? [i] : []));
   }
 
-  /** The memory layers, in block order. */
-  memoryLayers(): MemoryLayer[] {
-    return this.blocks.flatMap((b) => (b.ffn instanceof MemoryFfn ? [b.ffn.layer] : []));
+  /** Every memory reading the shared pool: memory blocks in block order, then config.skips in order. */
+  memoryLayers(): Memory[] {
+    return this.sites.map((s) => s.memory);
+  }
+
+  /** Where each memory of memoryLayers() sits (same order). */
+  memorySites(): MemorySite[] {
+    return this.sites.map((s) => ({ ...s }));
   }
 
   /** The FFN slot of block `i` (e.g. a MoeFfn, to read its last balance value). */
@@ -215,7 +237,7 @@ export class LanguageModel {
     );
   }
 
-  /** Per token, per memory block, per head: the slots read and their weights ([T, H, k] each). */
+  /** Per token, per memory (blocks, then skips reading the same block), per head: the slots read and their weights ([T, H, k] each). */
   inspectMemory(tokens: number[]): MemoryInspection[] {
     const T = tokens.length;
     const idArr = this.checkTokens(tokens, 'tokens');
@@ -223,10 +245,11 @@ export class LanguageModel {
     const out: MemoryInspection[] = [];
     tf.tidy(() => {
       this.run(idArr, 1, T, this.fullContext(T), false, (block, x) => {
-        const ffn = this.blocks[block]!.ffn;
-        if (!(ffn instanceof MemoryFfn)) return;
-        const t = ffn.layer.inspect(x);
-        out.push({ block, ids: t.ids, weights: t.weights, heads: t.heads, topK: t.k });
+        for (const s of this.sites) {
+          if (s.readBlock !== block) continue;
+          const t = s.memory.inspect(x);
+          out.push({ block, site: s.site, ids: t.ids, weights: t.weights, heads: t.heads, topK: t.k });
+        }
       });
     });
     return out;
