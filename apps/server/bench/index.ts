@@ -14,11 +14,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BenchReport, repoRoot } from '@mnemo/bench';
+import { parseArgvOrExit } from '@mnemo/core';
 import autocannon from 'autocannon';
 import { initBackend } from '@mnemo/kernels';
 import { BpeTokenizer, LanguageModel, type ModelConfigInput, saveCheckpoint } from '@mnemo/model';
 
-const quick = process.argv.includes('--quick');
+const quick = parseArgvOrExit(
+  { quick: { type: 'boolean', description: '5 s of load per mode instead of 30 s' } },
+  { name: 'server bench', synopsis: 'usage: npm run bench -w server [-- --quick]' },
+).values.quick;
 const CONNECTIONS = 32;
 const DURATION_S = quick ? 5 : 30;
 const MAX_TOKENS = 32;

@@ -1,6 +1,6 @@
 import { ConfigError } from '@mnemo/core';
 import { describe, expect, it } from 'vitest';
-import { parseCli, parseServerOptions } from './options';
+import { USAGE, parseCli, parseServerOptions } from './options';
 
 function fieldOf(fn: () => unknown): string {
   try {
@@ -44,5 +44,30 @@ describe('options', () => {
     expect(fieldOf(() => parseCli(['--checkpoint', 'c', '--log-level', 'loud'], {}))).toBe('--log-level');
     expect(fieldOf(() => parseServerOptions({ maxTokens: -1 }))).toBe('maxTokens');
     expect(fieldOf(() => parseServerOptions({ nope: 1 }))).toBe('nope');
+  });
+
+  it('takes --flag=value; a missing value names the flag; an unknown flag names the closest one', () => {
+    expect(parseCli(['--checkpoint=c', '--port=0', '--log-level=info'], {})).toMatchObject({ checkpoint: 'c', port: 0, logLevel: 'info' });
+    expect(fieldOf(() => parseCli(['--checkpoint', 'c', '--port'], {}))).toBe('--port');
+    expect(fieldOf(() => parseCli(['--checkpoint', 'c', '--port=-1'], {}))).toBe('--port');
+    expect(() => parseCli(['--checkpoint', 'c', '--max-bacth', '4'], {})).toThrow(
+      'arguments: unknown flag --max-bacth; did you mean --max-batch? (mnemo-serve --help lists the flags)',
+    );
+    expect(() => parseCli(['--checkpoint', 'c', 'extra'], {})).toThrow("arguments: unexpected argument 'extra'");
+    expect(parseCli(['-h'], {}).help).toBe(true);
+  });
+
+  it('the help text lists every flag with the schema\'s defaults', () => {
+    for (const line of [
+      '--checkpoint DIR',
+      '--port N                 TCP port, 0 = any free port (default 8080)',
+      '--max-batch N            sequences decoded together per step (default 16)',
+      '--body-limit BYTES       largest request body (default 1048576)',
+      '--no-batching            decode one request at a time',
+      '--log-level LEVEL        fatal|error|warn|info|debug|silent; info logs every request (default warn)',
+      '-h, --help',
+    ]) {
+      expect(USAGE).toContain(`\n  ${line}`);
+    }
   });
 });

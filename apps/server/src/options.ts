@@ -1,9 +1,9 @@
 /**
  * Server options: validated once at the edge with zod (CLI flags and programmatic use alike);
- * a bad value throws ConfigError naming the option.
+ * a bad value throws ConfigError naming the option. The CLI's flags are parsed by @mnemo/core's
+ * parseFlags (`--port 80` or `--port=80`; an unknown flag names the closest known one).
  */
-import { parseArgs } from 'node:util';
-import { ConfigError } from '@mnemo/core';
+import { ConfigError, type ParsedArgs, UsageError, defineFlags, parseFlags, usage } from '@mnemo/core';
 import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
@@ -57,102 +57,96 @@ export interface CliOptions extends ServerOptions {
   help: boolean;
 }
 
-export const USAGE = `mnemo-serve --checkpoint DIR [options]
+/** the schema's defaults, shown by --help and passed on as given */
+const DEFAULTS = serverOptionsSchema.parse({});
 
-  --checkpoint DIR         trainer checkpoint to serve (required)
-  --host HOST              interface to bind (default 127.0.0.1)
-  --port N                 TCP port, 0 = any free port (default 8080)
-  --api-key KEY            require "Authorization: Bearer KEY" on /v1/* (or env MNEMO_API_KEY)
-  --max-queue N            waiting requests before 429 (default 64)
-  --max-batch N            sequences decoded together per step (default 16)
-  --no-batching            decode one request at a time
-  --timeout-ms N           per-request time limit (default 60000)
-  --max-tokens N           largest max_tokens accepted (default 256)
-  --max-prompt-tokens N    largest prompt in tokens (default 1024)
-  --body-limit BYTES       largest request body (default 1048576)
-  --shutdown-grace-ms N    time in-flight requests get after SIGTERM (default 30000)
-  --model-name NAME        model id in responses (default: checkpoint folder name)
-  --log-level LEVEL        fatal|error|warn|info|debug|silent (default warn; info logs every request)
-  -h, --help               this text
-`;
-
-const INT_FLAGS = {
+/** mnemo-serve's flags → the server option each one sets */
+const OPTION_OF = {
+  host: 'host',
   port: 'port',
+  'api-key': 'apiKey',
   'max-queue': 'maxQueue',
   'max-batch': 'maxBatch',
+  'no-batching': 'batching',
   'timeout-ms': 'timeoutMs',
   'max-tokens': 'maxTokens',
   'max-prompt-tokens': 'maxPromptTokens',
   'body-limit': 'bodyLimit',
   'shutdown-grace-ms': 'shutdownGraceMs',
-} as const;
+  'model-name': 'modelName',
+} as const satisfies Record<string, keyof ServerOptions>;
 
-/** Parse `mnemo-serve` arguments; throws ConfigError naming the flag. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'silent'] as const;
+
+/** the flags; ranges beyond "an integer ≥ 0" are the schema's (errors still name the flag) */
+const CLI_FLAGS = defineFlags({
+  checkpoint: { type: 'string', placeholder: 'DIR', description: 'trainer checkpoint to serve (required)' },
+  host: { type: 'string', placeholder: 'HOST', description: 'interface to bind', default: DEFAULTS.host },
+  port: { type: 'int', min: 0, description: 'TCP port, 0 = any free port', default: DEFAULTS.port },
+  'api-key': { type: 'string', placeholder: 'KEY', description: 'require "Authorization: Bearer KEY" on /v1/* (or env MNEMO_API_KEY)' },
+  'max-queue': { type: 'int', min: 0, description: 'waiting requests before 429', default: DEFAULTS.maxQueue },
+  'max-batch': { type: 'int', min: 0, description: 'sequences decoded together per step', default: DEFAULTS.maxBatch },
+  'no-batching': { type: 'boolean', description: 'decode one request at a time' },
+  'timeout-ms': { type: 'int', min: 0, description: 'per-request time limit', default: DEFAULTS.timeoutMs },
+  'max-tokens': { type: 'int', min: 0, description: 'largest max_tokens accepted', default: DEFAULTS.maxTokens },
+  'max-prompt-tokens': { type: 'int', min: 0, description: 'largest prompt in tokens', default: DEFAULTS.maxPromptTokens },
+  'body-limit': { type: 'int', min: 0, placeholder: 'BYTES', description: 'largest request body', default: DEFAULTS.bodyLimit },
+  'shutdown-grace-ms': { type: 'int', min: 0, description: 'time in-flight requests get after SIGTERM', default: DEFAULTS.shutdownGraceMs },
+  'model-name': { type: 'string', placeholder: 'NAME', description: 'model id in responses', defaultText: 'checkpoint folder name' },
+  'log-level': {
+    type: 'string',
+    placeholder: 'LEVEL',
+    choices: LOG_LEVELS,
+    description: `${LOG_LEVELS.join('|')}; info logs every request`,
+    default: 'warn',
+  },
+});
+
+export const USAGE = `mnemo-serve --checkpoint DIR [options]
+
+${usage(CLI_FLAGS)}
+`;
+
+/** Parse `mnemo-serve` arguments; throws ConfigError naming the flag (`arguments` for an unknown flag). */
 export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
-  let parsed: ReturnType<typeof parseCliRaw>;
+  let parsed: ParsedArgs<typeof CLI_FLAGS>;
   try {
-    parsed = parseCliRaw(argv);
+    parsed = parseFlags(CLI_FLAGS, argv);
   } catch (e) {
-    throw new ConfigError('arguments', `${(e as Error).message}. Run mnemo-serve --help.`);
+    if (!(e instanceof UsageError)) throw e;
+    if (e.flag === undefined) throw new ConfigError('arguments', `${e.message} (mnemo-serve --help lists the flags)`);
+    // `--port: expected …` / `--port needs a value` → ConfigError('--port', …)
+    throw new ConfigError(e.flag, e.message.slice(e.flag.length).replace(/^:?\s*/, ''));
   }
   const v = parsed.values;
-  const help = v.help === true;
+  const help = parsed.help;
   if (!help && !v.checkpoint) throw new ConfigError('--checkpoint', 'is required: the folder a trainer checkpoint was saved to');
-  const raw: Record<string, unknown> = {};
-  if (v.host !== undefined) raw.host = v.host;
+  const raw: Record<string, unknown> = {
+    host: v.host,
+    port: v.port,
+    maxQueue: v['max-queue'],
+    maxBatch: v['max-batch'],
+    batching: !v['no-batching'],
+    timeoutMs: v['timeout-ms'],
+    maxTokens: v['max-tokens'],
+    maxPromptTokens: v['max-prompt-tokens'],
+    bodyLimit: v['body-limit'],
+    shutdownGraceMs: v['shutdown-grace-ms'],
+  };
   const apiKey = v['api-key'] ?? env.MNEMO_API_KEY;
   if (apiKey !== undefined && apiKey !== '') raw.apiKey = apiKey;
-  if (v['no-batching']) raw.batching = false;
   if (v['model-name'] !== undefined) raw.modelName = v['model-name'];
-  for (const [flag, key] of Object.entries(INT_FLAGS)) {
-    const s = v[flag as keyof typeof v];
-    if (s === undefined) continue;
-    const n = Number(s);
-    if (typeof s !== 'string' || !/^\d+$/.test(s) || !Number.isSafeInteger(n)) {
-      throw new ConfigError(`--${flag}`, `must be a non-negative integer, got '${String(s)}'`);
-    }
-    raw[key] = n;
-  }
   let opts: ServerOptions;
   try {
     opts = parseServerOptions(raw);
   } catch (e) {
     if (e instanceof ConfigError) {
-      const flag = Object.entries(INT_FLAGS).find(([, k]) => k === e.field)?.[0] ?? kebab(e.field);
+      const flag = Object.entries(OPTION_OF).find(([, k]) => k === e.field)?.[0] ?? kebab(e.field);
       throw new ConfigError(`--${flag}`, e.message.slice(e.field.length + 2));
     }
     throw e;
   }
-  const logLevel = (v['log-level'] ?? 'warn') as CliOptions['logLevel'];
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'silent'].includes(logLevel)) {
-    throw new ConfigError('--log-level', `must be one of fatal|error|warn|info|debug|silent, got '${logLevel}'`);
-  }
-  return { ...opts, checkpoint: v.checkpoint ?? '', logLevel, help };
-}
-
-function parseCliRaw(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      checkpoint: { type: 'string' },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      'api-key': { type: 'string' },
-      'max-queue': { type: 'string' },
-      'max-batch': { type: 'string' },
-      'no-batching': { type: 'boolean' },
-      'timeout-ms': { type: 'string' },
-      'max-tokens': { type: 'string' },
-      'max-prompt-tokens': { type: 'string' },
-      'body-limit': { type: 'string' },
-      'shutdown-grace-ms': { type: 'string' },
-      'model-name': { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  return { ...opts, checkpoint: v.checkpoint ?? '', logLevel: v['log-level'], help };
 }
 
 function kebab(s: string): string {

@@ -14,20 +14,25 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BenchReport, summarize } from '@mnemo/bench';
-import { mulberry32 } from '@mnemo/core';
+import { defineFlags, mulberry32, parseArgvOrExit } from '@mnemo/core';
 import { loadCheckpoint } from '@mnemo/model';
 import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW, type CompareRow, generateFacts, MEMORY_BLOCKS, preset } from '../src/index';
 import { parseSeeds, runJobs } from './jobs';
 
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const steps = arg('steps', 400);
-const facts = arg('facts', 1000);
-const filler = arg('filler', 0);
+const { values: flags } = parseArgvOrExit(
+  defineFlags({
+    steps: { type: 'int', min: 1, default: 400, description: 'training steps per run' },
+    facts: { type: 'int', min: 0, default: 1000, description: 'synthetic facts' },
+    filler: { type: 'number', min: 0, default: 0, description: 'Moby Dick filler sentences per fact statement' },
+    seeds: { type: 'string', placeholder: 'S,S,...', parse: parseSeeds, default: '1,2,3,4,5,6', description: 'every model trained once per seed' },
+    jobs: { type: 'int', min: 1, default: 2, description: 'runs at a time, one child process each' },
+    reuse: { type: 'boolean', description: 'read back runs in runs/bench that finished with exactly their config' },
+  }),
+  { name: 'trainer bench', synopsis: 'usage: npm run bench -w trainer [-- --steps N --facts N --filler X --seeds S,S,... --jobs N --reuse]' },
+);
+const { steps, facts, filler } = flags;
 const valueLr = (name: string) => (preset(name).model as { memory: { valueLr: number } }).memory.valueLr;
 /** the seeds Memory+'s value LR was chosen on (trainer-sweep-memory-plus-value-lr-seeds) */
 const TUNING_SEEDS = [1, 2, 3];
@@ -169,10 +174,7 @@ const mean = (rows: CompareRow[], f: (r: CompareRow) => number) => rows.reduce((
 async function main() {
   await initBackend(); // runs reused from runs/bench train nothing here
   const names = ['dense', 'moe', 'memory', 'memoryPlus'];
-  const si = process.argv.indexOf('--seeds');
-  const seeds = parseSeeds(si >= 0 ? (process.argv[si + 1] ?? '') : '1,2,3,4,5,6');
-  const jobs = arg('jobs', 2);
-  const reuse = process.argv.includes('--reuse');
+  const { seeds, jobs, reuse } = flags;
   const out = path.resolve('runs', 'bench');
   const p = preset('memoryPlus', { steps, facts, fillerRatio: filler });
   const mem = p.model.memory as { numKeys: number; heads: number; topK: number; keyDim: number; valueLr: number; valueOptimizer: string };

@@ -19,11 +19,14 @@ export interface Job {
 
 const self = fileURLToPath(import.meta.url);
 
-/** The value of --seeds ('1,2,3' → [1, 2, 3]): integers ≥ 0, as `preset(name, { seed })` takes. */
+/**
+ * The value of --seeds ('1,2,3' → [1, 2, 3]): integers ≥ 0, as `preset(name, { seed })` takes;
+ * the bench's and the sweep's flag parsers call it (`parse`), so its error names the flag.
+ */
 export function parseSeeds(text: string): number[] {
-  const seeds = text.split(',').map(Number);
-  if (seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`--seeds: expected integers ≥ 0 like 1,2,3, got '${text}'`);
-  return seeds;
+  const items = text.split(',').map((s) => s.trim());
+  if (items.some((s) => !/^\d+$/.test(s))) throw new Error(`--seeds: expected integers ≥ 0 like 1,2,3, got '${text}'`);
+  return items.map(Number);
 }
 
 function trainInChild(job: Job): Promise<CompareRow> {

@@ -15,6 +15,7 @@
  */
 import path from 'node:path';
 import { BenchReport } from '@mnemo/bench';
+import { UsageError, defineFlags, parseArgvOrExit } from '@mnemo/core';
 import { type TrainerConfig, parseTrainerConfig, preset } from '../src/index';
 import { parseSeeds, runJobs } from './jobs';
 
@@ -27,13 +28,26 @@ interface Result {
   recall: number;
 }
 
-const argv = process.argv.slice(2);
-const arg = (name: string, dflt?: string): string => {
-  const i = argv.indexOf(`--${name}`);
-  if (i >= 0 && argv[i + 1] !== undefined) return argv[i + 1]!;
-  if (dflt === undefined) throw new Error(`--${name} is required (see the header of bench/sweep.ts)`);
-  return dflt;
-};
+const { values: flags } = parseArgvOrExit(
+  defineFlags({
+    preset: { type: 'string', placeholder: 'NAME', default: 'memoryPlus', description: 'the preset swept' },
+    set: {
+      type: 'string',
+      placeholder: 'FIELD=V,V,...',
+      required: true,
+      description: 'a numeric config field (dotted path) and its values, or memoryBlocks=2,1+3,...',
+    },
+    seeds: { type: 'string', placeholder: 'S,S,...', parse: parseSeeds, description: 'repeat every run (dense too) per seed', defaultText: "the presets' own seed, once" },
+    steps: { type: 'int', min: 1, default: 400, description: 'training steps per run' },
+    facts: { type: 'int', min: 0, default: 1000, description: 'synthetic facts' },
+    jobs: { type: 'int', min: 1, default: 2, description: 'runs at a time, one child process each' },
+    reuse: { type: 'boolean', description: 'read back runs in runs/sweep that finished with exactly their config' },
+  }),
+  {
+    name: 'trainer sweep',
+    synopsis: 'usage: npm run bench:sweep -w trainer -- --set FIELD=V,V,... [--preset NAME --seeds S,S,... --steps N --facts N --jobs N --reuse]',
+  },
+);
 
 /** cfg with `field` (a dotted path, e.g. model.memory.valueLr) set to `value`, validated again */
 function withField(cfg: TrainerConfig, field: string, value: number): TrainerConfig {
@@ -41,34 +55,31 @@ function withField(cfg: TrainerConfig, field: string, value: number): TrainerCon
   const keys = field.split('.');
   let o = copy;
   for (const k of keys.slice(0, -1)) {
-    if (typeof o[k] !== 'object' || o[k] === null) throw new Error(`--set: ${field}: '${k}' is not a config section`);
+    if (typeof o[k] !== 'object' || o[k] === null) throw new UsageError(`--set: ${field}: '${k}' is not a config section`, { flag: '--set' });
     o = o[k] as Record<string, unknown>;
   }
-  if (typeof o[keys.at(-1)!] !== 'number') throw new Error(`--set: ${field} is not a numeric config field`);
+  if (typeof o[keys.at(-1)!] !== 'number') throw new UsageError(`--set: ${field} is not a numeric config field`, { flag: '--set' });
   o[keys.at(-1)!] = value;
   return parseTrainerConfig(copy);
 }
 
 async function main(): Promise<void> {
-  const steps = Number(arg('steps', '400'));
-  const facts = Number(arg('facts', '1000'));
-  const jobs = Number(arg('jobs', '2'));
-  const base = arg('preset', 'memoryPlus');
-  const [field, list] = arg('set').split('=') as [string, string | undefined];
+  const { steps, facts, jobs, reuse, preset: base } = flags;
+  const [field, list] = flags.set.split('=') as [string, string | undefined];
   const values = (list ?? '').split(',');
   const blocks = field === 'memoryBlocks';
   /** memoryBlocks value '1+3' → [1, 3] */
   const blocksOf = (v: string) => v.split('+').map(Number);
   const bad = (v: string) => (blocks ? blocksOf(v).some((b) => !Number.isInteger(b)) : !Number.isFinite(Number(v)) || v === '');
   if (!field || values.length === 0 || values.some(bad)) {
-    throw new Error(`--set: expected field=v1,v2,... (memoryBlocks=2,1+3,...), got '${arg('set')}'`);
+    throw new UsageError(`--set: expected field=v1,v2,... (memoryBlocks=2,1+3,...), got '${flags.set}'`, { flag: '--set' });
   }
   const variant = (v: string, out: string, seed: number | undefined) =>
     blocks
       ? preset(base, { steps, facts, out, seed, memoryBlocks: blocksOf(v) })
       : withField(preset(base, { steps, facts, out, seed }), field, Number(v));
-  const seedsArg = argv.includes('--seeds') ? arg('seeds') : '';
-  const seeds: (number | null)[] = seedsArg ? parseSeeds(seedsArg) : [null];
+  const seedsArg = flags.seeds?.join(',') ?? '';
+  const seeds: (number | null)[] = flags.seeds ?? [null];
   // runs off the default length or data get their own run directories and doc (…-800-steps, …-2000-facts)
   const off = `${steps !== 400 ? `-${steps}-steps` : ''}${facts !== 1000 ? `-${facts}-facts` : ''}`;
   const out = path.resolve('runs', 'sweep');
@@ -88,7 +99,7 @@ async function main(): Promise<void> {
     title: `Sweep of ${field} for the ${base} preset on synthetic facts (dense preset as reference)${seedsArg ? `, seeds ${seedsArg}` : ''}`,
     command:
       `npm run bench:sweep -w trainer -- --preset ${base} --set ${field}=${values.join(',')} ` +
-      `${seedsArg ? `--seeds ${seedsArg} ` : ''}--steps ${steps} --facts ${facts} --jobs ${jobs}${argv.includes('--reuse') ? ' --reuse' : ''}`,
+      `${seedsArg ? `--seeds ${seedsArg} ` : ''}--steps ${steps} --facts ${facts} --jobs ${jobs}${reuse ? ' --reuse' : ''}`,
     description:
       `Each run: the ${base} preset of apps/trainer/src/presets.ts (${steps} steps, ${facts} facts, no filler) with ${field} ` +
       'set as in the first column; the dense preset trained on the same data is the reference' +
@@ -97,7 +108,7 @@ async function main(): Promise<void> {
       'templates, each statement scored on its own; fact recall: exact match of the object by greedy decoding. ' +
       `Runs go ${jobs} at a time (tokens/s shared the 2 cores).`,
   });
-  const { rows, reused } = await runJobs(runs, { parallel: jobs, reuse: argv.includes('--reuse'), title: '[sweep] runs' });
+  const { rows, reused } = await runJobs(runs, { parallel: jobs, reuse, title: '[sweep] runs' });
   const results: Result[] = rows.map((r, i) => ({
     label: runs[i]!.label,
     flopsPerToken: r.flopsPerToken,
@@ -147,6 +158,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
+  if (e instanceof UsageError) {
+    console.error(`trainer sweep: ${e.message}`);
+    process.exit(2);
+  }
   console.error(e);
   process.exit(1);
 });

@@ -27,6 +27,11 @@ describe('mnemo-train CLI', async () => {
     expect(r.out).toMatch(/usage:\n {2}mnemo-train \[train\]/);
     expect(r.out).toMatch(/mnemo-train compare/);
     expect(r.out).toMatch(/mnemo-train demo/);
+    // every flag, with its default
+    for (const f of ['config', 'preset', 'data', 'facts', 'eval-qa', 'steps', 'seed', 'out', 'resume', 'md', 'help']) {
+      expect(r.out).toMatch(new RegExp(`\\n {2}(-h, )?--${f}\\b`));
+    }
+    expect(r.out).toMatch(/--seed S +model init seed S, data-order seed S \+ 4 \(default: the presets' own 7; the demo's 1\)/);
   });
 
   it('usage errors exit 2 with one clear line naming the flag', async () => {
@@ -38,9 +43,11 @@ describe('mnemo-train CLI', async () => {
       [['--preset', 'dense', '--seed', '2.5'], /^mnemo-train: --seed: expected a non-negative integer, got '2\.5'/],
       [['compare'], /^mnemo-train: compare needs configs or presets/],
       [['--preset', 'dense', '--steps', '0'], /^mnemo-train: train\.steps: /],
+      [['--preset=dense', '--steps=0'], /^mnemo-train: train\.steps: /], // --flag=value reaches the config
+      [['--preset', 'dense', '--steps=x'], /^mnemo-train: --steps: expected a non-negative integer, got 'x'/],
       [['--config', '/nonexistent/run.yaml'], /^mnemo-train: --config: cannot read/],
       [['--preset', 'huge'], /^mnemo-train: --preset: unknown preset 'huge'/],
-      [['--preset', 'dense', '--stpes', '10'], /^mnemo-train: unknown flag --stpes/],
+      [['--preset', 'dense', '--stpes', '10'], /^mnemo-train: unknown flag --stpes; did you mean --steps\?\n/],
       [['--preset', 'dense', 'extra'], /^mnemo-train: unexpected argument 'extra'/],
     ];
     for (const [args, re] of cases) {

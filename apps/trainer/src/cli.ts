@@ -4,86 +4,91 @@
  *                     [--steps N] [--seed S] [--out DIR] [--resume DIR]
  * mnemo-train compare <config file | preset>... [--steps N] [--facts N] [--seed S] [--md FILE]
  * mnemo-train demo [--steps N] [--seed S]        (Memory+ preset on synthetic facts, seed 1 → runs/demo)
+ *
+ * Flags (@mnemo/core parseFlags): `--steps 30` or `--steps=30`; an unknown flag is an error that
+ * names the closest known one; --help lists every flag with its default.
  */
-import { MnemoError, writeFileAtomic } from '@mnemo/core';
+import { type FlagValues, MnemoError, UsageError, defineFlags, parseFlags, usage, writeFileAtomic } from '@mnemo/core';
 import { compare, compareTable } from './compare';
 import { type TrainerConfig, parseTrainerConfig, readTrainerConfig } from './config';
 import { PRESETS, preset, setSeed } from './presets';
 import { runTraining } from './train';
 
-const USAGE = `usage:
+const SYNOPSIS = `usage:
   mnemo-train [train] (--config FILE | --preset ${PRESETS.join('|')}) [--data PATH] [--facts N]
                       [--eval-qa FILE] [--steps N] [--seed S] [--out DIR] [--resume DIR]
   mnemo-train compare <config file | preset>... [--steps N] [--facts N] [--seed S] [--md FILE]
-  mnemo-train demo [--steps N] [--seed S]
-  --seed S: model init seed S, data-order seed S + 4 (the presets' own: 7; the demo's: 1)`;
-
-class UsageError extends MnemoError {}
+  mnemo-train demo [--steps N] [--seed S]`;
 
 /** the demo trains the bench's first seed, so its numbers can be checked against the bench */
 const DEMO_SEED = 1;
 
-const FLAGS = new Set(['config', 'preset', 'data', 'facts', 'eval-qa', 'steps', 'seed', 'out', 'resume', 'md']);
+/** every flag of every subcommand; those given override the config's or preset's values */
+const FLAGS = defineFlags({
+  config: { type: 'string', placeholder: 'FILE', description: 'train: a YAML or JSON trainer config (this or --preset)' },
+  preset: { type: 'string', placeholder: 'NAME', description: `train: a preset, ${PRESETS.join('|')} (this or --config)` },
+  data: {
+    type: 'string',
+    placeholder: 'PATH',
+    description: 'training text: a UTF-8 file, a folder of .txt/.md/.jsonl, or JSONL',
+    defaultText: "the config's data.path, else Moby Dick",
+  },
+  facts: { type: 'int', min: 0, description: 'synthetic facts mixed into the text', defaultText: "the config's data.facts" },
+  'eval-qa': {
+    type: 'string',
+    placeholder: 'FILE',
+    description: 'recall on these JSONL {"prompt","answer"} lines',
+    defaultText: "the synthetic facts' questions",
+  },
+  steps: { type: 'int', min: 0, description: 'training steps', defaultText: "the config's train.steps" },
+  seed: {
+    type: 'int',
+    min: 0,
+    placeholder: 'S',
+    description: 'model init seed S, data-order seed S + 4',
+    defaultText: "the presets' own 7; the demo's 1",
+  },
+  out: { type: 'string', placeholder: 'DIR', description: 'run directory', defaultText: "the config's out; demo: runs/demo" },
+  resume: { type: 'string', placeholder: 'DIR', description: 'train: continue from the checkpoint in DIR' },
+  md: { type: 'string', placeholder: 'FILE', description: 'compare: also write the table to FILE' },
+});
 
-function parseArgs(argv: string[]): { positional: string[]; flags: Record<string, string> } {
-  const positional: string[] = [];
-  const flags: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--help' || a === '-h') flags.help = 'true';
-    else if (a.startsWith('--')) {
-      if (!FLAGS.has(a.slice(2))) throw new UsageError(`unknown flag ${a}\n${USAGE}`);
-      const v = argv[i + 1];
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value\n${USAGE}`);
-      flags[a.slice(2)] = v;
-      i++;
-    } else positional.push(a);
-  }
-  return { positional, flags };
-}
+type Flags = FlagValues<typeof FLAGS>;
 
-function intFlag(flags: Record<string, string>, name: string): number | undefined {
-  if (flags[name] === undefined) return undefined;
-  const n = Number(flags[name]);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name}: expected a non-negative integer, got '${flags[name]}'`);
-  return n;
-}
-
-function withOverrides(cfg: TrainerConfig, flags: Record<string, string>): TrainerConfig {
+function withOverrides(cfg: TrainerConfig, flags: Flags): TrainerConfig {
   const raw = structuredClone(cfg); // edited, then validated again
   if (flags.data) raw.data.path = flags.data;
-  if (flags.facts) raw.data.facts = intFlag(flags, 'facts') ?? raw.data.facts;
+  if (flags.facts !== undefined) raw.data.facts = flags.facts;
   if (flags['eval-qa']) raw.eval.qaFile = flags['eval-qa'];
-  if (flags.steps) raw.train.steps = intFlag(flags, 'steps') ?? raw.train.steps;
-  const seed = intFlag(flags, 'seed');
-  if (seed !== undefined) setSeed(raw, seed);
+  if (flags.steps !== undefined) raw.train.steps = flags.steps;
+  if (flags.seed !== undefined) setSeed(raw, flags.seed);
   if (flags.out) raw.out = flags.out;
   return parseTrainerConfig(raw);
 }
 
-function configOf(spec: string, flags: Record<string, string>, kind?: 'preset' | 'config'): TrainerConfig {
+function configOf(spec: string, flags: Flags, kind?: 'preset' | 'config'): TrainerConfig {
   const isPreset = kind === 'preset' || (kind === undefined && (PRESETS as readonly string[]).includes(spec));
   const base = isPreset ? preset(spec) : readTrainerConfig(spec);
   return withOverrides(base, flags);
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { positional, flags } = parseArgs(argv);
-  if (flags.help) {
-    console.log(USAGE);
+  const { values: flags, positionals: positional, help } = parseFlags(FLAGS, argv, { positionals: true });
+  if (help) {
+    console.log(`${SYNOPSIS}\n\nflags (given ones override the config's or preset's values):\n${usage(FLAGS)}`);
     return 0;
   }
   const cmd = positional[0] === 'compare' || positional[0] === 'demo' || positional[0] === 'train' ? positional.shift()! : 'train';
   if (cmd === 'train') {
-    if (!flags.config === !flags.preset) throw new UsageError(`give --config FILE or --preset NAME (one of them)\n${USAGE}`);
-    if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'\n${USAGE}`);
+    if (!flags.config === !flags.preset) throw new UsageError('give --config FILE or --preset NAME (one of them)');
+    if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
     const cfg = flags.preset ? configOf(flags.preset, flags, 'preset') : configOf(flags.config!, flags, 'config');
     const s = await runTraining(cfg, { resume: flags.resume });
     console.log(JSON.stringify({ name: s.name, out: s.out, final: s.final, tokensPerSec: Math.round(s.tokensPerSec) }));
     return 0;
   }
   if (cmd === 'compare') {
-    if (!positional.length) throw new UsageError(`compare needs configs or presets\n${USAGE}`);
+    if (!positional.length) throw new UsageError('compare needs configs or presets');
     const rows = await compare(positional.map((p) => configOf(p, flags)));
     const table = compareTable(rows);
     console.log(table);
@@ -102,7 +107,9 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e) => {
-    console.error(e instanceof MnemoError || e instanceof RangeError ? `mnemo-train: ${e.message}` : e);
+    // a usage error: the synopsis under it, as before; --help lists every flag
+    if (e instanceof UsageError) console.error(`mnemo-train: ${e.message}\n${SYNOPSIS}\n(mnemo-train --help lists every flag)`);
+    else console.error(e instanceof MnemoError || e instanceof RangeError ? `mnemo-train: ${e.message}` : e);
     process.exit(2);
   },
 );

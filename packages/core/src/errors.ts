@@ -55,6 +55,20 @@ export class CheckpointError extends MnemoError {
   }
 }
 
+/**
+ * A command line is wrong: an unknown flag, a flag's value missing or malformed, a stray
+ * argument. CLIs print the message (no stack trace) and exit 2.
+ */
+export class UsageError extends MnemoError {
+  /** the known flag (`--steps`) whose value is missing or wrong; undefined for unknown flags and stray arguments */
+  readonly flag: string | undefined;
+
+  constructor(message: string, options?: { flag?: string; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.flag = options?.flag;
+  }
+}
+
 /** Throw a ConfigError unless `v` is an integer in [min, max]. */
 export function checkInt(field: string, v: unknown, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== 'number' || !Number.isInteger(v)) {

@@ -10,13 +10,17 @@
  *   npm run bench -w @mnemo/memory-layer   →   docs/benchmarks/memory-layer.{json,md}
  */
 import { BenchReport, summarize } from '@mnemo/bench';
+import { parseArgvOrExit } from '@mnemo/core';
 import { initBackend, nativeAvailable } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { MemoryLayer, memoryLayerFlops, parseMemoryLayerConfig } from '../src/index';
 
 const D = 256;
 const T = 2048; // tokens per step
-const quick = process.argv.includes('--quick');
+const quick = parseArgvOrExit(
+  { quick: { type: 'boolean', description: '3 timed steps per block instead of 20 (a smoke run)' } },
+  { name: 'memory-layer bench', synopsis: 'usage: npm run bench -w @mnemo/memory-layer [-- --quick]' },
+).values.quick;
 
 function rmsNorm(x: tf.Tensor2D, g: tf.Variable): tf.Tensor2D {
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), 1e-6))), g) as tf.Tensor2D;

@@ -16,9 +16,12 @@ import { BenchReport, summarize } from '@mnemo/bench';
 import { initBackend, nativeAvailable } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { type FfnKind, LanguageModel, ffnPlan, modelCounts, parseModelConfig } from '../src/index';
-import { mulberry32 } from '@mnemo/core';
+import { mulberry32, parseArgvOrExit } from '@mnemo/core';
 
-const quick = process.argv.includes('--quick');
+const quick = parseArgvOrExit(
+  { quick: { type: 'boolean', description: '3 rounds instead of 12 (a smoke run)' } },
+  { name: 'model bench', synopsis: 'usage: npm run bench -w @mnemo/model [-- --quick]' },
+).values.quick;
 const B = 16;
 const T = 64;
 const KINDS: Array<[string, FfnKind, number | undefined]> = [

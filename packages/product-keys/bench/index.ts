@@ -10,6 +10,7 @@
  * reported per query (× H heads). Both run in this process, one after the other.
  */
 import { BenchReport, Progress, logLogSlope, measure } from '@mnemo/bench';
+import { parseArgvOrExit } from '@mnemo/core';
 import { initBackend, nativeAvailable, productKeyTopK } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { bruteForceTopKTf, explicitKeyChunks, initSubkeys, productKeySearch } from '../src/index';
@@ -19,7 +20,10 @@ const DK = 256;
 const K = 32;
 const B = 1024;
 const LOG2N = [12, 14, 16, 18, 20];
-const quick = process.argv.includes('--quick'); // CI smoke: two sizes, one repeat
+const quick = parseArgvOrExit(
+  { quick: { type: 'boolean', description: 'CI smoke: two sizes, one repeat' } },
+  { name: 'product-keys bench', synopsis: 'usage: npm run bench -w @mnemo/product-keys [-- --quick]' },
+).values.quick;
 
 async function main() {
   const backend = await initBackend();
