@@ -7,9 +7,9 @@
  * The child is this file run as a script: `jobs.ts --child <config JSON>`; it prints one
  * `RESULT {…}` line (a CompareRow) on stdout.
  */
+import { Progress } from '@mnemo/core';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Progress } from '@mnemo/bench';
 import { type CompareRow, type TrainerConfig, compare, finishedRun } from '../src/index';
 
 export interface Job {

@@ -7,8 +7,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { Progress } from '@mnemo/bench';
-import { ConfigError, writeFileAtomic } from '@mnemo/core';
+import { ConfigError, Progress, writeFileAtomic } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
 import { usageHistogramSvg } from '@mnemo/memory-layer';
 import { BpeTokenizer, LanguageModel, type ModelCounts, generate, loadCheckpoint, modelCounts, saveCheckpoint } from '@mnemo/model';

@@ -242,38 +242,5 @@ export function logLogSlope(xs: number[], ys: number[]): number {
   return num / den;
 }
 
-/** A terminal progress bar with rate and ETA, on stderr (plain lines when not a TTY). */
-export class Progress {
-  private done = 0;
-  private readonly start = performance.now();
-  private lastPrint = 0;
-  private lastPlain = Number.NEGATIVE_INFINITY;
-
-  constructor(
-    readonly total: number,
-    readonly label = '',
-    readonly unit = 'it',
-  ) {}
-
-  tick(n = 1, extra = ''): void {
-    this.done += n;
-    const now = performance.now();
-    const finished = this.done >= this.total;
-    if (!finished && now - this.lastPrint < 250) return;
-    this.lastPrint = now;
-    const elapsed = (now - this.start) / 1000;
-    const rate = this.done / Math.max(elapsed, 1e-9);
-    const eta = rate > 0 ? (this.total - this.done) / rate : Number.POSITIVE_INFINITY;
-    const frac = Math.min(1, this.done / this.total);
-    const width = 24;
-    const bar = '█'.repeat(Math.round(frac * width)).padEnd(width, '░');
-    const line =
-      `${this.label} ${bar} ${this.done}/${this.total} ` +
-      `${fmt(rate)} ${this.unit}/s ETA ${Number.isFinite(eta) ? eta.toFixed(0) : '?'}s ${extra}`;
-    if (process.stderr.isTTY) process.stderr.write(`\r${line}${finished ? '\n' : ''}`);
-    else if (finished || now - this.lastPlain >= 5000) {
-      this.lastPlain = now;
-      process.stderr.write(`${line}\n`);
-    }
-  }
-}
+/** The progress bar lives in @mnemo/core (the trainer and CLIs use it too). */
+export { Progress } from '@mnemo/core';
