@@ -84,7 +84,7 @@ type SweepRun = SweepDoc['results'][number];
 /** recall / fact-text loss of one run */
 const fmtRun = (r: SweepRun) => `${(100 * r.recall).toFixed(1)}% / ${r.factLoss.toFixed(3)}`;
 /** the value a sweep run's label sets ('memoryPlus memoryBlocks=1+3' → '1+3') */
-const setValue = (r: SweepRun) => r.label.split('=')[1];
+const setValue = (r: SweepRun) => r.label.split('=')[1] ?? '';
 /** sweep runs, each named by name(run) */
 const runs = (rs: SweepRun[], name: (r: SweepRun) => string) => rs.map((r) => `${name(r)} ${fmtRun(r)}`).join(', ');
 const source = (name: string, d: SweepDoc) => `docs/benchmarks/${name}.md, commit ${d.machine.commit}`;
