@@ -21,7 +21,7 @@ import { runInNewContext } from 'node:vm';
 import { BenchReport, measure, summarize } from '@mnemo/bench';
 import { ValueStore, nativeAvailable } from '../src/index';
 import { nativeAddon } from '../src/native';
-import { stateArraysOf, tableOf } from '../src/value-store';
+import { stateArraysOf, tableOf } from '../src/internal';
 import { runBackendsBench } from './backends';
 
 const quick = process.env.MNEMO_BENCH_QUICK === '1';

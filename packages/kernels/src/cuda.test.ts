@@ -1,11 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import fs, { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { describe, expect, it } from 'vitest';
-import { CudaValueTable, cudaAddonPath, cudaPkTopK, cudaStatus } from './cuda';
-import { BackendError, ConfigError, DisposedError, ShapeError, ValueError } from '@mnemo/core';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BackendError, ConfigError, DisposedError, ShapeError, ValueError, mulberry32 } from '@mnemo/core';
+import { CudaValueTable, type OptimizerConfig, type StorageDtype, ValueStore, cudaAddonPath, cudaPkTopK, cudaStatus } from './index';
 import { productKeyTopK } from './pk-topk';
-import { mulberry32 } from '@mnemo/core';
+import { relErr } from './testing';
 
 // ---- plain float64 CPU references (what the GPU results are judged by) -----------------------
 
@@ -42,6 +44,16 @@ function refState(values: Float32Array): RefState {
 }
 
 type Opt = { kind: 'sgd' | 'adagrad' | 'adam'; lr: number; beta1: number; beta2: number; eps: number };
+
+/** The table's optimizer config for a reference Opt. */
+const config = (o: Opt): OptimizerConfig => ({ kind: o.kind, lr: o.lr, betas: [o.beta1, o.beta2], eps: o.eps });
+
+/** A GPU table holding `values` [rows, dv]. */
+function gpuTable(values: Float32Array, rows: number, dv: number, optimizer: OptimizerConfig = { kind: 'sgd', lr: 0.1 }): CudaValueTable {
+  const t = CudaValueTable.create({ rows, dim: dv, optimizer, init: 'zeros' });
+  t.upload(values);
+  return t;
+}
 
 /** gw [B, L] with V before the step, then the optimizer on every touched row. */
 function refBackwardStep(s: RefState, dv: number, ids: Int32Array, w: Float32Array, gOut: Float32Array, bagSize: number, opt: Opt): Float64Array {
@@ -132,6 +144,9 @@ function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
   expect(worst, `${what}: worst relative error at ${at} (got ${got[at]}, want ${want[at]})`).toBeLessThanOrEqual(tol);
 }
 
+/** bf16 m is rounded once per update, on GPU and CPU at slightly different values: looser */
+const momentTol = (o: OptimizerConfig) => (o.momentDtype === 'bfloat16' ? 2e-3 : 1e-4);
+
 function nvccOnPath(): boolean {
   try {
     execFileSync('nvcc', ['--version'], { stdio: 'ignore' });
@@ -157,6 +172,16 @@ function onGpu(body: () => void): () => void {
 // ---- build and status (run everywhere) -------------------------------------------------------
 
 describe('CUDA addon build and status', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnemo-cuda-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  /** a store file written by a CPU ValueStore with these options */
+  const saved = (name: string, opts: Parameters<typeof ValueStore.create>[0]): string => {
+    const file = path.join(dir, `${name}.safetensors`);
+    const s = ValueStore.create(opts);
+    s.save(file);
+    s.dispose();
+    return file;
+  };
   it('the addon was compiled by the install step when nvcc is on PATH, and it loads', () => {
     if (!nvccOnPath()) {
       console.log('skip: nvcc is not on PATH, so no CUDA build is expected');
@@ -186,17 +211,45 @@ describe('CUDA addon build and status', () => {
 
   it('without a GPU, every kernel entry point throws BackendError with the reason', () => {
     if (status.available) return; // covered by the runtime tests below
-    expect(() => new CudaValueTable(new Float32Array(8), 2, 4)).toThrow(BackendError);
-    expect(() => new CudaValueTable(new Float32Array(8), 2, 4)).toThrow(status.reason);
+    const opts = { rows: 2, dim: 4, optimizer: { kind: 'sgd', lr: 1 } } as const;
+    expect(() => CudaValueTable.create(opts)).toThrow(BackendError);
+    expect(() => CudaValueTable.create(opts)).toThrow(status.reason);
+    expect(() => CudaValueTable.load(saved('ok', opts))).toThrow(BackendError);
     const q = new Float32Array(4);
     const keys = new Float32Array(2 * 2 * 2);
     expect(() => cudaPkTopK(q, keys, { batch: 1, heads: 1, n: 2, dk: 4, k: 1 })).toThrow(BackendError);
   });
 
-  it('arguments are validated before the device is needed, errors name the field', () => {
-    expect(() => new CudaValueTable(new Float32Array(7), 2, 4)).toThrow(ShapeError);
-    expect(() => new CudaValueTable(new Float32Array(8), 0, 4)).toThrow(/rows/);
-    expect(() => new CudaValueTable(new Float32Array(8), 2, 4.5)).toThrow(ConfigError);
+  it('options are validated before the device is needed (ValueStore names and checks), errors name the field', () => {
+    const make = (o: object) => () => CudaValueTable.create({ rows: 2, dim: 4, optimizer: { kind: 'sgd', lr: 1 }, ...o });
+    expect(make({ rows: 0 })).toThrow(/rows/);
+    expect(make({ dim: 4.5 })).toThrow(ConfigError);
+    expect(make({ dim: 4.5 })).toThrow(/dim/);
+    expect(make({ optimizer: { kind: 'rmsprop', lr: 1 } })).toThrow(/optimizer\.kind/);
+    expect(make({ optimizer: { kind: 'adam', lr: -1 } })).toThrow(/optimizer\.lr/);
+    expect(make({ optimizer: { kind: 'adam', lr: 1, betas: [1, 0.9] } })).toThrow(/optimizer\.betas\[0\]/);
+    expect(make({ init: { kind: 'uniform' } })).toThrow(/init/);
+    expect(make({ deferred: 'yes' })).toThrow(/deferred/);
+    // what the CUDA kernels cannot do
+    for (const [o, field] of [
+      [{ dtype: 'bfloat16' }, /dtype/],
+      [{ optimizer: { kind: 'sgd', lr: 1, clip: { mode: 'row', maxNorm: 1 } } }, /optimizer\.clip/],
+      [{ optimizer: { kind: 'adam', lr: 1, weightDecay: 0.01 } }, /optimizer\.weightDecay/],
+      [{ file: path.join(dir, 'x.safetensors') }, /file/],
+      [{ impl: 'ts' }, /impl/],
+    ] as [object, RegExp][]) {
+      expect(make(o)).toThrow(ConfigError);
+      expect(make(o)).toThrow(field);
+    }
+    // files: checked before the device too
+    const sgd = { kind: 'sgd', lr: 1 } as const;
+    expect(() => CudaValueTable.load(saved('bf16', { rows: 3, dim: 2, dtype: 'bfloat16' as StorageDtype, optimizer: sgd }))).toThrow(/dtype/);
+    const clip = saved('clip', { rows: 3, dim: 2, optimizer: { ...sgd, clip: { mode: 'global', maxNorm: 1 } } });
+    expect(() => CudaValueTable.load(clip)).toThrow(/optimizer\.clip/);
+    expect(() => CudaValueTable.load(saved('plain', { rows: 3, dim: 2, optimizer: sgd }), { mmap: true })).toThrow(/mmap/);
+    expect(() => CudaValueTable.load(saved('plain', { rows: 3, dim: 2, optimizer: sgd }), { impl: 'ts' })).toThrow(/impl/);
+    fs.writeFileSync(path.join(dir, 'junk.safetensors'), 'not a store');
+    expect(() => CudaValueTable.load(path.join(dir, 'junk.safetensors'))).toThrow(ValueError);
     expect(() => cudaPkTopK(new Float32Array(3), new Float32Array(8), { batch: 1, heads: 1, n: 2, dk: 4, k: 1 })).toThrow(/queries/);
     expect(() => cudaPkTopK(new Float32Array(4), new Float32Array(8), { batch: 1, heads: 1, n: 2, dk: 4, k: 3 })).toThrow(/k: must be ≤ n/);
     const nan = Float32Array.of(0, Number.NaN, 0, 0);
@@ -270,7 +323,7 @@ describe('CUDA kernels on the GPU', () => {
         const [rows, batch, bagSize] = [50, 9, 6];
         const values = randn(rows * dv, r);
         const { ids, w } = bags(r, batch, bagSize, rows);
-        const table = new CudaValueTable(values, rows, dv);
+        const table = gpuTable(values, rows, dv);
         const out = table.forward(ids, w, bagSize);
         expectClose(out, refForward(values, dv, ids, w, bagSize, batch), 1e-5, `forward dv=${dv}`);
         expect(Array.from(out.subarray((batch - 1) * dv))).toEqual(new Array(dv).fill(0));
@@ -284,12 +337,13 @@ describe('CUDA kernels on the GPU', () => {
     'empty bags: bagSize 0 gives zeros and a step that touches nothing',
     onGpu(() => {
       const values = randn(4 * 8, rng(3));
-      const table = new CudaValueTable(values, 4, 8);
+      const table = gpuTable(values, 4, 8, { kind: 'adam', lr: 1 });
       expect(Array.from(table.forward(new Int32Array(0), new Float32Array(0), 0, 3))).toEqual(new Array(24).fill(0));
-      const gw = table.backwardStep(new Int32Array(0), new Float32Array(0), new Float32Array(16), 0, { kind: 'adam', lr: 1 });
+      const gw = table.backward(new Int32Array(0), new Float32Array(0), new Float32Array(16), 0);
       expect(gw.length).toBe(0);
-      const allPad = table.backwardStep(Int32Array.of(-1, -1), Float32Array.of(1, 1), randn(8, rng(4)), 2, { kind: 'sgd', lr: 1 });
+      const allPad = table.backward(Int32Array.of(-1, -1), Float32Array.of(1, 1), randn(8, rng(4)), 2);
       expect(Array.from(allPad)).toEqual([0, 0]);
+      expect(table.stats().touchedRows).toBe(0);
       expect(Array.from(table.download())).toEqual(Array.from(values));
       table.dispose();
     }),
@@ -304,13 +358,13 @@ describe('CUDA kernels on the GPU', () => {
           const [rows, batch, bagSize] = [40, 12, 8];
           const values = randn(rows * dv, r, 0.5);
           const opt: Opt = { kind, lr: 0.05, beta1: 0.9, beta2: 0.99, eps: 1e-6 };
-          const table = new CudaValueTable(values, rows, dv);
+          const table = gpuTable(values, rows, dv, config(opt));
           const ref = refState(values);
           for (let step = 0; step < 3; step++) {
             // rows 0..rows/2 in step 0, then the whole table: Adam step counts differ per row
             const { ids, w } = bags(r, batch, bagSize, step === 0 ? rows / 2 : rows);
             const gOut = randn(batch * dv, r);
-            const gw = table.backwardStep(ids, w, gOut, bagSize, opt);
+            const gw = table.backward(ids, w, gOut, bagSize);
             const want = refBackwardStep(ref, dv, ids, w, gOut, bagSize, opt);
             expectClose(gw, want, 1e-5, `${kind} dv=${dv} step ${step} gw`);
             expectClose(table.download(), ref.values, 1e-5, `${kind} dv=${dv} step ${step} values`);
@@ -333,21 +387,70 @@ describe('CUDA kernels on the GPU', () => {
       const ids = new Int32Array(batch * bagSize).fill(1);
       const w = randn(batch * bagSize, r);
       const gOut = randn(batch * dv, r);
-      const table = new CudaValueTable(values, rows, dv);
-      const ref = refState(values);
       const opt: Opt = { kind: 'sgd', lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
-      expectClose(table.backwardStep(ids, w, gOut, bagSize, opt), refBackwardStep(ref, dv, ids, w, gOut, bagSize, opt), 1e-5, 'gw');
+      const table = gpuTable(values, rows, dv, config(opt));
+      const ref = refState(values);
+      expectClose(table.backward(ids, w, gOut, bagSize), refBackwardStep(ref, dv, ids, w, gOut, bagSize, opt), 1e-5, 'gw');
       expectClose(table.download(), ref.values, 1e-4, 'values');
       table.dispose();
     }),
   );
 
   it(
+    'every optimizer the table takes matches the CPU ValueStore over 3 steps; state survives save → ValueStore.load → CudaValueTable.load',
+    onGpu(() => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnemo-cuda-state-'));
+      const [rows, dv, batch, bagSize] = [40, 12, 10, 6];
+      for (const optimizer of [
+        { kind: 'adagrad', lr: 0.05 },
+        { kind: 'adam', lr: 0.02, betas: [0.8, 0.95] },
+        { kind: 'adam', lr: 0.02, secondMoment: 'row' },
+        { kind: 'adam', lr: 0.02, secondMoment: 'row', momentDtype: 'bfloat16' },
+      ] as OptimizerConfig[]) {
+        const what = JSON.stringify(optimizer);
+        const init = { kind: 'normal', std: 0.5, seed: 3 } as const;
+        const gpu = CudaValueTable.create({ rows, dim: dv, optimizer, init });
+        const cpu = ValueStore.create({ rows, dim: dv, optimizer, init, impl: 'ts' });
+        const all = Int32Array.from({ length: rows }, (_, i) => i);
+        expect(gpu.readRows(all)).toEqual(cpu.readRows(all)); // same init, same numbers
+        const r = rng(17);
+        const batches = [0, 1, 2, 3, 4].map(() => ({ ...bags(r, batch, bagSize, rows), gOut: randn(batch * dv, r) }));
+        for (const b of batches.slice(0, 3)) {
+          expectClose(gpu.backward(b.ids, b.w, b.gOut, bagSize), cpu.backward(b.ids, b.w, b.gOut, bagSize), 1e-5, `${what} gw`);
+        }
+        expect(relErr(gpu.readRows(all), cpu.readRows(all)), `${what} values`).toBeLessThan(momentTol(optimizer));
+        // the GPU's state in the store file: the CPU store continues as the GPU table does
+        const file = path.join(dir, 'gpu.safetensors');
+        gpu.save(file);
+        const onCpu = ValueStore.load(file, { impl: 'ts' });
+        const back = CudaValueTable.load(file);
+        expect(onCpu.readRows(all)).toEqual(gpu.readRows(all));
+        expect(back.readRows(all)).toEqual(gpu.readRows(all));
+        expect(onCpu.stats().steps).toBe(3);
+        for (const b of batches.slice(3)) for (const t of [gpu, onCpu, back]) t.backward(b.ids, b.w, b.gOut, bagSize);
+        expect(relErr(onCpu.readRows(all), gpu.readRows(all)), `${what} after reload`).toBeLessThan(momentTol(optimizer));
+        expect(back.readRows(all)).toEqual(gpu.readRows(all)); // same kernels, same state: bit-identical
+        // without the state (a fresh Adam/Adagrad on the same values) the update differs
+        const fresh = ValueStore.create({ rows, dim: dv, optimizer, init: 'zeros', impl: 'ts' });
+        const reread = ValueStore.load(file, { impl: 'ts' });
+        fresh.writeRows(all, reread.readRows(all));
+        reread.dispose();
+        for (const b of batches.slice(3)) fresh.backward(b.ids, b.w, b.gOut, bagSize);
+        expect(relErr(fresh.readRows(all), onCpu.readRows(all)), `${what} state matters`).toBeGreaterThan(1e-4);
+        for (const t of [gpu, cpu, onCpu, back, fresh]) t.dispose();
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    }),
+  );
+
+  it(
     'ids outside [-1, rows) are refused with ValueError',
     onGpu(() => {
-      const table = new CudaValueTable(new Float32Array(8), 2, 4);
+      const table = gpuTable(new Float32Array(8), 2, 4);
       expect(() => table.forward(Int32Array.of(0, 2), Float32Array.of(1, 1), 2)).toThrow(ValueError);
       expect(() => table.forward(Int32Array.of(-2, 0), Float32Array.of(1, 1), 2)).toThrow(ValueError);
+      // and a table of the wrong size is refused
+      expect(() => table.upload(new Float32Array(7))).toThrow(ShapeError);
       table.dispose();
     }),
   );

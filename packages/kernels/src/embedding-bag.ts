@@ -108,8 +108,9 @@ export function bagBackward(
 ): number {
   if (bagSize === 0 || ids.length === 0) return 0;
   if (native) {
-    return native.bagBackward(values, dtype, dim, ids, weights, gOut, bagSize, gw, params, state.accum, state.moments, state.steps,
-      state.moments16 ?? null, state.rowV ?? null);
+    // the addon's `moments` argument is full Adam's (m, v) [N, 2, dv] or row-wise Adam's f32 m [N, dv]
+    return native.bagBackward(values, dtype, dim, ids, weights, gOut, bagSize, gw, params, state.accum, state.moments ?? state.m, state.steps,
+      state.m16, state.rowV);
   }
   return bagBackwardTs(values, dtype, dim, ids, weights, gOut, bagSize, gw, params, state);
 }

@@ -22,7 +22,7 @@ export {
   productKeyTopKBackward,
   validatePkDims,
 } from './pk-topk';
-export * from './cuda';
+export { type CudaStatus, CudaValueTable, cudaAddonPath, cudaPkTopK, cudaStatus } from './cuda';
 export { type NativeStatus, nativeAvailable } from './native';
 export {
   CLIP_CODE,
@@ -34,15 +34,9 @@ export {
   type ResolvedOptimizer,
   resolveOptimizer,
 } from './optimizers';
-export {
-  type BackwardOptions,
-  type InitConfig,
-  type LoadOptions,
-  type StorageDtype,
-  ValueStore,
-  type ValueStoreOptions,
-  type ValueStoreStats,
-} from './value-store';
+export type { BackwardOptions, StepOptions, ValueTable, ValueTableStats } from './value-table';
+export type { InitConfig, LoadOptions, StorageDtype, ValueStoreOptions } from './table-config';
+export { ValueStore, type ValueStoreStats } from './value-store';
 export { type BagDims, validateBag } from './embedding-bag';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './ts/half';
 export { embeddingBag } from './tfjs-op';

@@ -35,12 +35,19 @@ export interface NativeAddon {
     bagSize: number,
     gw: Float32Array | null,
     params: Float64Array | null,
+    /** Adagrad Σg² [N, dv] */
     accum: Float32Array | null,
+    /** full Adam (m, v) [N, 2, dv], or row-wise Adam's float32 m [N, dv] (OptimizerStateArrays.moments ?? .m) */
     moments: Float32Array | null,
+    /** Adam per-row step counts [N] */
     steps: Int32Array | null,
+    /** row-wise Adam's bfloat16 m [N, dv] */
     moments16?: Uint16Array | null,
+    /** row-wise Adam's second moment per row [N] */
     rowV?: Float32Array | null,
   ): number;
+  // The two roofline loops below are measurement primitives for bench/index.ts (and their test
+  // in native.test.ts); no production code calls them.
   /** roofline: out[b] = Σ_j V[ids[b,j]] — the plain gather-and-sum loop, no weights */
   rooflineGatherSum(values: Float32Array, dim: number, ids: Int32Array, bagSize: number, out: Float32Array, prefetch: boolean): void;
   /**

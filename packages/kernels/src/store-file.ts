@@ -5,7 +5,8 @@
  *   __metadata__: { format: "mnemo-value-store", version: "1", rows, dim, dtype,
  *                   optimizer: JSON of the optimizer config, checksums: JSON {tensor: hex},
  *                   steps, rowUpdates }                          (safetensors metadata are strings)
- *   tensors (in file order): optimizer state first — adagrad_accum F32 [N, dv] |
+ *   tensors (in file order; state-layout.ts is the one table of them, per optimizer):
+ *                   optimizer state first — adagrad_accum F32 [N, dv] |
  *                   adam_moments F32 [N, 2, dv] (m, v per row), adam_step I32 [N] |
  *                   row-wise Adam: adam_m F32|BF16 [N, dv], adam_row_v F32 [N], adam_step I32 [N], then
  *                   _skew U8 [2112] (zeros: keeps memory-mapped state rows off the table rows'

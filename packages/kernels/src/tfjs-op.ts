@@ -1,22 +1,24 @@
 /**
- * tfjs op: the embedding bag over a ValueStore, differentiable w.r.t. the weights.
+ * tfjs op: the embedding bag over any ValueTable (value-table.ts: ValueStore, CudaValueTable, …),
+ * differentiable w.r.t. the weights.
  *
- *   const out = embeddingBag(store, ids, w);   // ids int32 [B, K], w float32 [B, K] → [B, dv]
+ *   const out = embeddingBag(table, ids, w);   // ids int32 [B, K], w float32 [B, K] → [B, dv]
  *
  * Forward reads the ids and weights from the tensors (in place on the cpu backend, one host copy
- * on wasm and tensorflow), runs the store's kernel and returns a new tensor. Backward (run by any
+ * on wasm and tensorflow), runs the table's forward and returns a new tensor. Backward (run by any
  * tfjs gradient call: tf.grads, variableGrads, optimizer.minimize) returns gw [B, K] = <dy[b],
- * V[ids[b,j]]> for the weights and, in the same kernel, applies the store's fused optimizer update
- * to the touched rows (or queues it, when the store or `opts` says deferred). The ids get no
+ * V[ids[b,j]]> for the weights and, in the same call, applies the table's fused optimizer update
+ * to the touched rows (or queues it, when the table or `opts` says deferred). Both calls are
+ * synchronous (tf.customGrad cannot await), which is why ValueTable's methods are. The ids get no
  * gradient. The table never enters tfjs, so no N-sized tensor or gradient exists.
  * Note: each gradient evaluation updates the table once; compute the gradient once per step.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ShapeError } from '@mnemo/core';
-import type { BackwardOptions, ValueStore } from './value-store';
+import type { BackwardOptions, ValueTable } from './value-table';
 
 export function embeddingBag(
-  store: ValueStore,
+  table: ValueTable,
   ids: tf.Tensor2D, // [B, K] int32; −1 = padding
   weights: tf.Tensor2D, // [B, K] float32
   opts: BackwardOptions = {},
@@ -35,12 +37,12 @@ export function embeddingBag(
   const bag = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const w = args[0] as tf.Tensor; // [B, K]
     const wArr = Float32Array.from(w.dataSync() as Float32Array); // [B, K]
-    const out = store.forward(idArr, wArr, K, B); // [B, dv]
+    const out = table.forward(idArr, wArr, K, B); // [B, dv]
     return {
-      value: tf.tensor2d(out, [B, store.dim]),
+      value: tf.tensor2d(out, [B, table.dim]),
       gradFunc: (dy: tf.Tensor) => {
         const gOut = dy.dataSync() as Float32Array; // [B, dv]
-        const gw = store.backward(idArr, wArr, gOut, K, opts); // [B, K]; rows updated here
+        const gw = table.backward(idArr, wArr, gOut, K, opts); // [B, K]; rows updated here
         return tf.tensor2d(gw, [B, K]);
       },
     };

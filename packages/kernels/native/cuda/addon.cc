@@ -14,6 +14,10 @@
 //     kind (0 sgd | 1 adagrad | 2 adam), lr, beta1, beta2, eps[, rowWise 0|1[, momentBf16 0|1]])
 //     (rowWise: partial row-wise Adam, one v per row; momentBf16: its m stored as bfloat16)
 //     → { gradWeights: Float32Array [B·L], touchedRows }
+//   tableStateDownload(handle, name) → Uint8Array of the optimizer-state buffer `name`, or null
+//     while it is not allocated (it is all zeros then); tableStateUpload(handle, name, bytes:
+//     Uint8Array) allocates it when needed and copies `bytes` in (save/load of src/cuda.ts).
+//     name: accum | moment1 | moment2 | steps | moment1_bf16 | row_v (see DeviceTable).
 //   pkTopK(queries [B·H·dk], subkeys [H·2·n·dk/2], batch, heads, n, dk, k)
 //     → { scores: Float32Array [B·H·k], ids: Int32Array [B·H·k] }
 #include <node_api.h>
@@ -338,6 +342,66 @@ napi_value TableFree(napi_env env, napi_callback_info info) {
   });
 }
 
+// The optimizer-state buffer `name` of a table and its size in bytes.
+struct StateSlot {
+  DeviceBuffer* buffer;
+  size_t bytes;
+};
+
+StateSlot state_slot(DeviceTable* t, const std::string& name) {
+  const size_t elems = (size_t)t->rows * t->dv;
+  const size_t rows = (size_t)t->rows;
+  if (name == "accum") return {&t->accum, elems * 4};
+  if (name == "moment1") return {&t->moment1, elems * 4};
+  if (name == "moment2") return {&t->moment2, elems * 4};
+  if (name == "moment1_bf16") return {&t->moment1_bf16, elems * 2};
+  if (name == "steps") return {&t->steps, rows * 4};
+  if (name == "row_v") return {&t->row_v, rows * 4};
+  throw JsError{"name: unknown optimizer-state buffer '" + name + "'"};
+}
+
+std::string string_arg(napi_env env, napi_value v, const char* field) {
+  size_t length = 0;
+  if (napi_get_value_string_utf8(env, v, nullptr, 0, &length) != napi_ok) {
+    throw JsError{std::string(field) + ": expected a string"};
+  }
+  std::string out(length, '\0');
+  check_napi(env, napi_get_value_string_utf8(env, v, out.data(), length + 1, &length), field);
+  return out;
+}
+
+napi_value TableStateDownload(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a = get_args(env, info, 2, "tableStateDownload");
+    DeviceTable* t = table_arg(env, a.argv[0]);
+    const StateSlot slot = state_slot(t, string_arg(env, a.argv[1], "name"));
+    napi_value out;
+    if (slot.buffer->ptr == nullptr) {
+      check_napi(env, napi_get_null(env, &out), "get_null");
+      return out;
+    }
+    uint8_t* host = nullptr;
+    out = new_typed_array(env, napi_uint8_array, slot.bytes, &host);
+    cuda_ok(cudaMemcpy(host, slot.buffer->ptr, slot.bytes, cudaMemcpyDeviceToHost), "download optimizer state");
+    return out;
+  });
+}
+
+napi_value TableStateUpload(napi_env env, napi_callback_info info) {
+  return guarded(env, [&] {
+    Args a = get_args(env, info, 3, "tableStateUpload");
+    DeviceTable* t = table_arg(env, a.argv[0]);
+    const StateSlot slot = state_slot(t, string_arg(env, a.argv[1], "name"));
+    TypedView<uint8_t> host = typed_array<uint8_t>(env, a.argv[2], napi_uint8_array, "bytes");
+    if (host.length != slot.bytes) throw JsError{"bytes: length must be " + std::to_string(slot.bytes)};
+    slot.buffer->ensure(slot.bytes, "cudaMalloc optimizer state");
+    cuda_ok(cudaMemcpy(slot.buffer->ptr, host.data, slot.bytes, cudaMemcpyHostToDevice), "upload optimizer state");
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    return undef;
+  });
+}
+
 struct BagInputs {
   int batch;
   int bag_size;
@@ -534,6 +598,8 @@ NAPI_MODULE_INIT() {
       {"tableFree", nullptr, TableFree, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"tableForward", nullptr, TableForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"tableBackwardStep", nullptr, TableBackwardStep, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"tableStateDownload", nullptr, TableStateDownload, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"tableStateUpload", nullptr, TableStateUpload, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"pkTopK", nullptr, PkTopK, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -18,13 +18,17 @@ import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './half';
 export type Storage = Float32Array | Uint16Array;
 export const DTYPE_CODE = { float32: 0, bfloat16: 1, float16: 2 } as const;
 
-/** Per-row optimizer state; only the arrays of the optimizer in use exist. */
+/**
+ * Per-row optimizer state; only the arrays of the optimizer in use exist (the others are null).
+ * One meaning per member; state-layout.ts maps each to its store-file tensor.
+ */
 export interface OptimizerStateArrays {
-  accum: Float32Array | null; // Adagrad Σg²            [N, dv]
-  moments: Float32Array | null; // Adam (m, v) per row  [N, 2, dv]; row-wise Adam: m [N, dv]
-  steps: Int32Array | null; // Adam per-row step count [N]
-  moments16?: Uint16Array | null; // row-wise Adam with bf16 m: m [N, dv]
-  rowV?: Float32Array | null; // row-wise Adam: second moment per row [N]
+  accum: Float32Array | null; // Adagrad Σg²                          [N, dv]
+  moments: Float32Array | null; // full Adam: (m, v) per row         [N, 2, dv]
+  m: Float32Array | null; // row-wise Adam, momentDtype float32: m     [N, dv]
+  m16: Uint16Array | null; // row-wise Adam, momentDtype bfloat16: m   [N, dv]
+  rowV: Float32Array | null; // row-wise Adam: second moment per row  [N]
+  steps: Int32Array | null; // Adam per-row step count                 [N]
 }
 
 export function readRow(values: Storage, dtype: number, dim: number, r: number, dst: Float64Array): void {
@@ -194,8 +198,8 @@ export function bagBackwardTs(
         const vr = beta2 * state.rowV![r]! + (1 - beta2) * (sq / dim);
         state.rowV![r] = vr;
         const k = lr / bc1 / (Math.sqrt(vr / bc2) + eps);
-        const M16 = state.moments16 ?? null;
-        const M = state.moments;
+        const M16 = state.m16;
+        const M = state.m;
         for (let c = 0; c < dim; c++) {
           const gc = scale * g[c]!;
           const old = momentBf16 ? bf16ToF32(M16![o + c]!) : M![o + c]!;
