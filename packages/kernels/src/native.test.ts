@@ -179,12 +179,12 @@ describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kern
           const G = new Float64Array(n);
           for (let t = 0; t < k; t++) {
             const id = ids[(b * H + h) * k + t]!;
-            G[s === 0 ? Math.floor(id / n) : id % n] += g[(b * H + h) * k + t]!;
+            G[s === 0 ? Math.floor(id / n) : id % n]! += g[(b * H + h) * k + t]!;
           }
           for (let row = 0; row < n; row++) {
             for (let c = 0; c < half; c++) {
-              dqRef[(b * H + h) * dk + s * half + c] += G[row]! * keys[((h * 2 + s) * n + row) * half + c]!;
-              dkRef[((h * 2 + s) * n + row) * half + c] += G[row]! * q[(b * H + h) * dk + s * half + c]!;
+              dqRef[(b * H + h) * dk + s * half + c]! += G[row]! * keys[((h * 2 + s) * n + row) * half + c]!;
+              dkRef[((h * 2 + s) * n + row) * half + c]! += G[row]! * q[(b * H + h) * dk + s * half + c]!;
             }
           }
         }

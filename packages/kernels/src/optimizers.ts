@@ -1,5 +1,5 @@
 /**
- * Optimizer configs for value tables (algorithms.md §2.8). Updates are SPARSE and per row: only
+ * Optimizer configs for value tables (docs/design.md §2.8). Updates are SPARSE and per row: only
  * rows read by the batch are touched, and their state is updated only then ("lazy").
  *
  * For a touched row r with aggregated gradient g = Σ_{(b,j): ids[b,j]=r} w[b,j] · gOut[b]  // [dv]

@@ -43,7 +43,7 @@ class RowwiseAdamRef {
       if (!g.has(r)) g.set(r, new Float64Array(dv));
       const gr = g.get(r)!;
       const b = Math.floor(p / K);
-      for (let c = 0; c < dv; c++) gr[c] += w[p]! * gOut[b * dv + c]!;
+      for (let c = 0; c < dv; c++) gr[c]! += w[p]! * gOut[b * dv + c]!;
     }
     for (const [r, gr] of g) {
       const t = ++this.t[r]!;

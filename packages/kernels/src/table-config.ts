@@ -20,7 +20,7 @@ export interface ValueStoreOptions {
   /** storage of the table; optimizer state is always float32. Default float32 */
   dtype?: StorageDtype;
   optimizer: OptimizerConfig;
-  /** default: normal with std dv^-0.5 (algorithms.md §2.7), seed 0 */
+  /** default: normal with std dv^-0.5 (docs/design.md §2.7), seed 0 */
   init?: InitConfig;
   /** kernels: default native when the addon loaded (CPU tables only) */
   impl?: KernelImpl;

@@ -283,7 +283,7 @@ describe('save / load', () => {
     a.dispose();
     const good = fs.readFileSync(file);
     const flip = Buffer.from(good);
-    flip[flip.length - 5] ^= 0x40;
+    flip[flip.length - 5]! ^= 0x40;
     fs.writeFileSync(path.join(dir, 'flip.safetensors'), flip);
     expect(() => ValueStore.load(path.join(dir, 'flip.safetensors'))).toThrow(/checksum of 'values'/);
     fs.writeFileSync(path.join(dir, 'trunc.safetensors'), good.subarray(0, good.length - 16));

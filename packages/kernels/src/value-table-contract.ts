@@ -45,7 +45,7 @@ function gatherSum(V: Float32Array, ids: Int32Array, w: Float32Array, k: number)
   for (let p = 0; p < ids.length; p++) {
     if (ids[p]! < 0) continue;
     const b = Math.floor(p / k);
-    for (let c = 0; c < dv; c++) out[b * dv + c] += w[p]! * V[ids[p]! * dv + c]!;
+    for (let c = 0; c < dv; c++) out[b * dv + c]! += w[p]! * V[ids[p]! * dv + c]!;
   }
   return out;
 }
@@ -56,7 +56,7 @@ function gwOf(V: Float32Array, ids: Int32Array, gOut: Float32Array, k: number): 
   for (let p = 0; p < ids.length; p++) {
     if (ids[p]! < 0) continue;
     const b = Math.floor(p / k);
-    for (let c = 0; c < dv; c++) gw[p] += gOut[b * dv + c]! * V[ids[p]! * dv + c]!;
+    for (let c = 0; c < dv; c++) gw[p]! += gOut[b * dv + c]! * V[ids[p]! * dv + c]!;
   }
   return gw;
 }
@@ -67,7 +67,7 @@ function rowGrads(ids: Int32Array, w: Float32Array, gOut: Float32Array, k: numbe
   for (let p = 0; p < ids.length; p++) {
     if (ids[p]! < 0) continue;
     const b = Math.floor(p / k);
-    for (let c = 0; c < dv; c++) g[ids[p]! * dv + c] += w[p]! * gOut[b * dv + c]!;
+    for (let c = 0; c < dv; c++) g[ids[p]! * dv + c]! += w[p]! * gOut[b * dv + c]!;
   }
   return g;
 }

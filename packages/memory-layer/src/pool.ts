@@ -2,14 +2,15 @@
  * MemoryPool: the value table V ∈ R^{N × dv} that one or several memory layers read
  * ("Memory+": one pool shared by 3 layers, each with its own keys and projections).
  *
- * V lives in a `@mnemo/kernels` ValueStore, outside tfjs: a lookup reads B·H·k rows, and the
+ * V lives in a `@mnemo/kernels` ValueTable (the CPU ValueStore by default; a CudaValueTable or a
+ * sharded table the same way), outside tfjs: a lookup reads B·H·k rows, and the
  * backward pass updates only those rows with the pool's own sparse optimizer (default Adam,
  * constant lr 1e-3, as in XLM), never the model's dense optimizer.
  *
  * Layers and models talk to a pool only through `ValuePool` (lookup / step / readRows / save), so
  * a pool sharded across workers along dv (docs/design.md §5) can stand in for this one.
  */
-import { type OptimizerConfig, type StorageDtype, ValueStore, embeddingBag } from '@mnemo/kernels';
+import { type OptimizerConfig, type StorageDtype, type ValueTable, ValueStore, embeddingBag } from '@mnemo/kernels';
 import type * as tf from '@tensorflow/tfjs-core';
 
 export interface ValuePool {
@@ -44,9 +45,10 @@ export interface MemoryPoolOptions {
 }
 
 export class MemoryPool implements ValuePool {
-  readonly store: ValueStore;
+  /** the value table (any ValueTable: CPU store, CUDA table, sharded table) */
+  readonly store: ValueTable;
 
-  constructor(opts: MemoryPoolOptions | { store: ValueStore }) {
+  constructor(opts: MemoryPoolOptions | { store: ValueTable }) {
     if ('store' in opts) {
       this.store = opts.store;
       return;
@@ -86,6 +88,7 @@ export class MemoryPool implements ValuePool {
     this.store.save(file);
   }
 
+  /** A pool over the CPU ValueStore saved in `file`. */
   static load(file: string, opts: { mmap?: boolean; deferred?: boolean; optimizer?: OptimizerConfig } = {}): MemoryPool {
     return new MemoryPool({ store: ValueStore.load(file, opts) });
   }

@@ -1,5 +1,5 @@
 /**
- * Memory usage metrics (Lample et al. 2019 §4.5; algorithms.md §2.9), accumulated over an
+ * Memory usage metrics (Lample et al. 2019 §4.5; docs/design.md §2.9), accumulated over an
  * evaluation pass from the post-softmax weights of every lookup.
  *
  *   readCounts[s]  how many times slot s was among a token's top-k (any head)

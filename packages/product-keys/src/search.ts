@@ -1,5 +1,5 @@
 /**
- * The product-key search as a differentiable tfjs op (Lample et al. 2019; algorithms.md §1).
+ * The product-key search as a differentiable tfjs op (Lample et al. 2019; docs/design.md §1).
  *
  * Forward (per batch row b and head h), in the kernel of `@mnemo/kernels` (native C++ when
  * built, else TypeScript):

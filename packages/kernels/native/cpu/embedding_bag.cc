@@ -1,5 +1,5 @@
 // Embedding bag on the CPU: forward, fused backward + optimizer, and the roofline loop.
-// algorithms.md §2.4; the TypeScript twin is src/ts/embedding-bag.ts.
+// docs/design.md §2.4; the TypeScript twin is src/ts/embedding-bag.ts.
 //
 // Forward: bags are split across threads; each thread walks its positions in order and
 // prefetches the row PF positions ahead, so ~PF random rows are in flight per core.

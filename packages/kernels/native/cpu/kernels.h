@@ -29,7 +29,7 @@ void roofline_gather_sum(const float* values, int dim, const int32_t* ids, int64
 void roofline_row_rmw(uint8_t* const* arrays, const int64_t* row_bytes, int n_arrays, const int32_t* rows,
                       int64_t n_rows, uint32_t mask);
 
-// Product-key top-k (algorithms.md §1): queries [B, H, dk], subkeys [H, 2, n, dk/2] →
+// Product-key top-k (docs/design.md §1): queries [B, H, dk], subkeys [H, 2, n, dk/2] →
 // scores, ids [B, H, k]; descending, ties → lower id; float64 dot products.
 void pk_topk(const float* queries, const float* subkeys, int batch, int heads, int n, int dk,
              int k, float* scores, int32_t* ids);

@@ -1,4 +1,4 @@
-// Backward of the product-key search (algorithms.md §1). For every selected slot t of (b, h),
+// Backward of the product-key search (docs/design.md §1). For every selected slot t of (b, h),
 // with g = dL/dscore[b,h,t] and (i, j) = (id div n, id mod n):
 //   dq1[b,h] += g · K1[h,i]     dK1[h,i] += g · q1[b,h]
 //   dq2[b,h] += g · K2[h,j]     dK2[h,j] += g · q2[b,h]

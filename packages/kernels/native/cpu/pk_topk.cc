@@ -1,4 +1,4 @@
-// Fused product-key top-k on the CPU (algorithms.md §1); the TypeScript twin is
+// Fused product-key top-k on the CPU (docs/design.md §1); the TypeScript twin is
 // src/ts/pk-topk.ts and both give identical results: float64 dot products summed in the same
 // order and one total order for every selection (higher score, then lower id), so the same
 // top-k sets in the same order. Scoring (s1 = K1 q1, s2 = K2 q2) runs on blocks of 4 queries of the same head,

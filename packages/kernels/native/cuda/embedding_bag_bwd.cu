@@ -1,4 +1,4 @@
-// Embedding-bag backward with the optimizer step fused in (algorithms.md §2, "without float
+// Embedding-bag backward with the optimizer step fused in (docs/design.md §2, "without float
 // atomics"). With P = B·L positions p = b·L + j:
 //   gw[b, j] = <gOut[b, :], V[idx[b, j], :]>                      (V before the step)
 //   gV[r]    = Σ_{p : idx[p] = r} w[p] · gOut[p / L, :]            (only touched rows r)

@@ -1,4 +1,4 @@
-// Embedding-bag forward (algorithms.md §2 step 4):
+// Embedding-bag forward (docs/design.md §2.4):
 //   out[b, :] = Σ_j w[b, j] · V[idx[b, j], :]        V [N, dv], idx/w [B, L], out [B, dv]
 //
 // One warp per (bag b, row segment). A segment is 32·VEC consecutive columns, so each lane

@@ -1,4 +1,4 @@
-// Fused product-key top-k (Lample et al. 2019; algorithms.md §1). One thread block per
+// Fused product-key top-k (Lample et al. 2019; docs/design.md §1). One thread block per
 // (b, h) does the whole search:
 //   1. q → shared memory                                          q [dk] = [q1 | q2]
 //   2. half scores s1 = K1 q1, s2 = K2 q2, one warp per sub-key row: the lanes read the row

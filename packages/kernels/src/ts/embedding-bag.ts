@@ -1,5 +1,5 @@
 /**
- * Embedding bag, portable TypeScript kernels (algorithms.md §2.4 and the backward without float
+ * Embedding bag, portable TypeScript kernels (docs/design.md §2.4 and the backward without float
  * atomics). The C++ kernels in native/cpu implement exactly this, and are tested against it.
  *
  *   values  V   [N, dv]  storage dtype code 0 = float32, 1 = bfloat16, 2 = float16
@@ -65,7 +65,7 @@ export function bagForwardTs(
       if (r < 0) continue;
       const w = weights[p]!;
       readRow(values, dtype, dim, r, row);
-      for (let c = 0; c < dim; c++) acc[c] += w * row[c]!;
+      for (let c = 0; c < dim; c++) acc[c]! += w * row[c]!;
     }
     out.set(acc, b * dim);
   }
@@ -132,7 +132,7 @@ export function bagBackwardTs(
       const p = order[t]!;
       const w = weights[p]!;
       const go = ((p / bagSize) | 0) * dim;
-      for (let c = 0; c < dim; c++) g[c] += w * gOut[go + c]!;
+      for (let c = 0; c < dim; c++) g[c]! += w * gOut[go + c]!;
     }
   };
 
@@ -190,7 +190,7 @@ export function bagBackwardTs(
         }
       } else if (rowWise) {
         // partial row-wise Adam: v_r ← β2 v_r + (1−β2)·mean(g²); m per element
-        const t = ++state.steps![r];
+        const t = ++state.steps![r]!;
         const bc1 = 1 - beta1 ** t;
         const bc2 = 1 - beta2 ** t;
         let sq = 0;
@@ -210,7 +210,7 @@ export function bagBackwardTs(
         }
       } else {
         const M = state.moments!;
-        const t = ++state.steps![r];
+        const t = ++state.steps![r]!;
         const bc1 = 1 - beta1 ** t;
         const bc2 = 1 - beta2 ** t;
         const mo = 2 * o;

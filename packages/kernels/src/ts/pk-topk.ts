@@ -1,5 +1,5 @@
 /**
- * Product-key top-k, portable TypeScript kernel (Lample et al. 2019; algorithms.md §1).
+ * Product-key top-k, portable TypeScript kernel (Lample et al. 2019; docs/design.md §1).
  *
  * For each (b, h): q = [q1 | q2] (dk = 2·half), sub-keys K1, K2 ∈ R^{n × half}
  *   s1 = K1 q1, s2 = K2 q2                         // [n], [n]
