@@ -179,7 +179,8 @@ describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kern
           const G = new Float64Array(n);
           for (let t = 0; t < k; t++) {
             const id = ids[(b * H + h) * k + t]!;
-            G[s === 0 ? Math.floor(id / n) : id % n]! += g[(b * H + h) * k + t]!;
+            const row = s === 0 ? Math.floor(id / n) : id % n;
+            G[row] = G[row]! + g[(b * H + h) * k + t]!;
           }
           for (let row = 0; row < n; row++) {
             for (let c = 0; c < half; c++) {
