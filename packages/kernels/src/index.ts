@@ -40,3 +40,4 @@ export { ValueStore, type ValueStoreStats } from './value-store';
 export { type BagDims, validateBag } from './embedding-bag';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './ts/half';
 export { embeddingBag } from './tfjs-op';
+export { gatherRows } from './gather-rows';

@@ -22,7 +22,8 @@ import type { SkipLayerMemory } from './extensions';
 import type { FfnSlot } from './ffn';
 import { FFN_REGISTRY, isMemoryKind, memoryKind, usesMemoryPool } from './ffn-kinds';
 import { type KVCache, ModelKVCache } from './kv-cache';
-import { crossEntropy, gatherRows, rmsNorm } from './ops';
+import { gatherRows } from '@mnemo/kernels';
+import { crossEntropy, rmsNorm } from './ops';
 import { ParamStore } from './params';
 import { Rope } from './rope';
 

@@ -15,7 +15,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { FfnSlot } from './ffn';
-import { gatherRows, oneHot, swiglu } from './ops';
+import { gatherRows } from '@mnemo/kernels';
+import { oneHot, swiglu } from './ops';
 import type { ParamStore } from './params';
 
 export class MoeFfn implements FfnSlot {

@@ -2,7 +2,7 @@ import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bmm } from './bmm';
-import { crossEntropy, gatherRows, oneHot } from './ops';
+import { crossEntropy, oneHot } from './ops';
 import { Rope } from './rope';
 
 const close = (a: tf.Tensor, b: tf.Tensor, tol = 1e-5) => {
@@ -16,16 +16,6 @@ beforeAll(async () => {
 });
 
 describe('ops (value and gradient against plain tfjs references)', () => {
-  it('gatherRows: rows and a scatter-add gradient (repeated ids add up)', () => {
-    const table = tf.randomNormal([7, 5], 0, 1, 'float32', 1) as tf.Tensor2D;
-    const idx = Int32Array.from([3, 0, 3, 6, 3]);
-    const w = tf.randomNormal([5, 5], 0, 1, 'float32', 2);
-    const f = (t: tf.Tensor) => tf.sum(tf.mul(gatherRows(t as tf.Tensor2D, idx), w));
-    const ref = (t: tf.Tensor) => tf.sum(tf.mul(tf.matMul(oneHot(idx, 7), t as tf.Tensor2D), w));
-    close(gatherRows(table, idx), tf.matMul(oneHot(idx, 7), table));
-    close(tf.grad(f)(table), tf.grad(ref)(table));
-  });
-
   it('crossEntropy equals −mean log softmax at the targets, gradient included', () => {
     const logits = tf.randomNormal([6, 9], 0, 3, 'float32', 3) as tf.Tensor2D;
     const targets = Int32Array.from([0, 8, 4, 4, 1, 7]);
