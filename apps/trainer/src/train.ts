@@ -205,6 +205,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   for (let step = startStep + 1; step <= lastStep; step++) {
     const ids = tf.tensor2d(batcher.at(step - 1), [batch, seqLen + 1], 'int32');
     const t0 = performance.now();
+    model.scheduleValueLr(step - 1, cfg.train.steps); // UltraMem's value-LR decay, when configured
     const { loss, gradNorm } = opt.minimize(() => model.loss(ids, { training: true }), lrAt(step));
     model.stepMemory();
     const dt = performance.now() - t0;

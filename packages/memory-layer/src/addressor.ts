@@ -28,6 +28,8 @@ export interface Addressor {
   readonly bags: number;
   /** x [B, D] → ids, weights, scores [B·G, K] */
   address(x: tf.Tensor2D, opts: { training: boolean }): Address;
+  /** an auxiliary loss on the addressor's own tensors (UltraMem's Tucker-core penalty), if any */
+  auxLoss?(): tf.Scalar | undefined;
   /** trainable tensors by name (`wq`, `subkeys`, …), trained by the model's dense optimizer */
   variables(): Record<string, tf.Variable>;
   dispose(): void;

@@ -106,6 +106,11 @@ export class Memory {
     });
   }
 
+  /** The addressor's auxiliary loss (add it to the training loss), or undefined when it has none. */
+  auxLoss(): tf.Scalar | undefined {
+    return this.addressor.auxLoss?.();
+  }
+
   /** Which slots each token of `x` reads, with which weights (no gradient, no update, not counted as usage). */
   inspect(x: tf.Tensor): LookupTrace {
     const D = this.inputDim;

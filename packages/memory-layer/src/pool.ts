@@ -11,6 +11,7 @@
  * a pool sharded across workers along dv (docs/design.md §5) can stand in for this one.
  */
 import { type OptimizerConfig, type StorageDtype, type ValueTable, ValueStore, embeddingBag } from '@mnemo/kernels';
+import { ConfigError } from '@mnemo/core';
 import type * as tf from '@tensorflow/tfjs-core';
 
 export interface ValuePool {
@@ -22,6 +23,8 @@ export interface ValuePool {
   step(): number;
   /** value rows as float32 [ids.length, dv] (copies; −1 gives a zero row) */
   readRows(ids: Int32Array): Float32Array;
+  /** the learning rate of the next value updates (a schedule); undefined = the optimizer's own */
+  setLearningRate(lr: number | undefined): void;
   /** write the values and their optimizer state to `file` (atomically) */
   save(file: string): void;
   dispose(): void;
@@ -47,6 +50,7 @@ export interface MemoryPoolOptions {
 export class MemoryPool implements ValuePool {
   /** the value table (any ValueTable: CPU store, CUDA table, sharded table) */
   readonly store: ValueTable;
+  private lr: number | undefined;
 
   constructor(opts: MemoryPoolOptions | { store: ValueTable }) {
     if ('store' in opts) {
@@ -72,11 +76,16 @@ export class MemoryPool implements ValuePool {
   }
 
   lookup(ids: tf.Tensor2D, weights: tf.Tensor2D): tf.Tensor2D {
-    return embeddingBag(this.store, ids, weights);
+    return embeddingBag(this.store, ids, weights, this.lr === undefined ? {} : { lr: this.lr });
   }
 
   step(): number {
-    return this.store.stats().pending > 0 ? this.store.step() : 0;
+    return this.store.stats().pending > 0 ? this.store.step(this.lr === undefined ? {} : { lr: this.lr }) : 0;
+  }
+
+  setLearningRate(lr: number | undefined): void {
+    if (lr !== undefined && !(Number.isFinite(lr) && lr >= 0)) throw new ConfigError('lr', `must be a finite number ≥ 0, got ${lr}`);
+    this.lr = lr;
   }
 
   /** Value rows as a Float32Array [ids.length, dv] (copies). */

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CheckpointError } from '@mnemo/core';
+import { CheckpointError, SafetensorsReader } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,6 +128,25 @@ describe('checkpoints', () => {
     writeFileSync(file, JSON.stringify({ ...cfg, model: { ...cfg.model, skips: [skips[0], { ...skips[1], kind: 'memoryPlus' }] } }));
     expect(() => load(dir)).toThrow(/memory: does not match the model config: layer 2 was saved as/);
     model.dispose();
+  });
+
+  it('UltraMem memories (block and skip) round-trip: same logits, and training resumes identically', () => {
+    const { model, dir } = saved('ultramem', {
+      ffn: ['dense', 'moe', 'ultramem'],
+      skips: [{ read: 0, write: 1, kind: 'ultramem' }],
+      ultramem: { heads: 2, topM: 2, keyDim: 8, expansion: 4, cores: 2 },
+    });
+    const back = load(dir);
+    expect(back.model.memorySites().map((s) => s.site)).toEqual(['blocks.2.ffn', 'skips.0']);
+    expect(Array.from(logitsOf(back.model))).toEqual(Array.from(logitsOf(model)));
+    train(model, 1);
+    train(back.model, 1);
+    expect(Array.from(logitsOf(back.model))).toEqual(Array.from(logitsOf(model)));
+    const tensors = new SafetensorsReader(path.join(dir, 'memory', 'layers.safetensors'));
+    expect([...tensors.tensors.keys()]).toContain('layers.1.tuckerCore');
+    tensors.close();
+    model.dispose();
+    back.model.dispose();
   });
 
   it('loading then disposing the model and the extras frees every tensor the load made', () => {

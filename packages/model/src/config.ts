@@ -47,9 +47,37 @@ const memorySchema = z
     /** dv: value width; default dim */
     valueDim: positiveInt.optional(),
     queryNorm: z.enum(['none', 'layernorm', 'qknorm']).default('qknorm'),
+    /** pooling weights of PKM / Memory+ layers: softmax (default) | none (raw scores, UltraMem) | relu */
+    scoreFn: z.enum(['softmax', 'none', 'relu']).optional(),
     /** learning rate of the pool's sparse value optimizer (XLM: constant 1e-3) */
     valueLr: z.number().positive().default(1e-3),
     valueOptimizer: z.enum(['adam', 'sgd', 'adagrad']).default('adam'),
+    /**
+     * value-LR decay (UltraMem): the value LR starts at this multiple of valueLr and falls
+     * linearly to 1× over training (the trainer applies it); absent = constant
+     */
+    valueLrDecay: z.number().min(1).optional(),
+  })
+  .strict();
+
+/**
+ * UltraMem memories (kind `ultramem`): what @mnemo/ultramem's config takes besides the model
+ * width, the pool's numKeys and the seed. Absent = its defaults (TDQKR r 2, 2 cores, E 4, dv = D/2).
+ */
+const ultramemSchema = z
+  .object({
+    heads: positiveInt.optional(),
+    topM: positiveInt.optional(),
+    keyDim: positiveInt.optional(),
+    valueDim: positiveInt.optional(),
+    scoring: z.enum(['tdqkr', 'pk']).optional(),
+    rank: positiveInt.optional(),
+    cores: positiveInt.optional(),
+    expansion: positiveInt.optional(),
+    preselect: z.enum(['signed', 'top']).optional(),
+    layerNorm: z.boolean().optional(),
+    auxAlpha: z.number().min(0).optional(),
+    auxTau: z.number().min(0).optional(),
   })
   .strict();
 
@@ -84,6 +112,8 @@ export const modelConfigSchema = z
       valueLr: 1e-3,
       valueOptimizer: 'adam',
     }),
+    /** UltraMem memories' settings (kind `ultramem`); the value pool's are in `memory` */
+    ultramem: ultramemSchema.optional(),
     /** seed of every initialiser (two models from one config are identical) */
     seed: z.number().int().default(0),
   })

@@ -13,7 +13,7 @@
  *   lookup does not. Per-kind counts live in the registry (ffn-kinds.ts).
  */
 import type { ModelConfig } from './config';
-import { FFN_REGISTRY, isMemoryKind, memoryKind, usesMemoryPool } from './ffn-kinds';
+import { FFN_REGISTRY, isMemoryKind, memoryKind, poolShapeOf } from './ffn-kinds';
 
 export interface ModelCounts {
   denseParams: number;
@@ -54,7 +54,8 @@ export function modelCounts(c: ModelConfig): ModelCounts {
     memories += f.params;
     flops += f.flops;
   });
-  const values = usesMemoryPool(c) ? c.memory.numKeys ** 2 * (c.memory.valueDim ?? D) : 0;
+  const pool = poolShapeOf(c);
+  const values = pool ? pool.rows * pool.dim : 0;
   return {
     denseParams: dense,
     memoryParams: values + memories,

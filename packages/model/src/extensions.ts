@@ -17,6 +17,8 @@ export interface SkipLayerMemory {
   readonly writeBlock: number;
   /** x [N, D]: block `readBlock`'s normalised FFN input (tokens flattened) → [N, D] */
   apply(x: tf.Tensor2D, opts: { training: boolean }): tf.Tensor2D;
+  /** an auxiliary loss to add to the LM loss (UltraMem's Tucker-core penalty), if any */
+  aux?(): tf.Scalar | undefined;
   variables(): Record<string, tf.Variable>;
   dispose(): void;
 }

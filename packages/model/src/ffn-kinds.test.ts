@@ -3,7 +3,7 @@
  * entry, memory kinds read the one shared pool from any site, counts match the built variables.
  */
 import { initBackend } from '@mnemo/kernels';
-import type { MemoryLayer } from '@mnemo/memory-layer';
+import type { MemoryLayer, MemoryLayerConfig } from '@mnemo/memory-layer';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FFN_KINDS, type ModelConfigInput, parseModelConfig } from './config';
@@ -29,15 +29,15 @@ beforeAll(async () => {
 describe('FFN kind registry', () => {
   it('has one entry per kind; memory kinds are exactly those with a memory spec', () => {
     expect(Object.keys(FFN_REGISTRY).sort()).toEqual([...FFN_KINDS].sort());
-    expect(MEMORY_KINDS).toEqual(['memory', 'memoryPlus']);
+    expect(MEMORY_KINDS).toEqual(['memory', 'memoryPlus', 'ultramem']);
     expect(FFN_KINDS.filter(isMemoryKind)).toEqual(MEMORY_KINDS);
     expect(isMemoryKind('toString')).toBe(false);
     expect(usesMemoryPool({ ffn: ['dense', 'moe'] })).toBe(false);
     expect(usesMemoryPool({ ffn: ['dense', 'memory'] })).toBe(true);
     expect(usesMemoryPool({ ffn: ['dense'], skips: [{ kind: 'memoryPlus' }] })).toBe(true);
     const c = parseModelConfig({ ...base, ffn: ['dense', 'memoryPlus', 'moe', 'memory'] });
-    expect(memoryLayerConfigFor(c, 1).gating).toBe('silu');
-    expect(memoryLayerConfigFor(c, 3).gating).toBe('none');
+    expect((memoryLayerConfigFor(c, 1) as MemoryLayerConfig).gating).toBe('silu');
+    expect((memoryLayerConfigFor(c, 3) as MemoryLayerConfig).gating).toBe('none');
     expect(() => memoryLayerConfigFor(c, 2)).toThrow(/^ffn\.2: is 'moe', not a memory kind/);
   });
 
@@ -104,5 +104,45 @@ describe('skip-layer memories from config.skips', () => {
     expect(() => parseModelConfig({ ...cfg, skips: [{ read: 0, write: 4, kind: 'memory' }] })).toThrow(/^skips\.0:/);
     expect(() => parseModelConfig({ ...cfg, skips: [{ read: 0, write: 2, kind: 'dense' }] })).toThrow(/^skips\.0\.kind:/);
     expect(() => parseModelConfig({ ...cfg, skips: [{ read: 0, write: 2, kind: 'memory', extra: 1 }] })).toThrow(/^skips\.0/);
+  });
+});
+
+describe('UltraMem memories (kind ultramem) in blocks and on skip sites', () => {
+  const um = {
+    ...base,
+    ffn: ['dense', 'none', 'dense', 'ultramem'],
+    skips: [{ read: 0, write: 1, kind: 'ultramem' }],
+    ultramem: { heads: 2, topM: 3, keyDim: 8, expansion: 4, cores: 2 },
+    memory: { ...base.memory, valueLrDecay: 10 },
+  } as ModelConfigInput;
+
+  it('share one pool of N·cores × dv/cores, count right, add their Tucker aux loss, schedule the value LR', () => {
+    const c = parseModelConfig(um);
+    const m = new LanguageModel(c);
+    expect([m.pool!.rows, m.pool!.dim]).toEqual([36 * 2, 4]); // numKeys² · cores, (D/2) / cores
+    expect(m.memorySites().map((s) => s.site)).toEqual(['blocks.3.ffn', 'skips.0']);
+    const named = m.namedVariables();
+    const isMem = (k: string) => k.startsWith('blocks.3.ffn.') || k.startsWith('skips.0.');
+    const size = (keys: string[]) => keys.reduce((s, k) => s + named[k]!.size, 0);
+    const counts = modelCounts(c);
+    expect(size(Object.keys(named).filter((k) => !isMem(k)))).toBe(counts.denseParams);
+    expect(size(Object.keys(named).filter(isMem)) + 72 * 4).toBe(counts.memoryParams);
+    expect(Object.keys(named)).toContain('skips.0.tuckerCore');
+    const ids = tf.tensor2d([[1, 2, 3, 4, 5, 6]], [1, 6], 'int32');
+    const withAux = m.loss(ids).dataSync()[0]!;
+    const without = m.loss(ids, { aux: false }).dataSync()[0]!;
+    expect(withAux).toBeGreaterThanOrEqual(without);
+    expect(m.scheduleValueLr(0, 100)).toBeCloseTo(1e-2, 9); // 10 × valueLr 1e-3 at the start
+    expect(m.scheduleValueLr(50, 100)).toBeCloseTo(5.5e-3, 9);
+    expect(m.scheduleValueLr(100, 100)).toBeCloseTo(1e-3, 9);
+    const opt = tf.train.adam(1e-2);
+    opt.minimize(() => m.loss(ids, { training: true }), false, m.trainableVariables());
+    expect(m.inspectMemory([1, 2, 3]).map((r) => r.site)).toEqual(['skips.0', 'blocks.3.ffn']);
+    m.dispose();
+    ids.dispose();
+  });
+
+  it('a pool shared by kinds of different shapes is refused, naming ffn', () => {
+    expect(() => new LanguageModel({ ...um, ffn: ['dense', 'memoryPlus', 'dense', 'ultramem'] })).toThrow(/^ffn: memory kinds .* need pools of different shapes/);
   });
 });

@@ -28,6 +28,7 @@ export {
   isMemoryKind,
   memoryKind,
   memoryLayerConfigFor,
+  poolShapeOf,
   usesMemoryPool,
 } from './ffn-kinds';
 export { type GenerateOptions, type GenerateResult, type TextCodec, generate, sampleToken } from './generate';

@@ -9,6 +9,7 @@
 import { subSeed } from '@mnemo/core';
 import { type Memory, type MemoryLayerConfig, MemoryLayer, type ValuePool, parseMemoryLayerConfig } from '@mnemo/memory-layer';
 import type * as tf from '@tensorflow/tfjs-core';
+import { type UltraMemConfig, parseUltraMemConfig } from '@mnemo/ultramem';
 import type { ModelConfig } from './config';
 import type { FfnSlot } from './ffn';
 
@@ -26,9 +27,15 @@ export function productKeyLayerConfig(c: ModelConfig, site: string, gating: 'non
     keyDim: m.keyDim,
     valueDim: m.valueDim ?? c.dim,
     queryNorm: m.queryNorm,
+    scoreFn: m.scoreFn,
     gating,
     seed: subSeed(c.seed, site),
   });
+}
+
+/** The UltraMem layer config of the memory at `site`: `ultramem` section + the pool's numKeys + the site's seed. */
+export function ultraMemLayerConfig(c: ModelConfig, site: string): UltraMemConfig {
+  return parseUltraMemConfig({ ...c.ultramem, inputDim: c.dim, numKeys: c.memory.numKeys, seed: subSeed(c.seed, site) }, 'ultramem');
 }
 
 /** A product-key memory layer on the model's pool, its tfjs variables named after the site. */
@@ -43,8 +50,8 @@ export class MemoryFfn implements FfnSlot {
     readonly kind: string,
   ) {}
 
-  apply(x: tf.Tensor2D, opts: { training: boolean }): { y: tf.Tensor2D } {
-    return { y: this.memory.apply(x, { training: opts.training }) as tf.Tensor2D };
+  apply(x: tf.Tensor2D, opts: { training: boolean }): { y: tf.Tensor2D; aux?: tf.Scalar } {
+    return { y: this.memory.apply(x, { training: opts.training }) as tf.Tensor2D, aux: this.memory.auxLoss() };
   }
 
   variables(): Record<string, tf.Variable> {

@@ -15,12 +15,13 @@
  */
 import { ConfigError, ShapeError, ValueError, subSeed } from '@mnemo/core';
 import { type Memory, MemoryPool, type ValuePool } from '@mnemo/memory-layer';
+import { valueLrMultiplier } from '@mnemo/ultramem';
 import * as tf from '@tensorflow/tfjs-core';
 import { Attention, type AttnContext, cachedMask, causalMask } from './attention';
 import { type ModelConfig, type ModelConfigInput, parseModelConfig } from './config';
 import type { SkipLayerMemory } from './extensions';
 import type { FfnSlot } from './ffn';
-import { FFN_REGISTRY, isMemoryKind, memoryKind, usesMemoryPool } from './ffn-kinds';
+import { FFN_REGISTRY, isMemoryKind, memoryKind, poolShapeOf } from './ffn-kinds';
 import { type KVCache, ModelKVCache } from './kv-cache';
 import { gatherRows } from '@mnemo/kernels';
 import { crossEntropy, rmsNorm } from './ops';
@@ -95,16 +96,21 @@ export class LanguageModel {
     this.tokEmb = this.params.normal('tok_emb', [c.vocabSize, D], 0.02);
 
     const m = c.memory;
-    const rows = m.numKeys * m.numKeys;
-    const dv = m.valueDim ?? D;
+    const shape = poolShapeOf(c); // from the memory kinds the config uses
     if (opts.pool) {
-      if (!usesMemoryPool(c)) throw new ConfigError('pool', 'given, but the config has no memory blocks or skips to read it');
-      if (opts.pool.rows !== rows || opts.pool.dim !== dv) {
-        throw new ConfigError('pool', `is ${opts.pool.rows}×${opts.pool.dim}; the config's memory needs ${rows}×${dv} (memory.numKeys², valueDim)`);
+      if (!shape) throw new ConfigError('pool', 'given, but the config has no memory blocks or skips to read it');
+      if (opts.pool.rows !== shape.rows || opts.pool.dim !== shape.dim) {
+        throw new ConfigError('pool', `is ${opts.pool.rows}×${opts.pool.dim}; the config's memories need ${shape.rows}×${shape.dim}`);
       }
       this.pool = opts.pool;
-    } else if (usesMemoryPool(c)) {
-      this.pool = new MemoryPool({ rows, dim: dv, optimizer: { kind: m.valueOptimizer, lr: m.valueLr }, seed: subSeed(c.seed, 'pool') });
+    } else if (shape) {
+      this.pool = new MemoryPool({
+        rows: shape.rows,
+        dim: shape.dim,
+        initStd: shape.initStd,
+        optimizer: { kind: m.valueOptimizer, lr: m.valueLr },
+        seed: subSeed(c.seed, 'pool'),
+      });
     }
 
     for (let i = 0; i < c.layers; i++) {
@@ -132,6 +138,7 @@ export class LanguageModel {
         readBlock: s.read,
         writeBlock: s.write,
         apply: (x, o) => memory.apply(x, o) as tf.Tensor2D,
+        aux: () => memory.auxLoss(),
         variables: () => memory.variables(),
         dispose: () => memory.dispose(),
       };
@@ -175,6 +182,18 @@ export class LanguageModel {
     const b = this.blocks[i];
     if (!b) throw new ValueError('block', `${i} is not in [0, ${this.blocks.length})`);
     return b.ffn;
+  }
+
+  /**
+   * The value LR for training step `step` of `steps`: `memory.valueLr`, times UltraMem's decay
+   * (`memory.valueLrDecay`× at the start, falling linearly to 1×) when the config sets one.
+   */
+  scheduleValueLr(step: number, steps: number): number | undefined {
+    const { valueLr, valueLrDecay } = this.config.memory;
+    if (!this.pool || valueLrDecay === undefined) return undefined;
+    const lr = valueLr * valueLrMultiplier(step, steps, valueLrDecay);
+    this.pool.setLearningRate(lr);
+    return lr;
   }
 
   /** Apply queued value updates when the pool runs in deferred mode; a no-op otherwise (fused updates). */
@@ -287,7 +306,10 @@ export class LanguageModel {
       const x = tf.reshape(rmsNorm(h, blk.ffnNorm as tf.Tensor1D, c.normEps), [B * T, D]) as tf.Tensor2D; // [B·T, D]
       onFfnInput?.(i, x);
       for (const s of this.skips) {
-        if (s.readBlock === i) pending.set(s.writeBlock, [...(pending.get(s.writeBlock) ?? []), s.apply(x, { training })]);
+        if (s.readBlock !== i) continue;
+        pending.set(s.writeBlock, [...(pending.get(s.writeBlock) ?? []), s.apply(x, { training })]);
+        const a = s.aux?.();
+        if (a) auxes.push(a);
       }
       const { y, aux } = blk.ffn.apply(x, { training });
       if (aux) auxes.push(aux);
