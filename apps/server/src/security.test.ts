@@ -69,6 +69,8 @@ describe('authentication is decided on the matched route', () => {
     for (const t of ['/healthz', '/%68ealthz', `http://127.0.0.1:${port}/readyz`, '/metrics']) {
       expect([t, (await rawRequest(port, rawGet(t))).status]).toEqual([t, 200]);
     }
+    expect((await rawRequest(port, rawGet('/healthz', {}, 'HEAD'))).status).toBe(200);
+    expect((await rawRequest(port, rawGet('/v1/models', {}, 'HEAD'))).status).toBe(401);
   });
 
   it('the shutdown guard covers encoded and absolute-form targets (503, not served)', async () => {
@@ -130,12 +132,18 @@ describe('the prompt limit bounds tokenizer work before it starts (real BPE)', (
         ['/v1/memory/lookup', { text: word }],
       ] as const) {
         const json = JSON.stringify(body); // serialised before the clock starts: the server's time is measured
-        const t0 = performance.now();
-        const res = await post(`${url}${route}`, json);
-        const ms = performance.now() - t0;
-        const e = (await res.json()) as ErrorBody;
-        expect(e.error.code).toBe('context_length_exceeded');
-        answers.push([`${mb} MB ${route}`, res.status, ms]);
+        // the median of 3 tries: the machine is shared, one try may meet someone else's burst
+        const times: number[] = [];
+        let status = 0;
+        for (let k = 0; k < 3; k++) {
+          const t0 = performance.now();
+          const res = await post(`${url}${route}`, json);
+          times.push(performance.now() - t0);
+          const e = (await res.json()) as ErrorBody;
+          expect(e.error.code).toBe('context_length_exceeded');
+          status = res.status;
+        }
+        answers.push([`${mb} MB ${route}`, status, times.sort((a, b) => a - b)[1]!]);
       }
     }
     // three at once, as in the probe
@@ -331,6 +339,53 @@ describe('shutdown', () => {
     await done;
     running = running.filter((x) => x !== server);
     expect(engine.liveCaches).toBe(0);
+  }, 10_000);
+});
+
+describe('shutdown, on a connection that was already open', () => {
+  it('a request that arrives after shutdown began gets 503 shutting_down with Connection: close', async () => {
+    const engine = new FakeEngine({ stepMs: 10 });
+    const { server, url, port } = await start(engine, { maxTokens: 5000, shutdownGraceMs: 2000 });
+    // a stream keeps the server in its grace period
+    let firstEvent!: () => void;
+    const started = new Promise<void>((r) => {
+      firstEvent = r;
+    });
+    const ac = new AbortController();
+    const stream = fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'a', max_tokens: 5000, stream: true, temperature: 0 }),
+      signal: ac.signal,
+    })
+      .then((r) => readSse(r, () => firstEvent()))
+      .catch(() => null);
+    await started;
+    // a second connection, mid-request (half its headers sent): not idle, so shutdown keeps it
+    const sock = connect(port, '127.0.0.1');
+    let text = '';
+    sock.on('data', (d) => {
+      text += d;
+    });
+    sock.on('error', () => {});
+    const closed = new Promise<void>((r) => sock.on('close', () => r()));
+    await new Promise<void>((r) => sock.on('connect', () => r()));
+    const body = JSON.stringify(completion);
+    sock.write(`POST /%761/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n`);
+    await new Promise((r) => setTimeout(r, 30));
+    const done = server.shutdown();
+    await new Promise((r) => setTimeout(r, 30));
+    sock.write(`content-length: ${body.length}\r\n\r\n${body}`);
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]);
+    sock.destroy();
+    expect(text).toMatch(/^HTTP\/1\.1 503 /);
+    expect(text.toLowerCase()).toContain('connection: close');
+    expect(expectErrorShape(text.slice(text.indexOf('\r\n\r\n') + 4), 503).error.code).toBe('shutting_down');
+    expect(engine.prefills).toBe(1); // only the stream's
+    ac.abort();
+    await stream;
+    await done;
+    running = running.filter((x) => x !== server);
   }, 10_000);
 });
 
