@@ -24,9 +24,10 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const { checkpoint, logLevel, help: _help, ...serverOpts } = opts;
+  const { checkpoint, logLevel, help: _help, warnings, ...serverOpts } = opts;
   const server = new MnemoServer(serverOpts, { logger: logLevel === 'silent' ? false : { level: logLevel } });
   const say = (msg: string) => process.stderr.write(`mnemo-serve: ${msg}\n`);
+  for (const w of warnings) say(`warning: ${w}`);
 
   let stopping = false;
   const stop = (signal: string) => {

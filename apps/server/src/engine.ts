@@ -49,6 +49,12 @@ export interface Engine {
   /** token fed in place of an empty prompt (as the library's generate does) */
   readonly bosId: number;
   encode(text: string): number[];
+  /**
+   * Token ids of `text` if it has at most `maxTokens`, else null, with the work bounded by
+   * `maxTokens` rather than by the text's length (a prompt limit is checked before a megabyte
+   * of one word is tokenized).
+   */
+  encodeUpTo(text: string, maxTokens: number): number[] | null;
   decode(ids: number[]): string;
   newCache(): EngineCache;
   /** Feed tokens of ONE sequence; logits [V] of its last position. */

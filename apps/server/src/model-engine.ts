@@ -54,6 +54,16 @@ export class ModelEngine implements Engine {
     return this.tokenizer.encode(text);
   }
 
+  encodeUpTo(text: string, maxTokens: number): number[] | null {
+    const t = this.tokenizer as TextCodec & { encodeUpTo?: (text: string, max: number) => number[] | null };
+    if (t.encodeUpTo) return t.encodeUpTo(text, maxTokens);
+    // a codec without a bounded encoder: assume no token covers more than 16 UTF-16 units,
+    // refuse longer texts before encoding, then check the count
+    if (text.length > maxTokens * 16) return null;
+    const ids = t.encode(text);
+    return ids.length > maxTokens ? null : ids;
+  }
+
   decode(ids: number[]): string {
     return this.tokenizer.decode(ids);
   }

@@ -35,6 +35,32 @@ describe('options', () => {
     expect(parseCli(['--checkpoint', 'c', '--api-key', 'k2'], { MNEMO_API_KEY: 'k1' }).apiKey).toBe('k2');
   });
 
+  it('the API key from a file (--api-key-file) or the environment; --api-key still works but warns it is visible', () => {
+    const files: Record<string, string> = { '/k': 'from-file\n', '/empty': '' };
+    const read = (f: string) => {
+      if (!(f in files)) throw new Error('ENOENT');
+      return files[f]!;
+    };
+    const fromFile = parseCli(['--checkpoint', 'c', '--api-key-file', '/k'], { MNEMO_API_KEY: 'env' }, read);
+    expect(fromFile.apiKey).toBe('from-file');
+    expect(fromFile.warnings).toEqual([]);
+    const fromEnv = parseCli(['--checkpoint', 'c'], { MNEMO_API_KEY: 'env' }, read);
+    expect([fromEnv.apiKey, fromEnv.warnings]).toEqual(['env', []]);
+    const argv = parseCli(['--checkpoint', 'c', '--api-key', 'k2'], {}, read);
+    expect(argv.apiKey).toBe('k2');
+    expect(argv.warnings.join()).toMatch(/--api-key puts the key on the command line.*--api-key-file/);
+    expect(fieldOf(() => parseCli(['--checkpoint', 'c', '--api-key-file', '/none'], {}, read))).toBe('--api-key-file');
+    expect(fieldOf(() => parseCli(['--checkpoint', 'c', '--api-key-file', '/empty'], {}, read))).toBe('--api-key-file');
+    expect(fieldOf(() => parseCli(['--checkpoint', 'c', '--api-key-file', '/k', '--api-key', 'x'], {}, read))).toBe('--api-key');
+    // the new limits are flags too
+    expect(parseCli(['--checkpoint', 'c', '--request-timeout-ms', '500', '--max-connections', '9', '--allowed-hosts', 'a.example,b.example'], {})).toMatchObject({
+      requestTimeoutMs: 500,
+      maxConnections: 9,
+      allowedHosts: ['a.example', 'b.example'],
+    });
+    expect(fieldOf(() => parseCli(['--checkpoint', 'c', '--max-connections', '0'], {}))).toBe('--max-connections');
+  });
+
   it('errors name the flag', () => {
     expect(fieldOf(() => parseCli([], {}))).toBe('--checkpoint');
     expect(fieldOf(() => parseCli(['--checkpoint', 'c', '--port', 'x'], {}))).toBe('--port');
@@ -60,11 +86,13 @@ describe('options', () => {
   it('the help text lists every flag with the schema\'s defaults', () => {
     for (const line of [
       '--checkpoint DIR',
-      '--port N                 TCP port, 0 = any free port (default 8080)',
-      '--max-batch N            sequences decoded together per step (default 16)',
-      '--body-limit BYTES       largest request body (default 1048576)',
-      '--no-batching            decode one request at a time',
-      '--log-level LEVEL        fatal|error|warn|info|debug|silent; info logs every request (default warn)',
+      '--port N                  TCP port, 0 = any free port (default 8080)',
+      '--max-batch N             sequences decoded together per step (default 16)',
+      '--body-limit BYTES        largest request body (default 1048576)',
+      '--no-batching             decode one request at a time',
+      '--log-level LEVEL         fatal|error|warn|info|debug|silent; info logs every request (default warn)',
+      '--request-timeout-ms N    time to receive a whole request (headers and body) (default 30000)',
+      '--max-connections N       open connections at most (default 256)',
       '-h, --help',
     ]) {
       expect(USAGE).toContain(`\n  ${line}`);

@@ -3,6 +3,7 @@
  * a bad value throws ConfigError naming the option. The CLI's flags are parsed by @mnemo/core's
  * parseFlags (`--port 80` or `--port=80`; an unknown flag names the closest known one).
  */
+import { readFileSync } from 'node:fs';
 import { ConfigError, type ParsedArgs, UsageError, defineFlags, parseFlags, usage } from '@mnemo/core';
 import { z } from 'zod';
 
@@ -14,8 +15,18 @@ export const serverOptionsSchema = z
     host: z.string().min(1).default('127.0.0.1'),
     /** TCP port; 0 picks a free one */
     port: z.number().int().min(0).max(65535).default(8080),
-    /** bearer token required on /v1/* when set */
+    /** bearer token required on every route but /healthz, /readyz, /metrics when set */
     apiKey: z.string().min(1).optional(),
+    /**
+     * Host header names accepted (case-insensitive, port ignored; '*' accepts any). Default: when
+     * bound to a loopback address without an API key, only loopback names (localhost, *.localhost,
+     * 127.x.x.x, ::1), so a web page cannot reach the server through DNS rebinding; else any.
+     */
+    allowedHosts: z.array(z.string().min(1)).optional(),
+    /** the whole request (headers and body) must arrive within this, ms; else 408 and the connection is closed */
+    requestTimeoutMs: positiveInt.default(30_000),
+    /** open connections at most; more are closed at once */
+    maxConnections: positiveInt.default(256),
     /** requests waiting for a decoding slot before 429 */
     maxQueue: z.number().int().min(0).default(64),
     /** sequences decoded together in one step */
@@ -55,6 +66,8 @@ export interface CliOptions extends ServerOptions {
   checkpoint: string;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
   help: boolean;
+  /** things the operator should hear about (a key given on the command line) */
+  warnings: string[];
 }
 
 /** the schema's defaults, shown by --help and passed on as given */
@@ -65,6 +78,9 @@ const OPTION_OF = {
   host: 'host',
   port: 'port',
   'api-key': 'apiKey',
+  'allowed-hosts': 'allowedHosts',
+  'request-timeout-ms': 'requestTimeoutMs',
+  'max-connections': 'maxConnections',
   'max-queue': 'maxQueue',
   'max-batch': 'maxBatch',
   'no-batching': 'batching',
@@ -83,7 +99,11 @@ const CLI_FLAGS = defineFlags({
   checkpoint: { type: 'string', placeholder: 'DIR', description: 'trainer checkpoint to serve (required)' },
   host: { type: 'string', placeholder: 'HOST', description: 'interface to bind', default: DEFAULTS.host },
   port: { type: 'int', min: 0, description: 'TCP port, 0 = any free port', default: DEFAULTS.port },
-  'api-key': { type: 'string', placeholder: 'KEY', description: 'require "Authorization: Bearer KEY" on /v1/* (or env MNEMO_API_KEY)' },
+  'api-key-file': { type: 'string', placeholder: 'FILE', description: 'require "Authorization: Bearer KEY" on all but /healthz /readyz /metrics; KEY read from FILE (or env MNEMO_API_KEY)' },
+  'api-key': { type: 'string', placeholder: 'KEY', description: 'the key on the command line (visible in ps: prefer --api-key-file or MNEMO_API_KEY)' },
+  'allowed-hosts': { type: 'list', placeholder: 'H1,H2', description: "Host header names accepted, '*' = any", defaultText: 'loopback names when bound to loopback without a key, else any' },
+  'request-timeout-ms': { type: 'int', min: 0, description: 'time to receive a whole request (headers and body)', default: DEFAULTS.requestTimeoutMs },
+  'max-connections': { type: 'int', min: 0, description: 'open connections at most', default: DEFAULTS.maxConnections },
   'max-queue': { type: 'int', min: 0, description: 'waiting requests before 429', default: DEFAULTS.maxQueue },
   'max-batch': { type: 'int', min: 0, description: 'sequences decoded together per step', default: DEFAULTS.maxBatch },
   'no-batching': { type: 'boolean', description: 'decode one request at a time' },
@@ -108,7 +128,11 @@ ${usage(CLI_FLAGS)}
 `;
 
 /** Parse `mnemo-serve` arguments; throws ConfigError naming the flag (`arguments` for an unknown flag). */
-export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): CliOptions {
+export function parseCli(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  readFile: (file: string) => string = (f) => readFileSync(f, 'utf8'),
+): CliOptions {
   let parsed: ParsedArgs<typeof CLI_FLAGS>;
   try {
     parsed = parseFlags(CLI_FLAGS, argv);
@@ -132,8 +156,28 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     maxPromptTokens: v['max-prompt-tokens'],
     bodyLimit: v['body-limit'],
     shutdownGraceMs: v['shutdown-grace-ms'],
+    requestTimeoutMs: v['request-timeout-ms'],
+    maxConnections: v['max-connections'],
   };
-  const apiKey = v['api-key'] ?? env.MNEMO_API_KEY;
+  if (v['allowed-hosts']?.length) raw.allowedHosts = v['allowed-hosts'];
+  const warnings: string[] = [];
+  if (v['api-key'] !== undefined && v['api-key-file'] !== undefined) {
+    throw new ConfigError('--api-key', 'give --api-key or --api-key-file, not both');
+  }
+  let apiKey: string | undefined = env.MNEMO_API_KEY;
+  if (v['api-key-file'] !== undefined) {
+    const file = v['api-key-file'];
+    try {
+      apiKey = readFile(file).replace(/\r?\n$/, '');
+    } catch (e) {
+      throw new ConfigError('--api-key-file', `cannot read ${file}: ${(e as Error).message}`);
+    }
+    if (apiKey === '') throw new ConfigError('--api-key-file', `${file} is empty`);
+  }
+  if (v['api-key'] !== undefined) {
+    apiKey = v['api-key'];
+    warnings.push('--api-key puts the key on the command line, where other local users can read it (ps, /proc); prefer --api-key-file FILE or env MNEMO_API_KEY');
+  }
   if (apiKey !== undefined && apiKey !== '') raw.apiKey = apiKey;
   if (v['model-name'] !== undefined) raw.modelName = v['model-name'];
   let opts: ServerOptions;
@@ -146,7 +190,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv = process.env): 
     }
     throw e;
   }
-  return { ...opts, checkpoint: v.checkpoint ?? '', logLevel: v['log-level'], help };
+  return { ...opts, checkpoint: v.checkpoint ?? '', logLevel: v['log-level'], help, warnings };
 }
 
 function kebab(s: string): string {

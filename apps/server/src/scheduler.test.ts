@@ -137,4 +137,40 @@ describe('Scheduler', () => {
     expect((await s.submit(req('a')).result).outcome).toBe('finished');
     expect(engine.liveCaches).toBe(0);
   });
+  it('tasks share the queue: first come first served, the same bound (429), a deadline (408), shutdown (503)', async () => {
+    const engine = new FakeEngine();
+    const s = new Scheduler(engine, { maxBatch: 1, maxQueue: 2, batching: true });
+    const order: string[] = [];
+    const a = s.submit(req('a', { maxTokens: 3 }));
+    const b = s.submit(req('b', { maxTokens: 3 }));
+    const t = s.submitTask(() => {
+      order.push(`task after ${engine.prefills} prefills`);
+      return 42;
+    }, Date.now() + 60_000);
+    // 1 free slot + 2 queue places are taken
+    expect(() => s.submitTask(() => 0, Date.now() + 60_000)).toThrow(expect.objectContaining({ status: 429, code: 'queue_full' }));
+    expect(await t.result).toBe(42);
+    // the task waited behind b, which waited for a's slot: both were prefilled first
+    expect(order).toEqual(['task after 2 prefills']);
+    await Promise.all([a.result, b.result]);
+    // past its deadline while queued: 408, never run
+    let ran = false;
+    const late = s.submitTask(() => {
+      ran = true;
+    }, Date.now() - 1);
+    await expect(late.result).rejects.toMatchObject({ status: 408, code: 'timeout' });
+    // shutdown cuts off what is queued: jobs end 'shutdown', tasks reject 503
+    const j = s.submit(req('c', { maxTokens: 50 }));
+    const k = s.submit(req('d', { maxTokens: 50 }));
+    const u = s.submitTask(() => {
+      ran = true;
+    }, Date.now() + 60_000);
+    s.cancelAll('shutdown');
+    expect((await j.result).outcome).toBe('shutdown');
+    expect((await k.result).outcome).toBe('shutdown');
+    await expect(u.result).rejects.toMatchObject({ status: 503, code: 'shutting_down' });
+    expect(ran).toBe(false);
+    await s.idle();
+    expect(engine.liveCaches).toBe(0);
+  });
 });

@@ -10,6 +10,8 @@
  *   3. one decoding step for every other active sequence at once (engine.decodeBatch over
  *      their last tokens), then sample each with its own seeded RNG.
  * With batching off the active set holds one sequence: requests run one after another.
+ * Tasks (submitTask: memory lookups) share the queue — the same bound (429 when full), the same
+ * first-come order and deadline — and run in the tick that reaches them, without a decoding slot.
  * Sampling per sequence uses only that sequence's logits and RNG, so a request's output does
  * not depend on who else is being served.
  */
@@ -27,7 +29,8 @@ export interface JobRequest {
   deadline: number;
 }
 
-export type JobOutcome = 'finished' | 'timeout' | 'cancelled' | 'error';
+/** 'shutdown': cut off when the shutdown grace period ran out */
+export type JobOutcome = 'finished' | 'timeout' | 'cancelled' | 'error' | 'shutdown';
 
 export interface JobResult {
   outcome: JobOutcome;
@@ -92,8 +95,12 @@ export class Job {
     this.admit();
   }
 
+  /** why a cancelled job stopped */
+  cancelReason: 'cancelled' | 'shutdown' = 'cancelled';
+
   /** Stop generating (client disconnected); the cache is freed at the next tick. */
-  cancel(): void {
+  cancel(reason: 'cancelled' | 'shutdown' = 'cancelled'): void {
+    if (!this.cancelled) this.cancelReason = reason;
     this.cancelled = true;
   }
 
@@ -129,8 +136,62 @@ export class Job {
   }
 }
 
+/**
+ * A unit of synchronous work (a memory lookup) queued with the generations: it waits its turn,
+ * and is refused with 429 when the queue is full, with 408 when its deadline passes while it
+ * waits, with 503 when shutdown cuts it off.
+ */
+export class Task<T = unknown> {
+  readonly result: Promise<T>;
+  private resolve!: (v: T) => void;
+  private reject!: (e: Error) => void;
+  private cancelled = false;
+  private ended = false;
+  reason: 'cancelled' | 'shutdown' = 'cancelled';
+
+  constructor(
+    private readonly work: () => T,
+    readonly deadline: number,
+  ) {
+    this.result = new Promise<T>((res, rej) => {
+      this.resolve = res;
+      this.reject = rej;
+    });
+    this.result.catch(() => {}); // the caller awaits it; a cancelled task nobody awaits is not an unhandled rejection
+  }
+
+  cancel(reason: 'cancelled' | 'shutdown' = 'cancelled'): void {
+    if (!this.cancelled) this.reason = reason;
+    this.cancelled = true;
+  }
+
+  get isCancelled(): boolean {
+    return this.cancelled;
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  run(): void {
+    if (this.ended) return;
+    this.ended = true;
+    try {
+      this.resolve(this.work());
+    } catch (e) {
+      this.reject(e as Error);
+    }
+  }
+
+  fail(e: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.reject(e);
+  }
+}
+
 export class Scheduler {
-  private readonly queue: Job[] = [];
+  private readonly queue: Array<Job | Task> = [];
   private readonly active: Job[] = [];
   private scheduled = false;
   private idleWaiters: Array<() => void> = [];
@@ -154,6 +215,27 @@ export class Scheduler {
 
   /** Queue a generation; throws ApiError 429 (with Retry-After) when the queue is full. */
   submit(request: JobRequest, onDelta: (text: string) => void = () => {}): Job {
+    this.checkRoom();
+    const job = new Job(request, this.engine, onDelta);
+    this.queue.push(job);
+    this.wake();
+    return job;
+  }
+
+  /**
+   * Queue synchronous work behind what is already waiting (same bound: 429 when full); it runs in
+   * the tick that reaches it. The task's result rejects with 408 when `deadline` (epoch ms) passes
+   * while it waits, 503 when shutdown cuts it off, 499 when cancelled.
+   */
+  submitTask<T>(work: () => T, deadline: number): Task<T> {
+    this.checkRoom();
+    const task = new Task(work, deadline);
+    this.queue.push(task as Task);
+    this.wake();
+    return task;
+  }
+
+  private checkRoom(): void {
     const freeSlots = Math.max(0, this.capacity - this.active.length);
     if (this.queue.length >= this.opts.maxQueue + freeSlots) {
       throw new ApiError(
@@ -165,10 +247,6 @@ export class Scheduler {
         { 'retry-after': String(this.retryAfterSeconds()) },
       );
     }
-    const job = new Job(request, this.engine, onDelta);
-    this.queue.push(job);
-    this.wake();
-    return job;
   }
 
   /** Resolves when nothing is queued or generating. */
@@ -177,9 +255,9 @@ export class Scheduler {
     return new Promise((r) => this.idleWaiters.push(r));
   }
 
-  /** Cancel every queued and active job (shutdown deadline). */
-  cancelAll(): void {
-    for (const j of [...this.queue, ...this.active]) j.cancel();
+  /** Cancel every queued and active job and task (shutdown deadline: outcome 'shutdown'). */
+  cancelAll(reason: 'cancelled' | 'shutdown' = 'shutdown'): void {
+    for (const j of [...this.queue, ...this.active]) j.cancel(reason);
     this.wake();
   }
 
@@ -204,13 +282,24 @@ export class Scheduler {
     this.reap(this.active, now);
     this.compact(); // ended jobs leave the queue before admission (else they would be prefilled)
 
-    // 2. admit: prefill new prompts one by one into free slots
+    // 2. admit, first come first served: prefill new prompts one by one into free slots; a task
+    //    at the head runs now (at most `capacity` per tick, so decoding steps go on between them)
     const fresh = new Set<Job>();
-    while (this.active.length < this.capacity && this.queue.length > 0) {
-      const job = this.queue.shift()!;
-      this.active.push(job);
-      fresh.add(job);
-      this.prefill(job);
+    let tasks = 0;
+    while (this.queue.length > 0) {
+      const head = this.queue[0]!;
+      if (head instanceof Task) {
+        if (tasks >= this.capacity) break;
+        this.queue.shift();
+        tasks++;
+        head.run();
+        continue;
+      }
+      if (this.active.length >= this.capacity) break;
+      this.queue.shift();
+      this.active.push(head);
+      fresh.add(head);
+      this.prefill(head);
     }
 
     // 3. one batched decoding step over the sequences that were already running
@@ -226,16 +315,21 @@ export class Scheduler {
     }
   }
 
-  private reap(list: Job[], now: number): void {
+  private reap(list: Array<Job | Task>, now: number): void {
     for (const job of list) {
       if (job.isEnded) continue;
-      if (job.isCancelled) this.finish(job, 'cancelled');
+      if (job instanceof Task) {
+        if (job.isCancelled) job.fail(job.reason === 'shutdown' ? shuttingDown() : new ApiError(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled'));
+        else if (now > job.deadline) job.fail(timedOut());
+        continue;
+      }
+      if (job.isCancelled) this.finish(job, job.cancelReason);
       else if (now > job.request.deadline) this.finish(job, 'timeout');
     }
   }
 
   private compact(): void {
-    for (const list of [this.queue, this.active]) {
+    for (const list of [this.queue, this.active] as Array<Array<Job | Task>>) {
       let w = 0;
       for (const j of list) if (!j.isEnded) list[w++] = j;
       list.length = w;
@@ -287,4 +381,14 @@ export class Scheduler {
     const r = job.end(outcome, error);
     this.observer.finished?.(r);
   }
+}
+
+/** 503: the shutdown grace period ran out. */
+export function shuttingDown(): ApiError {
+  return new ApiError(503, 'The server is shutting down; retry against another instance.', 'service_unavailable', null, 'shutting_down', { connection: 'close' });
+}
+
+/** 408: the request ran past --timeout-ms. */
+export function timedOut(): ApiError {
+  return new ApiError(408, 'The request ran past the time limit (--timeout-ms) and was stopped. Ask for fewer max_tokens or retry when the server is less busy.', 'timeout_error', null, 'timeout');
 }

@@ -215,15 +215,17 @@ describe('errors (real model)', () => {
     if (code) expect(e.error.code).toBe(code);
   });
 
-  it('lookup errors, 413 on a large body, 404 on unknown routes, and the server stays up', async () => {
+  it('lookup errors, 413 on a large body, 404 on unknown routes, 405 on a wrong method, and the server stays up', async () => {
     const cases: Array<[Response, number, string | null]> = [
       [await post(`${url}/v1/memory/lookup`, { text: '' }), 400, 'text'],
       [await post(`${url}/v1/memory/lookup`, { text: 'a', extra: 1 }), 400, 'extra'],
       [await post(`${url}/v1/memory/lookup`, { text: 'a', top_k: -1 }), 400, 'top_k'],
       [await post(`${url}/v1/completions`, { prompt: 'z'.repeat(2 << 20) }), 413, null],
       [await fetch(`${url}/v1/nothing`), 404, null],
-      [await fetch(`${url}/v1/completions`), 404, null],
     ];
+    const wrongMethod = await fetch(`${url}/v1/completions`);
+    expect(wrongMethod.headers.get('allow')).toBe('POST');
+    cases.push([wrongMethod, 405, null]);
     for (const [res, status, param] of cases) {
       expect(res.status).toBe(status);
       const e = (await res.json()) as ErrorBody;

@@ -4,9 +4,18 @@
  *   new MnemoServer(options) ── listen() ── setEngine(engine) ── ... ── shutdown()
  *
  * The server listens before the model is loaded: /healthz answers 200 at once, /readyz and
- * /v1/* answer 503 until setEngine(). Every error leaves in the OpenAI error shape (errors.ts).
+ * /v1/* answer 503 until setEngine(). Every error leaves in the OpenAI error shape (errors.ts),
+ * those of the HTTP parser (431, 408, malformed requests) and the router (bad URL, 414) included.
+ *
+ * Access control is decided on the MATCHED route, never on the raw URL (which may be
+ * percent-encoded, `/%761/completions`, or absolute-form, `http://host/v1/completions`): routes
+ * registered with `config: { public: true }` (/healthz, /readyz, /metrics) are open; every other
+ * route, unknown URLs and wrong methods included, needs the API key when one is set, and is
+ * refused with 503 during shutdown. docs/security.md has the threat model and every limit.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Engine } from './engine';
 import { ApiError } from './errors';
@@ -15,7 +24,7 @@ import { type ServerOptions, type ServerOptionsInput, parseServerOptions } from 
 import { registerCompletions } from './routes/completions';
 import { registerLookup } from './routes/lookup';
 import { registerOps } from './routes/ops';
-import { Scheduler } from './scheduler';
+import { Scheduler, shuttingDown } from './scheduler';
 
 export interface MnemoServerInit {
   /** fastify/pino logger options; default off */
@@ -43,15 +52,35 @@ export class MnemoServer implements ServerContext {
   /** HTTP responses not yet closed */
   private inFlight = 0;
   private readonly apiKeyDigest: Buffer | null;
+  /** Host names accepted, lower case; null: any */
+  private readonly allowedHosts: Set<string> | 'loopback' | null;
+  /** every route's pattern and methods (405 with Allow for a known path with another method) */
+  private readonly routes: Array<{ re: RegExp; methods: Set<string> }> = [];
 
   constructor(options: ServerOptionsInput = {}, init: MnemoServerInit = {}) {
     this.options = parseServerOptions(options);
-    this.apiKeyDigest = this.options.apiKey ? sha256(this.options.apiKey) : null;
+    const o = this.options;
+    this.apiKeyDigest = o.apiKey ? sha256(o.apiKey) : null;
+    this.allowedHosts = o.allowedHosts
+      ? o.allowedHosts.includes('*')
+        ? null
+        : new Set(o.allowedHosts.map((h) => h.toLowerCase().replace(/^\[|\]$/g, '')))
+      : isLoopback(o.host) && !o.apiKey
+        ? 'loopback'
+        : null;
+    // the HTTP parser checks the timeouts every `interval` ms (Node's default is 30 s)
+    const headersTimeout = Math.min(o.requestTimeoutMs, 10_000);
+    const interval = Math.max(25, Math.min(1000, Math.floor(headersTimeout / 4)));
     this.app = Fastify({
       logger: init.logger ?? false,
-      bodyLimit: this.options.bodyLimit,
+      bodyLimit: o.bodyLimit,
       return503OnClosing: false, // our own 503 in the OpenAI shape (onRequest below)
+      requestTimeout: o.requestTimeoutMs,
+      http: { requestTimeout: o.requestTimeoutMs, headersTimeout, connectionsCheckingInterval: interval },
+      clientErrorHandler: clientErrorHandler,
+      frameworkErrors: (err, _req, reply) => this.send(reply, toApiError(err)),
     });
+    this.app.server.maxConnections = o.maxConnections;
     this.metrics.bind({
       queue: () => this.scheduler?.queueDepth ?? 0,
       active: () => this.scheduler?.activeCount ?? 0,
@@ -107,17 +136,19 @@ export class MnemoServer implements ServerContext {
     if (this.closed) return this.closed;
     this.closing = true;
     this.closed = (async () => {
-      let cutOff = false;
+      let cutAt = 0;
       const grace = setTimeout(() => {
-        cutOff = true;
-        this.scheduler?.cancelAll();
+        // cut off: streams end with an error event and [DONE], queued and running requests 503
+        cutAt = Date.now();
+        this.scheduler?.cancelAll('shutdown');
       }, this.options.shutdownGraceMs);
       grace.unref();
       const closing = this.app.close(); // no new connections; idle keep-alive ones are closed
       await this.scheduler?.idle();
       // every response written: what is left are sockets without a request (a client's
-      // spare keep-alive connection), which would otherwise hold the exit up
-      while (this.inFlight > 0 && !cutOff) await new Promise((r) => setTimeout(r, 10));
+      // spare keep-alive connection), which would otherwise hold the exit up. After the cut-off
+      // the 503s and final stream events get a second to go out.
+      while (this.inFlight > 0 && !(cutAt && Date.now() - cutAt > 1000)) await new Promise((r) => setTimeout(r, 10));
       this.app.server.closeAllConnections();
       await closing;
       clearTimeout(grace);
@@ -129,14 +160,23 @@ export class MnemoServer implements ServerContext {
   private install(): void {
     const app = this.app;
 
+    app.addHook('onRoute', (route) => {
+      const methods = Array.isArray(route.method) ? route.method : [route.method];
+      const re = new RegExp(`^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z_]\w*/g, '[^/]+')}$`);
+      const known = this.routes.find((r) => r.re.source === re.source);
+      if (known) for (const m of methods) known.methods.add(m);
+      else this.routes.push({ re, methods: new Set(methods) });
+    });
+
     app.addHook('onRequest', async (req, reply) => {
       this.inFlight++;
       reply.raw.once('close', () => this.inFlight--);
-      if (this.closing && req.url.startsWith('/v1/')) {
-        reply.header('connection', 'close');
-        throw new ApiError(503, 'The server is shutting down; retry against another instance.', 'service_unavailable', null, 'shutting_down');
-      }
-      if (this.apiKeyDigest && req.url.startsWith('/v1/')) this.authenticate(req);
+      this.checkHost(req);
+      // the matched route decides (not req.url: escapes and absolute-form targets route alike)
+      const open = (req.routeOptions.config as { public?: boolean } | undefined)?.public === true;
+      if (open) return;
+      if (this.closing) throw shuttingDown();
+      if (this.apiKeyDigest) this.authenticate(req);
     });
 
     app.addHook('onResponse', async (req, reply) => {
@@ -155,9 +195,20 @@ export class MnemoServer implements ServerContext {
     });
 
     app.setNotFoundHandler((req, reply) => {
+      const p = routedPath(req.url);
+      const route = this.routes.find((r) => r.re.test(p));
+      const shown = p.length > 200 ? `${p.slice(0, 200)}…` : p;
+      if (route && !route.methods.has(req.method)) {
+        const allow = [...route.methods].sort().join(', ');
+        this.send(
+          reply,
+          new ApiError(405, `${req.method} is not allowed on ${shown}; use ${allow}.`, 'invalid_request_error', null, 'method_not_allowed', { allow }),
+        );
+        return;
+      }
       this.send(
         reply,
-        new ApiError(404, `Unknown route ${req.method} ${req.url.split('?')[0]}. Routes: POST /v1/completions, GET /v1/models, POST /v1/memory/lookup, GET /healthz, GET /readyz, GET /metrics.`, 'invalid_request_error', null, 'unknown_url'),
+        new ApiError(404, `Unknown route ${req.method} ${shown}. Routes: POST /v1/completions, GET /v1/models, POST /v1/memory/lookup, GET /healthz, GET /readyz, GET /metrics.`, 'invalid_request_error', null, 'unknown_url'),
       );
     });
 
@@ -174,6 +225,29 @@ export class MnemoServer implements ServerContext {
     reply.status(err.status).type('application/json').send(err.toJSON());
   }
 
+  /** DNS rebinding: a loopback server without a key answers only to loopback Host names. */
+  private checkHost(req: FastifyRequest): void {
+    const allowed = this.allowedHosts;
+    if (allowed === null) return;
+    const names: string[] = [];
+    const h = req.headers.host;
+    if (typeof h === 'string') names.push(hostnameOf(h));
+    const abs = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(req.url);
+    if (abs) names.push(hostnameOf(abs[1]!.replace(/^.*@/, '')));
+    for (const n of names) {
+      const ok = allowed === 'loopback' ? isLoopbackName(n) : allowed.has(n);
+      if (!ok) {
+        throw new ApiError(
+          403,
+          `Host '${n.slice(0, 100)}' is not accepted (this server answers only to ${allowed === 'loopback' ? 'loopback names while it has no API key' : '--allowed-hosts'}; see docs/security.md).`,
+          'invalid_request_error',
+          null,
+          'invalid_host',
+        );
+      }
+    }
+  }
+
   private authenticate(req: FastifyRequest): void {
     const h = req.headers.authorization;
     const m = typeof h === 'string' ? /^Bearer\s+(.+)$/i.exec(h.trim()) : null;
@@ -183,6 +257,63 @@ export class MnemoServer implements ServerContext {
     if (!timingSafeEqual(sha256(m[1]!), this.apiKeyDigest!)) throw unauthorized('Incorrect API key provided.');
   }
 }
+
+/** The path the router matches: absolute-form authority and the query dropped, escapes decoded. */
+function routedPath(url: string): string {
+  let p = url.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split('?')[0]!;
+  try {
+    p = decodeURIComponent(p);
+  } catch {
+    // keep it encoded
+  }
+  return p || '/';
+}
+
+/** `Host: name:port`, `[::1]:port` → lower-case name without brackets. */
+function hostnameOf(host: string): string {
+  const h = host.trim().toLowerCase();
+  if (h.startsWith('[')) return h.slice(1, h.indexOf(']') < 0 ? undefined : h.indexOf(']'));
+  const i = h.lastIndexOf(':');
+  return i >= 0 && h.indexOf(':') === i ? h.slice(0, i) : h;
+}
+
+function isLoopback(host: string): boolean {
+  return isLoopbackName(host.toLowerCase().replace(/^\[|\]$/g, ''));
+}
+
+function isLoopbackName(n: string): boolean {
+  if (n === 'localhost' || n.endsWith('.localhost')) return true;
+  if (isIP(n) === 4) return n.startsWith('127.');
+  if (isIP(n) === 6) return n === '::1' || n === '0:0:0:0:0:0:0:1' || /^::ffff:127\./.test(n);
+  return false;
+}
+
+/**
+ * Errors of the HTTP parser (before any route): a request that did not arrive in time (408),
+ * headers over Node's limit (431: the URL counts), malformed HTTP (400) — answered in the OpenAI
+ * shape unless a response already started, then the connection is closed.
+ */
+function clientErrorHandler(this: { log?: { trace?: (o: object, m: string) => void } }, err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let e: ApiError;
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    e = new ApiError(408, 'The request did not arrive in time (--request-timeout-ms); the connection is closed.', 'timeout_error', null, 'request_timeout');
+  } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    e = new ApiError(431, 'The request line and headers are larger than the server accepts (16 KiB); send a shorter URL and fewer headers.', 'invalid_request_error', null, 'headers_too_large');
+  } else {
+    e = new ApiError(400, `Malformed HTTP request (${err.code ?? 'parse error'}).`, 'invalid_request_error', null, 'bad_request');
+  }
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    const body = JSON.stringify(e.toJSON());
+    socket.write(
+      `HTTP/1.1 ${e.status} ${STATUS_TEXT[e.status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -194,6 +325,10 @@ export function toApiError(err: FastifyError | ApiError | Error): ApiError {
   const code = (err as FastifyError).code;
   const status = (err as FastifyError).statusCode;
   switch (code) {
+    case 'FST_ERR_BAD_URL':
+      return new ApiError(400, 'The URL is malformed (a bad percent-escape); encode it properly.', 'invalid_request_error', null, 'invalid_url');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new ApiError(414, 'A path segment of the URL is too long.', 'invalid_request_error', null, 'uri_too_long');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new ApiError(400, `The body is not valid JSON (${err.message}). Send a JSON object.`, 'invalid_request_error', null, 'invalid_json');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

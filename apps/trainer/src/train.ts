@@ -7,10 +7,10 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, Progress, writeFileAtomic } from '@mnemo/core';
+import { CheckpointError, ConfigError, Progress, writeFileAtomic } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
 import { usageHistogramSvg } from '@mnemo/memory-layer';
-import { BpeTokenizer, LanguageModel, type ModelCounts, generate, loadCheckpoint, modelCounts, saveCheckpoint } from '@mnemo/model';
+import { BpeTokenizer, LanguageModel, type ModelCounts, type SaveOptions, generate, loadCheckpoint, modelCounts, resolveCheckpointDir, saveCheckpoint } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from './adamw';
 import { type TrainerConfig, modelConfigFor } from './config';
@@ -80,6 +80,8 @@ export interface TrainOptions {
   quiet?: boolean;
   /** skip the final evaluation and plots (tests) */
   skipFinalEval?: boolean;
+  /** passed to every saveCheckpoint (tests: crash injection) */
+  checkpoint?: SaveOptions;
 }
 
 /**
@@ -136,11 +138,27 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   };
   if (opts.resume) {
     const ck = loadCheckpoint(opts.resume);
+    const configFile = path.join(resolveCheckpointDir(opts.resume), 'config.json');
+    const refuse = (msg: string): never => {
+      ck.model.dispose();
+      for (const t of Object.values(ck.extraTensors)) t.dispose();
+      throw new CheckpointError(configFile, msg);
+    };
     tok = ck.tokenizer;
     model = ck.model;
-    startStep = Number(ck.extra.step);
-    if (!Number.isInteger(startStep) || startStep < 0) throw new Error(`${opts.resume}: checkpoint has no valid training step`);
-    adamState = { step: Number(ck.extra.adamStep), tensors: ck.extraTensors };
+    const step = ck.extra.step;
+    if (typeof step !== 'number' || !Number.isSafeInteger(step) || step < 0) {
+      refuse(`extra.step must be a whole number of steps ≥ 0, got ${JSON.stringify(step)}`);
+    }
+    startStep = step as number;
+    if (startStep > cfg.train.steps) {
+      refuse(`extra.step is ${startStep}, beyond this run's train.steps ${cfg.train.steps}: nothing would be trained; resume with the config the run was started with`);
+    }
+    const adamStep = ck.extra.adamStep;
+    if (typeof adamStep !== 'number' || !Number.isSafeInteger(adamStep) || adamStep < 0 || adamStep > startStep) {
+      refuse(`extra.adamStep must be a whole number in [0, step ${startStep}], got ${JSON.stringify(adamStep)}`);
+    }
+    adamState = { step: adamStep as number, tensors: ck.extraTensors };
     // the run must continue with what the checkpoint was trained with
     const saved = ck.extra.trainer as TrainerConfig | undefined;
     for (const [field, a, b] of [
@@ -155,6 +173,8 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
       }
     }
     log(`[trainer] resuming ${cfg.name} from ${opts.resume} at step ${startStep}`);
+    // metrics.jsonl: drop what a killed run logged after the checkpoint, those steps run again
+    truncateMetrics(path.join(out, 'metrics.jsonl'), startStep);
   } else {
     mkdirSync(out, { recursive: true });
     rmSync(path.join(out, 'metrics.jsonl'), { force: true });
@@ -227,7 +247,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
         tokenizer: tok,
         extra: { step, adamStep: opt.step, trainer: cfg },
         extraTensors: opt.state(),
-      });
+      }, opts.checkpoint);
     }
   }
   const tokensPerSec = stepsTimed ? (stepsTimed * batch * seqLen) / (trainMs / 1000) : 0;
@@ -273,6 +293,24 @@ function writePlots(out: string, name: string, model: LanguageModel, windows: In
       usageHistogramSvg(tracker.readCounts, { title: `${name}: memory slot reads on validation text`, report: tracker.report() }),
     );
   }
+}
+
+/** Keep the lines of metrics.jsonl up to `step` (rewritten atomically); no file: nothing to do. */
+export function truncateMetrics(file: string, step: number): void {
+  if (!existsSync(file)) return;
+  const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  const keep: string[] = [];
+  for (const l of lines) {
+    let m: { step?: unknown };
+    try {
+      m = JSON.parse(l) as { step?: unknown };
+    } catch {
+      break; // a line cut by the kill: it and anything after it go
+    }
+    if (typeof m.step === 'number' && m.step > step) break;
+    keep.push(l);
+  }
+  if (keep.length !== lines.length) writeFileAtomic(file, keep.length ? `${keep.join('\n')}\n` : '');
 }
 
 /** The JSON lines of a file such as metrics.jsonl. */

@@ -1,11 +1,11 @@
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, lstatSync, readlinkSync, renameSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CheckpointError, SafetensorsReader } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCheckpointWith, saveCheckpoint } from './checkpoint';
+import { CHECKPOINT_WRITE_STEPS, type CheckpointWriteStep, loadCheckpointWith, saveCheckpoint } from './checkpoint';
 import { generate } from './generate';
 import { loadCheckpoint } from './load';
 import { BpeTokenizer } from './tokenizer';
@@ -175,12 +175,15 @@ describe('checkpoints', () => {
     back.model.dispose();
   });
 
-  it('a dense model has no memory directory; replacing a checkpoint leaves no temp or old dirs', () => {
+  it('a dense model has no memory directory; replacing a checkpoint leaves only the pointer and the new version', () => {
     const a = saved('replace', { ffn: ['dense', 'moe', 'dense'] });
     expect(existsSync(path.join(a.dir, 'memory'))).toBe(false);
     const b = new LanguageModel(parseModelConfig({ ...cfgInput, ffn: ['dense', 'moe', 'dense'], seed: 99 }));
     saveCheckpoint(a.dir, { model: b, tokenizer: new TestTokenizer([]) });
-    expect(readdirSync(root).filter((f) => f.startsWith('replace'))).toEqual(['replace']);
+    // the pointer (a symlink) and the one version it names: no temp, old or earlier version dirs
+    expect(readdirSync(root).filter((f) => f.startsWith('replace')).sort()).toEqual(['replace', 'replace.v-2']);
+    expect(lstatSync(a.dir).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(a.dir)).toBe('replace.v-2');
     const back = load(a.dir);
     expect(Array.from(logitsOf(back.model))).toEqual(Array.from(logitsOf(b)));
     expect(back.extra).toEqual({});
@@ -246,4 +249,128 @@ describe('checkpoints', () => {
     expect(() => load(other.dir)).toThrow(/memory: does not match the model config/);
     other.model.dispose();
   });
+});
+
+/** Thrown by the crash hook: the save stops there, as if the process had been killed. */
+class Crash extends Error {}
+
+describe('checkpoint writes survive a crash at every step', () => {
+  const tok = new TestTokenizer([1]);
+  const denseCfg = { ...cfgInput, ffn: ['dense', 'memoryPlus', 'dense'] } as ModelConfigInput;
+  const stepOf = (dir: string) => {
+    const ck = load(dir);
+    const step = ck.extra.step;
+    ck.model.dispose();
+    for (const t of Object.values(ck.extraTensors)) t.dispose();
+    return step;
+  };
+  const crashAt = (step: CheckpointWriteStep) => (s: CheckpointWriteStep) => {
+    if (s === step) throw new Crash(step);
+  };
+  /** saves of `dir`'s family left in its parent */
+  const family = (dir: string) => readdirSync(path.dirname(dir)).filter((f) => f === path.basename(dir) || f.startsWith(`${path.basename(dir)}.`)).sort();
+  const swapIndex = CHECKPOINT_WRITE_STEPS.indexOf('swap');
+
+  for (const legacy of [false, true]) {
+    it(`${legacy ? 'over a pre-pointer (real) directory' : 'over a pointer'}: every step loads the newest complete checkpoint, the next save leaves nothing behind`, () => {
+      const model = new LanguageModel(parseModelConfig(denseCfg));
+      const seen = new Set<CheckpointWriteStep>();
+      for (const step of CHECKPOINT_WRITE_STEPS) {
+        const dir = path.join(root, `crash-${legacy ? 'legacy' : 'ptr'}-${step}`);
+        saveCheckpoint(dir, { model, tokenizer: tok, extra: { step: 1 } });
+        if (legacy) {
+          // the layout today's saver leaves: <dir> is the checkpoint directory itself
+          const real = path.join(path.dirname(dir), readlinkSync(dir));
+          rmSync(dir);
+          renameSync(real, dir);
+          expect(family(dir)).toEqual([path.basename(dir)]);
+        }
+        // the save of step 2 stops before `step` (a step that does not happen in this layout: it completes)
+        let crashed = false;
+        try {
+          saveCheckpoint(dir, { model, tokenizer: tok, extra: { step: 2 } }, { beforeStep: (s) => { seen.add(s); crashAt(step)(s); } });
+        } catch (e) {
+          if (!(e instanceof Crash)) throw e;
+          crashed = true;
+        }
+        const applies = step !== 'legacy-aside' || legacy;
+        expect(crashed).toBe(applies);
+        // the newest complete checkpoint loads: step 2 once the pointer was swapped (over a real
+        // directory: once that was moved aside, as <dir> is then missing and the complete
+        // <dir>.v-N is the newest), step 1 before
+        const i = CHECKPOINT_WRITE_STEPS.indexOf(step);
+        const committed = !applies || i > swapIndex || (legacy && i === swapIndex);
+        expect(stepOf(dir)).toBe(committed ? 2 : 1);
+        // the next successful save cleans every leftover: the pointer and its one version remain
+        saveCheckpoint(dir, { model, tokenizer: tok, extra: { step: 3 } });
+        const left = family(dir);
+        expect(left.length).toBe(2);
+        expect(left[0]).toBe(path.basename(dir));
+        expect(left[1]).toMatch(/\.v-\d+$/);
+        expect(readlinkSync(dir)).toBe(left[1]);
+        expect(stepOf(dir)).toBe(3);
+      }
+      // every step of the sequence was reached by some save (the hook saw them all)
+      expect([...seen].sort()).toEqual(CHECKPOINT_WRITE_STEPS.filter((s) => legacy || s !== 'legacy-aside').sort());
+      model.dispose();
+    }, 60_000);
+  }
+
+  it("recovers from the leftovers of today's two-rename save killed between its renames, and cleans them", () => {
+    const model = new LanguageModel(parseModelConfig(denseCfg));
+    const dir = path.join(root, 'two-rename');
+    // what the old saver leaves when killed between `rename(dir, dir.old-PID)` and `rename(dir.tmp-PID, dir)`:
+    // no <dir>, the previous checkpoint in .old-PID, the new complete one in .tmp-PID, plus an
+    // incomplete .tmp of another crashed process
+    for (const [name, step] of [['two-rename.old-111', 1], ['two-rename.tmp-111', 2], ['two-rename.tmp-222', 3]] as const) {
+      saveCheckpoint(path.join(root, `src-${name}`), { model, tokenizer: tok, extra: { step } });
+      cpSync(path.join(root, `src-${name}`), path.join(root, name), { recursive: true, dereference: true });
+    }
+    rmSync(path.join(root, 'two-rename.tmp-222', 'config.json')); // killed before config.json: incomplete
+    expect(existsSync(dir)).toBe(false);
+    expect(stepOf(dir)).toBe(2);
+    rmSync(path.join(root, 'two-rename.tmp-111', 'model.safetensors')); // a broken newest leftover is skipped
+    expect(stepOf(dir)).toBe(1);
+    saveCheckpoint(dir, { model, tokenizer: tok, extra: { step: 4 } });
+    expect(family(dir)).toEqual(['two-rename', 'two-rename.v-1']);
+    expect(stepOf(dir)).toBe(4);
+    // nothing complete: the error names the directory and the leftovers it refused
+    rmSync(dir);
+    rmSync(path.join(root, 'two-rename.v-1', 'config.json'));
+    expect(() => load(dir)).toThrow(/two-rename\/config\.json: cannot read: no checkpoint at .*incomplete leftovers: two-rename\.v-1/);
+    model.dispose();
+  });
+});
+
+describe('checkpoint writes survive a real kill -9', () => {
+  it('a child SIGKILLed before config.json, before the swap and before the cleanup: the newest complete checkpoint loads, the next save cleans up', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = path.join(import.meta.dirname, 'testing', 'save-and-kill.ts');
+    const run = (dir: string, step: string, n: number) =>
+      new Promise<{ signal: string | null; out: string }>((resolve) => {
+        const p = spawn(process.execPath, ['--conditions=mnemo-source', '--import', 'tsx', child, dir, step, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        p.stdout.on('data', (d) => {
+          out += d;
+        });
+        p.on('exit', (_code, signal) => resolve({ signal, out }));
+      });
+    const stepOf = (dir: string) => {
+      const ck = load(dir);
+      ck.model.dispose();
+      for (const t of Object.values(ck.extraTensors)) t.dispose();
+      return ck.extra.step;
+    };
+    for (const [step, expected] of [['config', 1], ['swap', 1], ['cleanup', 2]] as const) {
+      const dir = path.join(root, `kill-${step}`);
+      expect((await run(dir, 'none', 1)).out).toBe('saved\n');
+      const killed = await run(dir, step, 2);
+      expect([step, killed.signal, killed.out]).toEqual([step, 'SIGKILL', '']);
+      expect([step, stepOf(dir)]).toEqual([step, expected]);
+      expect((await run(dir, 'none', 3)).out).toBe('saved\n');
+      const left = readdirSync(root).filter((f) => f === `kill-${step}` || f.startsWith(`kill-${step}.`));
+      expect([step, left.length]).toEqual([step, 2]);
+      expect(stepOf(dir)).toBe(3);
+    }
+  }, 120_000);
 });

@@ -8,11 +8,22 @@
  *   tokenizer.json      the tokenizer's toJSON()
  *   extra.safetensors   caller tensors (e.g. the trainer's optimizer moments), F32/I32
  *
- * Saving writes everything to `<dir>.tmp-<pid>`, fsyncs every file, then renames it over `<dir>`
- * (an existing `<dir>` is first moved aside to `<dir>.old-<pid>` and removed after), so a reader
- * sees the old checkpoint or the new one, never a half-written one. Loading checks every file's
- * size and sha256 against config.json, then names, shapes and dtypes of every tensor, and throws
- * a CheckpointError naming the file (and tensor) on anything missing, extra or corrupt.
+ * Saving is crash-safe through an atomic pointer. Every save fills `<dir>.tmp-<pid>` and fsyncs
+ * it, renames it to a new version `<dir>.v-<N>`, then points `<dir>` at it by renaming a fresh
+ * symlink over `<dir>` (rename(2) replaces the link in one step), fsyncs the parent and only then
+ * removes what is left of earlier saves: older versions and any `.tmp-*`, `.old-*`, `.link-*`
+ * leftovers of a crashed save (today's two-rename layout included). So `<dir>` always names a
+ * complete checkpoint once one was saved, and readers that open `<dir>/config.json` (every
+ * earlier loader) keep working. A legacy `<dir>` that is a real directory is moved to
+ * `<dir>.v-0` just before the first swap. If `<dir>` is missing (a crash during that one
+ * migration, or a pre-pointer save killed between its two renames), loading recovers the newest
+ * COMPLETE leftover (`.v-*` newest first, then `.tmp-*`, then `.old-*`; complete = config.json and
+ * every file it lists verify). The steps, in order, are `CHECKPOINT_WRITE_STEPS`; the
+ * crash-injection test stops a save before each of them.
+ *
+ * Loading checks every file's size and sha256 against config.json, then names, shapes and dtypes
+ * of every tensor, and throws a CheckpointError naming the file (and tensor) on anything missing,
+ * extra or corrupt.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -24,9 +35,12 @@ import {
   readFileSync,
   readSync,
   readdirSync,
+  lstatSync,
+  readlinkSync,
   renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -66,53 +80,175 @@ interface FileRecord {
   sha256: string;
 }
 
-/** Write a checkpoint directory atomically (replacing `dir` if it exists). */
-export function saveCheckpoint(dir: string, parts: CheckpointParts): void {
+/** The steps of a save, in order; `SaveOptions.beforeStep` is called before each one. */
+export const CHECKPOINT_WRITE_STEPS = [
+  'tmp-dir', // create <dir>.tmp-<pid>
+  'model', // model.safetensors
+  'memory', // memory/ (models that read a value pool)
+  'tokenizer', // tokenizer.json
+  'extra', // extra.safetensors
+  'config', // config.json (sizes and sha256 of every file)
+  'fsync', // fsync every file and directory
+  'version', // rename the temp dir to <dir>.v-<N>
+  'link', // a symlink <dir>.link-<pid> → <dir>.v-<N>
+  'legacy-aside', // only when <dir> is a real directory (written before the pointer): move it to <dir>.v-0
+  'swap', // rename the symlink over <dir>: the new checkpoint is in place
+  'sync-parent', // fsync the parent directory
+  'cleanup', // remove older versions and leftovers of crashed saves
+] as const;
+export type CheckpointWriteStep = (typeof CHECKPOINT_WRITE_STEPS)[number];
+
+export interface SaveOptions {
+  /**
+   * Called before each step of the write sequence (tests: throwing here stops the save at that
+   * point as a crash would, leaving everything it wrote so far in place).
+   */
+  beforeStep?: (step: CheckpointWriteStep) => void;
+}
+
+/**
+ * Write a checkpoint atomically (replacing `dir` if it exists): `dir` names the old checkpoint or
+ * the new one at every moment, never a partial one. An error or a crash part-way leaves `dir` as
+ * it was; the leftovers are removed by the next successful save.
+ */
+export function saveCheckpoint(dir: string, parts: CheckpointParts, opts: SaveOptions = {}): void {
   const { model, tokenizer } = parts;
+  const at = opts.beforeStep ?? (() => {});
   const target = path.resolve(dir);
+  const parent = path.dirname(target);
+  const name = path.basename(target);
   const tmp = `${target}.tmp-${process.pid}`;
+  at('tmp-dir');
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
-  try {
-    const memoryNames = memoryTensorNames(model);
-    const dense = Object.entries(model.namedVariables()).filter(([name]) => !memoryNames.has(name));
-    writeSafetensors(
-      path.join(tmp, 'model.safetensors'),
-      dense.map(([name, v]) => ({ name, dtype: 'F32' as const, shape: v.shape, data: v.dataSync() as Float32Array })),
-      { format: FORMAT },
-    );
-    if (model.pool) saveMemory(path.join(tmp, 'memory'), { pool: model.pool, layers: model.memoryLayers() });
-    writeFileSync(path.join(tmp, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
-    writeSafetensors(path.join(tmp, 'extra.safetensors'), extraEntries(parts.extraTensors ?? {}, tmp), { format: FORMAT });
+  const memoryNames = memoryTensorNames(model);
+  const dense = Object.entries(model.namedVariables()).filter(([n]) => !memoryNames.has(n));
+  at('model');
+  writeSafetensors(
+    path.join(tmp, 'model.safetensors'),
+    dense.map(([n, v]) => ({ name: n, dtype: 'F32' as const, shape: v.shape, data: v.dataSync() as Float32Array })),
+    { format: FORMAT },
+  );
+  at('memory');
+  if (model.pool) saveMemory(path.join(tmp, 'memory'), { pool: model.pool, layers: model.memoryLayers() });
+  at('tokenizer');
+  writeFileSync(path.join(tmp, 'tokenizer.json'), JSON.stringify(tokenizer.toJSON()));
+  at('extra');
+  writeSafetensors(path.join(tmp, 'extra.safetensors'), extraEntries(parts.extraTensors ?? {}, tmp), { format: FORMAT });
+  at('config');
+  const files: Record<string, FileRecord> = {};
+  for (const rel of listFiles(tmp)) files[rel] = { bytes: statSync(path.join(tmp, rel)).size, sha256: sha256(path.join(tmp, rel)) };
+  const meta = { format: FORMAT, version: VERSION, model: model.config, extra: parts.extra ?? {}, files };
+  writeFileSync(path.join(tmp, 'config.json'), `${JSON.stringify(meta, null, 2)}\n`);
+  at('fsync');
+  for (const rel of [...listFiles(tmp), ...listDirs(tmp), '.']) fsyncPath(path.join(tmp, rel));
 
-    const files: Record<string, FileRecord> = {};
-    for (const rel of listFiles(tmp)) files[rel] = { bytes: statSync(path.join(tmp, rel)).size, sha256: sha256(path.join(tmp, rel)) };
-    const meta = { format: FORMAT, version: VERSION, model: model.config, extra: parts.extra ?? {}, files };
-    writeFileSync(path.join(tmp, 'config.json'), `${JSON.stringify(meta, null, 2)}\n`);
-    for (const rel of [...listFiles(tmp), ...listDirs(tmp), '.']) fsyncPath(path.join(tmp, rel));
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
+  const siblings = readdirSync(parent);
+  const versions = siblings.map((f) => versionOf(name, f)).filter((n) => n !== null);
+  const n = Math.max(0, ...versions) + 1; // v-0 is kept for a legacy directory
+  const version = `${target}.v-${n}`;
+  at('version');
+  renameSync(tmp, version);
+  fsyncPath(parent);
+  const link = `${target}.link-${process.pid}`;
+  at('link');
+  rmSync(link, { force: true });
+  if (process.platform === 'win32') symlinkSync(version, link, 'junction');
+  else symlinkSync(path.basename(version), link, 'dir');
+  const st = lstatOrNull(target);
+  if (st && !st.isSymbolicLink()) {
+    at('legacy-aside');
+    const aside = versions.includes(0) ? `${target}.old-${process.pid}` : `${target}.v-0`;
+    rmSync(aside, { recursive: true, force: true });
+    renameSync(target, aside);
   }
-  const old = `${target}.old-${process.pid}`;
-  const hadOld = existsSync(target);
-  if (hadOld) renameSync(target, old);
+  at('swap');
+  renameSync(link, target);
+  at('sync-parent');
+  fsyncPath(parent);
+  at('cleanup');
+  const current = path.basename(version);
+  for (const f of readdirSync(parent)) {
+    if (f !== current && isLeftover(name, f)) rmSync(path.join(parent, f), { recursive: true, force: true });
+  }
+}
+
+/** N of `<name>.v-N`, else null. */
+function versionOf(name: string, file: string): number | null {
+  if (!file.startsWith(`${name}.v-`)) return null;
+  const rest = file.slice(name.length + 3);
+  return /^\d{1,15}$/.test(rest) ? Number(rest) : null;
+}
+
+/** A version or a leftover of a save of `<name>` (never `<name>` itself). */
+function isLeftover(name: string, file: string): boolean {
+  if (!file.startsWith(`${name}.`)) return false;
+  return /^(?:v|tmp|old|link)-\d+$/.test(file.slice(name.length + 1));
+}
+
+function lstatOrNull(p: string): ReturnType<typeof lstatSync> | null {
   try {
-    renameSync(tmp, target);
-  } catch (e) {
-    if (hadOld) renameSync(old, target); // put the previous checkpoint back
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    return lstatSync(p);
+  } catch {
+    return null;
   }
-  fsyncPath(path.dirname(target));
-  if (hadOld) rmSync(old, { recursive: true, force: true });
+}
+
+/**
+ * The directory a load of `dir` reads: `dir` itself when it exists (a symlink to the current
+ * version, or a directory saved before the pointer), else the newest complete leftover of a save
+ * that crashed (`.v-*` newest first, then `.tmp-*`, then `.old-*`). Throws CheckpointError when
+ * there is none.
+ */
+export function resolveCheckpointDir(dir: string): string {
+  if (existsSync(dir)) return dir;
+  const target = path.resolve(dir);
+  const parent = path.dirname(target);
+  const name = path.basename(target);
+  let siblings: string[] = [];
+  try {
+    siblings = readdirSync(parent);
+  } catch {
+    // no parent: nothing to recover
+  }
+  const rank = (f: string): number => {
+    const v = versionOf(name, f);
+    if (v !== null) return 3e15 + v;
+    if (!isLeftover(name, f)) return -1;
+    const kind = f.slice(name.length + 1).split('-')[0];
+    return kind === 'tmp' ? 2e15 : kind === 'old' ? 1e15 : -1;
+  };
+  const candidates = siblings
+    .map((f) => ({ f, r: rank(f) }))
+    .filter((c) => c.r >= 0)
+    .sort((a, b) => b.r - a.r || (a.f < b.f ? 1 : -1));
+  for (const { f } of candidates) {
+    const p = path.join(parent, f);
+    if (isComplete(p)) return p;
+  }
+  const seen = candidates.length ? ` (incomplete leftovers: ${candidates.map((c) => c.f).join(', ')})` : '';
+  throw new CheckpointError(path.join(dir, 'config.json'), `cannot read: no checkpoint at ${dir}${seen}`);
+}
+
+/** config.json parses as this format and every file it lists has its size and sha256. */
+function isComplete(dir: string): boolean {
+  try {
+    const configFile = path.join(dir, 'config.json');
+    const meta = readJson(configFile) as { format?: unknown; version?: unknown; files?: unknown };
+    if (meta?.format !== FORMAT || meta.version !== VERSION) return false;
+    verifyFiles(dir, meta.files, configFile);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
  * Load and validate a checkpoint. `tokenizerFromJSON` rebuilds the tokenizer from tokenizer.json
  * (BpeTokenizer.fromJSON); its errors are reported as CheckpointErrors naming the file.
  */
-export function loadCheckpointWith<Tok>(dir: string, tokenizerFromJSON: (json: unknown) => Tok): LoadedCheckpoint<Tok> {
+export function loadCheckpointWith<Tok>(at: string, tokenizerFromJSON: (json: unknown) => Tok): LoadedCheckpoint<Tok> {
+  const dir = resolveCheckpointDir(at);
   const configFile = path.join(dir, 'config.json');
   const meta = readJson(configFile) as { format?: unknown; version?: unknown; model?: unknown; extra?: unknown; files?: unknown };
   if (meta?.format !== FORMAT || meta.version !== VERSION) {

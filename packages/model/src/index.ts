@@ -33,10 +33,14 @@ export {
 } from './ffn-kinds';
 export { type GenerateOptions, type GenerateResult, type TextCodec, generate, sampleToken } from './generate';
 export {
+  CHECKPOINT_WRITE_STEPS,
   type CheckpointParts,
+  type CheckpointWriteStep,
   type LoadedCheckpoint,
+  type SaveOptions,
   type SerializableTokenizer,
   loadCheckpointWith,
+  resolveCheckpointDir,
   saveCheckpoint,
 } from './checkpoint';
 export { BpeTokenizer, type TrainOptions } from './tokenizer';

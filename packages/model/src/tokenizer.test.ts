@@ -35,6 +35,31 @@ describe('BpeTokenizer', () => {
     fc.assert(fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), (s) => tok.decode(tok.encode(s)) === s), { numRuns: 300 });
   });
 
+  it('encodeUpTo: the same ids as encode within the limit, null above it, bounded work for huge one-word texts', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 60 }), fc.integer({ min: 0, max: 40 }), (s, limit) => {
+        const ids = tok.encode(s);
+        const got = tok.encodeUpTo(s, limit);
+        return ids.length <= limit ? JSON.stringify(got) === JSON.stringify(ids) : got === null;
+      }),
+      { numRuns: 300 },
+    );
+    expect(tok.maxTokenBytes).toBe(Math.max(...Array.from({ length: 398 }, (_, i) => tok.decodeBytes([i]).length)));
+    // 1 MB and 3 MB of one word (the full BPE of which takes seconds): refused at once
+    for (const n of [1 << 20, 3 << 20]) {
+      const word = 'whale'.repeat(n / 5);
+      const t0 = performance.now();
+      expect(tok.encodeUpTo(word, 1024)).toBeNull();
+      expect(tok.encodeUpTo(`${word} and`, 1024)).toBeNull();
+      expect(performance.now() - t0).toBeLessThan(50);
+    }
+    // just over the byte bound's reach: a word that could fit is encoded, one token too many is refused
+    const w = 'x'.repeat(200);
+    const n = tok.encode(w).length;
+    expect(tok.encodeUpTo(w, n)).toEqual(tok.encode(w));
+    expect(tok.encodeUpTo(w, n - 1)).toBeNull();
+  });
+
   it('compresses held-out English (fewer tokens than bytes) and never emits specials for plain text', () => {
     const held = 'Having little or no money in my purse, I thought I would sail about the whale.';
     const ids = tok.encode(held);

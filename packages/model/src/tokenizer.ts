@@ -22,6 +22,18 @@ const SPECIALS = ['<|bos|>', '<|eos|>'] as const;
 const PIECE = /'(?:s|t|re|ve|m|ll|d)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
 
 const encoder = new TextEncoder();
+
+/**
+ * Whether `text` certainly has more than `maxTokens` tokens for a tokenizer whose longest token
+ * is `maxTokenBytes` bytes, from its UTF-8 length (each UTF-16 unit is at most 3 bytes, at least
+ * 1, so the check is O(1) for texts far over or under the bound and one linear pass otherwise).
+ */
+export function exceedsTokens(text: string, maxTokens: number, maxTokenBytes: number): boolean {
+  const maxBytes = maxTokens * maxTokenBytes;
+  if (text.length > maxBytes) return true; // ≥ 1 byte per UTF-16 unit
+  if (text.length * 3 <= maxBytes) return false;
+  return Buffer.byteLength(text, 'utf8') > maxBytes;
+}
 const decoder = new TextDecoder('utf-8', { fatal: false });
 
 /** a pair of ids as one number key (ids < 2^21) */
@@ -42,6 +54,8 @@ export class BpeTokenizer {
   private readonly ranks = new Map<number, number>(); // pair key → merge index
   private readonly bytes: Uint8Array[]; // id → its bytes
   private readonly cache = new Map<string, number[]>();
+  /** the longest token, in bytes: a text of B UTF-8 bytes has at least ceil(B / maxTokenBytes) tokens */
+  readonly maxTokenBytes: number;
 
   constructor(merges: ReadonlyArray<readonly [number, number]>) {
     this.merges = merges;
@@ -59,6 +73,7 @@ export class BpeTokenizer {
       xy.set(y, x.length);
       this.bytes.push(xy);
     }
+    this.maxTokenBytes = this.bytes.reduce((m, b) => Math.max(m, b.length), 1);
     this.bosId = 256 + merges.length;
     this.eosId = this.bosId + 1;
     this.vocabSize = this.eosId + 1;
@@ -141,15 +156,31 @@ export class BpeTokenizer {
 
   /** Token ids of `text` (no specials added). */
   encode(text: string): number[] {
+    return this.encodeUpTo(text, Number.POSITIVE_INFINITY)!;
+  }
+
+  /**
+   * Token ids of `text` if it has at most `maxTokens` of them, else null — with the work bounded
+   * before it starts: a text whose UTF-8 length alone proves it too long is not encoded at all,
+   * a piece (word) is encoded only if its length leaves room for it, and encoding stops as soon
+   * as the count passes `maxTokens`. So the cost is O(maxTokens × maxTokenBytes) however long
+   * the text (a server's prompt limit, checked before a megabyte of one word is merged).
+   */
+  encodeUpTo(text: string, maxTokens: number): number[] | null {
+    if (exceedsTokens(text, maxTokens, this.maxTokenBytes)) return null;
     const out: number[] = [];
     for (const m of text.matchAll(PIECE)) {
       const piece = m[0];
       let ids = this.cache.get(piece);
       if (!ids) {
+        // a piece of B bytes is at least ceil(B / maxTokenBytes) tokens (piece.length ≤ B)
+        if (out.length + Math.ceil(piece.length / this.maxTokenBytes) > maxTokens) return null;
         ids = this.encodePiece(encoder.encode(piece));
-        if (this.cache.size < 100_000) this.cache.set(piece, ids);
+        // short pieces only: a long unique word would pin its memory for the process's life
+        if (this.cache.size < 100_000 && piece.length <= 64) this.cache.set(piece, ids);
       }
       for (const id of ids) out.push(id);
+      if (out.length > maxTokens) return null;
     }
     return out;
   }

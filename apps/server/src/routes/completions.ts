@@ -15,7 +15,7 @@ import { randomInt } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { ApiError, invalidRequest, zodToApiError } from '../errors';
-import type { JobResult } from '../scheduler';
+import { type JobResult, shuttingDown, timedOut } from '../scheduler';
 import { type CompletionRequest, completionRequestSchema } from '../schemas';
 import type { ServerContext } from '../server';
 
@@ -38,13 +38,14 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
       throw invalidRequest('max_tokens', `max_tokens is ${maxTokens}; this server allows at most ${o.maxTokens} (--max-tokens).`, 'max_tokens_too_large');
     }
     const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]!;
-    // an empty prompt starts from the beginning-of-sequence token, as the library's generate does
-    let promptIds = engine.encode(prompt);
-    if (promptIds.length === 0) promptIds = [engine.bosId];
     const promptLimit = Math.min(o.maxPromptTokens, engine.info.maxSeqLen);
-    if (promptIds.length > promptLimit) {
-      throw invalidRequest('prompt', `The prompt is ${promptIds.length} tokens; the limit is ${promptLimit} (${o.maxPromptTokens < engine.info.maxSeqLen ? '--max-prompt-tokens' : "the model's context length"}). Shorten it.`, 'context_length_exceeded');
+    // bounded: a prompt over the limit is refused without tokenizing all of it
+    let promptIds = engine.encodeUpTo(prompt, promptLimit);
+    if (promptIds === null) {
+      throw invalidRequest('prompt', `The prompt is more than ${promptLimit} tokens, the limit (${o.maxPromptTokens < engine.info.maxSeqLen ? '--max-prompt-tokens' : "the model's context length"}). Shorten it.`, 'context_length_exceeded');
     }
+    // an empty prompt starts from the beginning-of-sequence token, as the library's generate does
+    if (promptIds.length === 0) promptIds = [engine.bosId];
 
     const id = `cmpl-${randomId()}`;
     const created = Math.floor(Date.now() / 1000);
@@ -116,7 +117,9 @@ function usage(r: JobResult) {
 function failure(r: JobResult): ApiError {
   switch (r.outcome) {
     case 'timeout':
-      return new ApiError(408, 'The request ran past the time limit (--timeout-ms) and was stopped. Ask for fewer max_tokens or retry when the server is less busy.', 'timeout_error', null, 'timeout');
+      return timedOut();
+    case 'shutdown':
+      return shuttingDown();
     case 'cancelled':
       return new ApiError(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled');
     default:

@@ -7,18 +7,23 @@
  *   {object: 'memory.lookup', model, tokens: [{position, id, text}],
  *    layers: [{block, heads, top_k, reads}],   reads[t][h] = {slots: [k], weights: [k]}
  *    usage: {prompt_tokens}}
+ *
+ * A lookup is model compute like a prefill, so it waits in the scheduler's queue with the
+ * completions: 429 when the queue is full, 408 past --timeout-ms while it waits, and the text is
+ * tokenized with the work bounded by the prompt limit before it is queued.
  */
 import type { FastifyInstance } from 'fastify';
+import type { Engine } from '../engine';
 import { ApiError, invalidRequest, zodToApiError } from '../errors';
 import { lookupRequestSchema } from '../schemas';
 import type { ServerContext } from '../server';
 
 export function registerLookup(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/v1/memory/lookup', async (req) => {
+  app.post('/v1/memory/lookup', async (req, reply) => {
     const parsed = lookupRequestSchema.safeParse(req.body);
     if (!parsed.success) throw zodToApiError(parsed.error);
     const body = parsed.data;
-    const { engine } = ctx.model();
+    const { engine, scheduler } = ctx.model();
     const info = engine.info;
     if (body.model != null && body.model !== info.id) {
       throw new ApiError(404, `The model '${body.model}' does not exist; this server serves '${info.id}'.`, 'invalid_request_error', 'model', 'model_not_found');
@@ -26,36 +31,44 @@ export function registerLookup(app: FastifyInstance, ctx: ServerContext): void {
     if (info.memoryBlocks.length === 0) {
       throw invalidRequest(null, `The model '${info.id}' has no memory layers (all its FFN blocks are dense or MoE); there is nothing to look up.`, 'no_memory_layers');
     }
-    const ids = engine.encode(body.text);
     const limit = Math.min(ctx.options.maxPromptTokens, info.maxSeqLen);
-    if (ids.length > limit) {
-      throw invalidRequest('text', `The text is ${ids.length} tokens; the limit is ${limit}. Shorten it.`, 'context_length_exceeded');
+    const ids = engine.encodeUpTo(body.text, limit);
+    if (ids === null) {
+      throw invalidRequest('text', `The text is more than ${limit} tokens, the limit. Shorten it.`, 'context_length_exceeded');
     }
-    const reads = engine.lookup(ids);
+    const task = scheduler.submitTask(() => respond(engine, ids, body.top_k), Date.now() + ctx.options.timeoutMs);
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) task.cancel();
+    });
+    const out = await task.result;
     ctx.metrics.memoryLookups.inc();
-    const T = ids.length;
-    return {
-      object: 'memory.lookup',
-      model: info.id,
-      tokens: ids.map((id, position) => ({ position, id, text: engine.decode([id]) })),
-      layers: reads.map((r) => {
-        const k = Math.min(body.top_k ?? r.topK, r.topK);
-        const perToken = [];
-        for (let t = 0; t < T; t++) {
-          const heads = [];
-          for (let h = 0; h < r.heads; h++) {
-            const off = (t * r.heads + h) * r.topK;
-            const order = Array.from({ length: r.topK }, (_, j) => j).sort(
-              (a, b) => r.weights[off + b]! - r.weights[off + a]!,
-            );
-            const best = order.slice(0, k);
-            heads.push({ slots: best.map((j) => r.ids[off + j]!), weights: best.map((j) => r.weights[off + j]!) });
-          }
-          perToken.push(heads);
-        }
-        return { block: r.block, heads: r.heads, top_k: k, reads: perToken };
-      }),
-      usage: { prompt_tokens: T },
-    };
+    return out;
   });
+}
+
+function respond(engine: Engine, ids: number[], topK: number | undefined) {
+  const info = engine.info;
+  const reads = engine.lookup(ids);
+  const T = ids.length;
+  return {
+    object: 'memory.lookup',
+    model: info.id,
+    tokens: ids.map((id, position) => ({ position, id, text: engine.decode([id]) })),
+    layers: reads.map((r) => {
+      const k = Math.min(topK ?? r.topK, r.topK);
+      const perToken = [];
+      for (let t = 0; t < T; t++) {
+        const heads = [];
+        for (let h = 0; h < r.heads; h++) {
+          const off = (t * r.heads + h) * r.topK;
+          const order = Array.from({ length: r.topK }, (_, j) => j).sort((a, b) => r.weights[off + b]! - r.weights[off + a]!);
+          const best = order.slice(0, k);
+          heads.push({ slots: best.map((j) => r.ids[off + j]!), weights: best.map((j) => r.weights[off + j]!) });
+        }
+        perToken.push(heads);
+      }
+      return { block: r.block, heads: r.heads, top_k: k, reads: perToken };
+    }),
+    usage: { prompt_tokens: T },
+  };
 }

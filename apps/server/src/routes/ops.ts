@@ -7,16 +7,18 @@ import type { ServerContext } from '../server';
 
 export function registerOps(app: FastifyInstance, ctx: ServerContext): void {
   // the process is up (liveness)
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  // open routes: no API key, served during shutdown (everything else needs the key)
+  const open = { config: { public: true } };
+  app.get('/healthz', open, async () => ({ status: 'ok' }));
 
   // the model is loaded and the server takes requests (readiness)
-  app.get('/readyz', async (_req, reply) => {
+  app.get('/readyz', open, async (_req, reply) => {
     if (ctx.ready) return { status: 'ready' };
     reply.status(503);
     return { status: ctx.closing ? 'shutting_down' : 'loading' };
   });
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', open, async (_req, reply) => {
     reply.type('text/plain; version=0.0.4; charset=utf-8');
     return ctx.metrics.render();
   });

@@ -31,6 +31,8 @@ export interface FakeEngineOptions {
   /** emit the end-of-sequence token after this many generated tokens (default never) */
   eosAfter?: number;
   memoryBlocks?: number[];
+  /** busy-wait per memory lookup, ms */
+  lookupMs?: number;
 }
 
 export class FakeEngine implements Engine {
@@ -55,6 +57,16 @@ export class FakeEngine implements Engine {
 
   encode(text: string): number[] {
     return [...new TextEncoder().encode(text)];
+  }
+
+  /** calls of encodeUpTo, and the longest text it encoded (bounded-work checks) */
+  encodedChars = 0;
+
+  encodeUpTo(text: string, maxTokens: number): number[] | null {
+    if (text.length > maxTokens) return null; // ≥ 1 byte per UTF-16 unit
+    const ids = this.encode(text);
+    this.encodedChars = Math.max(this.encodedChars, text.length);
+    return ids.length > maxTokens ? null : ids;
   }
 
   decode(ids: number[]): string {
@@ -106,7 +118,14 @@ export class FakeEngine implements Engine {
     return mulberry32(seed);
   }
 
+  lookups = 0;
+
   lookup(tokens: number[]): MemoryReads[] {
+    this.lookups++;
+    const end = performance.now() + (this.opts.lookupMs ?? 0);
+    while (performance.now() < end) {
+      /* simulated compute */
+    }
     const H = 2;
     const k = 3;
     return this.info.memoryBlocks.map((block) => {
