@@ -91,7 +91,7 @@ export class ModelEngine implements Engine {
   lookup(tokens: number[]): MemoryReads[] {
     return this.model.inspectMemory(tokens).map((r) => ({
       block: r.block,
-      heads: r.heads,
+      heads: r.heads * r.bags, // UltraMem's G bags per token show as G·H heads: ids stay [T, G·H, k]
       topK: r.topK,
       ids: r.ids,
       weights: r.weights,

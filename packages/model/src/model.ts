@@ -59,12 +59,14 @@ export interface MemorySite {
   memory: Memory;
 }
 
-/** One memory's lookups for a token sequence: ids and weights laid out [T, H, k]. */
+/** One memory's lookups for a token sequence: ids and weights laid out [T, G, H, k] (G = bags per token: 1 for product keys, E·cores for UltraMem). */
 export interface MemoryInspection {
   /** the block whose FFN input the memory read */
   block: number;
   /** `blocks.<i>.ffn` or `skips.<i>` */
   site: string;
+  /** G: bags per token */
+  bags: number;
   ids: Int32Array;
   weights: Float32Array;
   heads: number;
@@ -268,7 +270,7 @@ export class LanguageModel {
         for (const s of this.sites) {
           if (s.readBlock !== block) continue;
           const t = s.memory.inspect(x);
-          out.push({ block, site: s.site, ids: t.ids, weights: t.weights, heads: t.heads, topK: t.k });
+          out.push({ block, site: s.site, ids: t.ids, weights: t.weights, heads: t.heads, topK: t.k, bags: t.bags });
         }
       });
     });

@@ -16,10 +16,10 @@ export function selectTop(n: number, k: number, value: (p: number) => number, ke
   let size = 0;
   for (let p = 0; p < n; p++) {
     const v = sign * value(p);
+    if (size === kk && v < vals[kk - 1]!) continue; // the common case: not among the best (key not needed)
     const kp = key(p);
     if (size === kk) {
-      const wv = vals[kk - 1]!;
-      if (v < wv || (v === wv && kp >= keys[kk - 1]!)) continue;
+      if (v === vals[kk - 1]! && kp >= keys[kk - 1]!) continue;
     } else size++;
     let i = size - 1;
     while (i > 0 && (vals[i - 1]! < v || (vals[i - 1]! === v && keys[i - 1]! > kp))) {

@@ -87,74 +87,104 @@ export class TdqkrAddressor implements Addressor {
     this.tuckerCore = tf.tidy(() => tf.variable(tf.randomUniform([Hc, H, r, r], 0, 1, 'float32', seed + 3), true, `${name}/tuckerCore`));
   }
 
-  /** Row and column scores S [2][H, B, n, r] (differentiable). */
-  scores(x: tf.Tensor2D): [tf.Tensor4D, tf.Tensor4D] {
-    const { heads: H, keyDim: dk, gridSize: n, rank: r, layerNorm } = this.o;
+  /** Queries per head, normalised: [H, B, dk] (head h reads the query of its pair, h div 2). */
+  private query(x: tf.Tensor2D): tf.Tensor3D {
+    const { heads: H, keyDim: dk, layerNorm } = this.o;
     const B = x.shape[0];
     const Hq = Math.ceil(H / 2);
     let q = tf.reshape(tf.matMul(x, this.wq), [B, Hq, dk]) as tf.Tensor3D; // [B, Hq, dk]
     if (layerNorm) q = normalizeQueries(q, 'layernorm');
-    const paired = tf.slice(tf.reshape(tf.stack([q, q], 2), [B, 2 * Hq, dk]), [0, 0, 0], [B, H, dk]); // head h reads q[:, h div 2]
-    const qh = tf.transpose(paired, [1, 0, 2]) as tf.Tensor3D; // [H, B, dk]
-    let K = this.keys as tf.Tensor4D;
+    const paired = tf.slice(tf.reshape(tf.stack([q, q], 2), [B, 2 * Hq, dk]), [0, 0, 0], [B, H, dk]);
+    return tf.transpose(paired, [1, 0, 2]) as tf.Tensor3D; // [H, B, dk]
+  }
+
+  /** Keys of half s, normalised: [H, n·r, dk/2] (row i·r + a = K[h, s, i, a]). */
+  private halfKeys(s: number): tf.Tensor3D {
+    const { heads: H, gridSize: n, rank: r, keyDim: dk, layerNorm } = this.o;
+    let K = tf.reshape(tf.slice(this.keys, [0, s, 0, 0], [H, 1, n * r, dk / 2]), [H, n * r, dk / 2]) as tf.Tensor3D;
     if (layerNorm) {
       const { mean, variance } = tf.moments(K, -1, true);
-      K = tf.div(tf.sub(K, mean), tf.sqrt(tf.add(variance, EPS))) as tf.Tensor4D;
+      K = tf.div(tf.sub(K, mean), tf.sqrt(tf.add(variance, EPS))) as tf.Tensor3D;
     }
+    return K;
+  }
+
+  /** Row and column scores S [2][H, B, n, r] over the WHOLE grid side (a reference for tests; address() scores candidates only). */
+  scores(x: tf.Tensor2D): [tf.Tensor4D, tf.Tensor4D] {
+    const { heads: H, keyDim: dk, gridSize: n, rank: r } = this.o;
+    const B = x.shape[0];
+    const qh = this.query(x);
     const half = (s: number) => {
       const qs = tf.slice(qh, [0, 0, s * (dk / 2)], [H, B, dk / 2]) as tf.Tensor3D; // [H, B, dk/2]
-      const Ks = tf.reshape(tf.slice(K, [0, s, 0, 0], [H, 1, n * r, dk / 2]), [H, n * r, dk / 2]) as tf.Tensor3D;
-      return tf.reshape(tf.matMul(qs, Ks, false, true), [H, B, n, r]) as tf.Tensor4D; // [H, B, n, r]
+      return tf.reshape(tf.matMul(qs, this.halfKeys(s), false, true), [H, B, n, r]) as tf.Tensor4D;
     };
     return [half(0), half(1)];
   }
 
   address(x: tf.Tensor2D, opts: { training: boolean }): Address {
-    const { heads: H, gridSize: n, rank: r, cores: Hc, topM: m } = this.o;
+    const { heads: H, gridSize: n, rank: r, cores: Hc, topM: m, keyDim: dk } = this.o;
     const B = x.shape[0];
-    const [Srow, Scol] = this.scores(x);
+    const d = dk / 2;
     // rank-1 factors of each head's summed core (host, no gradient)
     const cbar = summedCores(this.tuckerCore.dataSync() as Float32Array, Hc, H, r);
     const { u, t } = rank1(cbar, H, r, this.prev);
     if (opts.training) this.prev = { u, t };
+    const qh = this.query(x); // [H, B, dk]
+    const qs = [0, 1].map((s) => tf.slice(qh, [0, 0, s * d], [H, B, d]) as tf.Tensor3D); // [H, B, d] per half
+    const Ks = [0, 1].map((s) => this.halfKeys(s)); // [H, n·r, d] per half
+    // pre-selection scores a = S_row·u = q_row · (Σ_a u_a K_row[:, a]) and b likewise: [H, B, n], no gradient
+    // (tidy returns the tensor, not its data: tidy walks a returned typed array element by element)
+    const proj = [u, t].map((f, s) => {
+      const a = tf.tidy(() => {
+        const Kf = tf.sum(tf.mul(tf.reshape(Ks[s]!, [H, n, r, d]), tf.tensor4d(Float32Array.from(f), [H, 1, r, 1])), 2) as tf.Tensor3D; // [H, n, d]
+        return tf.matMul(qs[s]!, Kf, false, true); // [H, B, n]
+      });
+      const data = a.dataSync() as Float32Array;
+      a.dispose();
+      return data;
+    });
     const signed = this.o.preselect === 'signed';
-    const rowData = Srow.dataSync() as Float32Array;
-    const colData = Scol.dataSync() as Float32Array;
     const M = signed ? Math.min(n, 2 * m) : Math.min(n, m); // candidates per side
-    const rowIdx = new Int32Array(H * B * M); // global rows of S viewed as [H·B·n, r]
-    const colIdx = new Int32Array(H * B * M);
-    const rowSel = new Int32Array(H * B * M); // grid row / column of each candidate
-    const colSel = new Int32Array(H * B * M);
-    const proj = new Float64Array(n);
+    const sel = [new Int32Array(H * B * M), new Int32Array(H * B * M)]; // grid row / column of each candidate
+    const keyRows = [new Int32Array(H * B * M * r), new Int32Array(H * B * M * r)]; // rows of K viewed as [H·n·r, d]
+    const v = new Float64Array(n);
     const picked = new Int32Array(M);
     const tmp = new Int32Array(m);
-    for (let h = 0; h < H; h++) {
-      for (let b = 0; b < B; b++) {
-        const base = (h * B + b) * n;
-        for (const [data, f, sel, idx] of [
-          [rowData, u, rowSel, rowIdx],
-          [colData, t, colSel, colIdx],
-        ] as const) {
-          for (let i = 0; i < n; i++) {
-            let s = 0;
-            for (let a = 0; a < r; a++) s += data[(base + i) * r + a]! * f[h * r + a]!;
-            proj[i] = s;
-          }
-          preselect(proj, m, signed, picked, tmp);
-          for (let j = 0; j < M; j++) {
-            sel[(h * B + b) * M + j] = picked[j]!;
-            idx[(h * B + b) * M + j] = base + picked[j]!;
-          }
+    for (let s = 0; s < 2; s++) {
+      const pr = proj[s]!;
+      for (let hb = 0; hb < H * B; hb++) {
+        for (let i = 0; i < n; i++) v[i] = pr[hb * n + i]!;
+        preselect(v, m, signed, picked, tmp);
+        const h = Math.floor(hb / B);
+        for (let j = 0; j < M; j++) {
+          sel[s]![hb * M + j] = picked[j]!;
+          for (let a = 0; a < r; a++) keyRows[s]![(hb * M + j) * r + a] = (h * n + picked[j]!) * r + a;
         }
       }
     }
-    const Srt = tf.reshape(gatherRows(tf.reshape(Srow, [H * B * n, r]) as tf.Tensor2D, rowIdx), [H, B * M, r]) as tf.Tensor3D;
-    const Sct = tf.reshape(gatherRows(tf.reshape(Scol, [H * B * n, r]) as tf.Tensor2D, colIdx), [H * B, M, r]) as tf.Tensor3D;
+    // candidate scores with gradient: S̃[h, b, j, a] = <q_s[h, b], K_s[h, sel_j, a]>   [H, B, M, r]
+    const cand = (s: number) => {
+      const rowsK = tf.reshape(gatherRows(tf.reshape(Ks[s]!, [H * n * r, d]) as tf.Tensor2D, keyRows[s]!), [H, B, M * r, d]);
+      return tf.reshape(tf.sum(tf.mul(rowsK, tf.expandDims(qs[s]!, 2)), -1), [H, B, M, r]);
+    };
+    const Srt = cand(0); // S̃_row
+    const Sct = cand(1); // S̃_col
+    const rowSel = sel[0]!;
+    const colSel = sel[1]!;
+    // r is 2–4: the rescoring is written as r² broadcast multiply-adds, not as thousands of tiny
+    // batched matmuls (which cost wasm ~50x more per FLOP)
+    const rowsA = tf.unstack(Srt, 3).map((t) => tf.expandDims(t, 3)); // r × [H, B, M, 1]
+    const colsB = tf.unstack(Sct, 3).map((t) => tf.expandDims(t, 2)); // r × [H, B, 1, M]
     const G: tf.Tensor3D[] = []; // per core [H·B, M, M]
     for (let c = 0; c < Hc; c++) {
-      const Cc = tf.reshape(tf.slice(this.tuckerCore, [c, 0, 0, 0], [1, H, r, r]), [H, r, r]) as tf.Tensor3D;
-      const X = tf.reshape(tf.matMul(Srt, Cc), [H * B, M, r]) as tf.Tensor3D; // S̃_row C^(c)
-      G.push(tf.matMul(X, Sct, false, true) as tf.Tensor3D);
+      const Cc = tf.reshape(tf.slice(this.tuckerCore, [c, 0, 0, 0], [1, H, r, r]), [H, 1, 1, r * r]);
+      const coef = tf.unstack(Cc, 3); // r² × [H, 1, 1]: C^(c)[h, p, q]
+      const terms: tf.Tensor[] = [];
+      for (let p = 0; p < r; p++) {
+        // X_q = Σ_p S̃_row[p] C[p, q], then G += X_q ⊗ S̃_col[q]
+        for (let q = 0; q < r; q++) terms.push(tf.mul(tf.mul(rowsA[p]!, tf.expandDims(coef[p * r + q]!, 3)), colsB[q]!));
+      }
+      G.push(tf.reshape(terms.length === 1 ? terms[0]! : tf.addN(terms), [H * B, M, M]) as tf.Tensor3D);
     }
     // final top-m of the summed grid scores per (h, b); ties → lower grid id
     const sum = new Float64Array(H * B * M * M);
