@@ -10,3 +10,4 @@ export { lossCurveSvg } from './plot';
 export { finishedRun, sameRun } from './reuse';
 export { MEMORY_BLOCKS, PRESET_SEED, PRESETS, type PresetName, preset } from './presets';
 export { type EvalResult, type RunSummary, type TrainOptions, factRecall, prepareData, runTraining, sequencesLoss } from './train';
+export { type Rung, ladder } from './ladder';

@@ -37,7 +37,7 @@ export interface PresetOverrides {
 
 /** The ultramem preset's memory (sizes chosen to match the other presets' FLOPs/token; presets.test.ts). */
 export const ULTRAMEM = {
-  layer: { heads: 4, topM: 16, keyDim: 32, valueDim: 64, scoring: 'tdqkr', rank: 2, cores: 2, expansion: 4 },
+  layer: { heads: 4, topM: 16, keyDim: 16, valueDim: 64, scoring: 'tdqkr', rank: 2, cores: 2, expansion: 4 },
   valueLrDecay: 10,
 } as const;
 
