@@ -19,16 +19,12 @@ import { loadCheckpoint } from '@mnemo/model';
 import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW, type CompareRow, generateFacts, MEMORY_BLOCKS, preset } from '../src/index';
-import { parseSeeds, runJobs } from './jobs';
+import { runFlags, runJobs } from './jobs';
 
 const { values: flags } = parseArgvOrExit(
   defineFlags({
-    steps: { type: 'int', min: 1, default: 400, description: 'training steps per run' },
-    facts: { type: 'int', min: 0, default: 1000, description: 'synthetic facts' },
+    ...runFlags({ seeds: '1,2,3,4,5,6', runsDir: 'runs/bench' }),
     filler: { type: 'number', min: 0, default: 0, description: 'Moby Dick filler sentences per fact statement' },
-    seeds: { type: 'string', placeholder: 'S,S,...', parse: parseSeeds, default: '1,2,3,4,5,6', description: 'every model trained once per seed' },
-    jobs: { type: 'int', min: 1, default: 2, description: 'runs at a time, one child process each' },
-    reuse: { type: 'boolean', description: 'read back runs in runs/bench that finished with exactly their config' },
   }),
   { name: 'trainer bench', synopsis: 'usage: npm run bench -w trainer [-- --steps N --facts N --filler X --seeds S,S,... --jobs N --reuse]' },
 );

@@ -29,6 +29,17 @@ export function parseSeeds(text: string): number[] {
   return items.map(Number);
 }
 
+/** The flags every bench that trains runs shares: steps, facts, seeds, jobs, reuse (`seeds` default and run folder per bench). */
+export function runFlags(o: { seeds: string; runsDir: string }) {
+  return {
+    steps: { type: 'int', min: 1, default: 400, description: 'training steps per run' },
+    facts: { type: 'int', min: 0, default: 1000, description: 'synthetic facts' },
+    seeds: { type: 'string', placeholder: 'S,S,...', parse: parseSeeds, default: o.seeds, description: 'every model trained once per seed' },
+    jobs: { type: 'int', min: 1, default: 2, description: 'runs at a time, one child process each' },
+    reuse: { type: 'boolean', description: `read back runs in ${o.runsDir} that finished with exactly their config` },
+  } as const;
+}
+
 function trainInChild(job: Job): Promise<CompareRow> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [...process.execArgv, self, '--child', JSON.stringify(job.cfg)], {

@@ -10,16 +10,10 @@ import { BenchReport } from '@mnemo/bench';
 import { defineFlags, parseArgvOrExit } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
 import { type CompareRow, ladder } from '../src/index';
-import { parseSeeds, runJobs } from './jobs';
+import { runFlags, runJobs } from './jobs';
 
 const { values: flags } = parseArgvOrExit(
-  defineFlags({
-    steps: { type: 'int', min: 1, default: 400, description: 'training steps per run' },
-    facts: { type: 'int', min: 0, default: 1000, description: 'synthetic facts' },
-    seeds: { type: 'string', placeholder: 'S,S,...', parse: parseSeeds, default: '1,2,3', description: 'every rung trained once per seed' },
-    jobs: { type: 'int', min: 1, default: 2, description: 'runs at a time, one child process each' },
-    reuse: { type: 'boolean', description: 'read back runs in runs/ultramem that finished with exactly their config' },
-  }),
+  defineFlags(runFlags({ seeds: '1,2,3', runsDir: 'runs/ultramem' })),
   { name: 'ultramem bench', synopsis: 'usage: npm run bench:ultramem -w trainer [-- --steps N --facts N --seeds S,S,... --jobs N --reuse]' },
 );
 
