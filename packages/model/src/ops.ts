@@ -33,7 +33,7 @@ export function gatherRows(table: tf.Tensor2D, idx: Int32Array): tf.Tensor2D {
         for (let i = 0; i < idx.length; i++) {
           const src = i * D;
           const dst = idx[i]! * D;
-          for (let d = 0; d < D; d++) out[dst + d]! += g[src + d]!;
+          for (let d = 0; d < D; d++) out[dst + d]! += g[src + d];
         }
         return tf.tensor2d(out, [R, D]);
       },
