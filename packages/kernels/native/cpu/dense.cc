@@ -43,6 +43,8 @@ struct Blas {
   GetThreadsFn get_threads = nullptr;
   std::string name;
   std::string reason;
+  int threads = 1;  // threads for large products (OpenBLAS's default: OPENBLAS_NUM_THREADS or cores)
+  int current = 0;  // the thread count OpenBLAS was last set to (0: not set by us)
 };
 Blas blas;
 
@@ -76,6 +78,7 @@ void load_blas() {
     blas.get_threads = reinterpret_cast<GetThreadsFn>(dlsym(h, "openblas_get_num_threads"));
     auto cfg = reinterpret_cast<GetConfigFn>(dlsym(h, "openblas_get_config"));
     blas.name = lib + (cfg ? std::string(" (") + cfg() + ")" : std::string());
+    blas.threads = blas.get_threads ? std::max(1, blas.get_threads()) : 1;
     return;
   }
   blas.reason = errors;
@@ -100,18 +103,34 @@ std::string blas_reason() {
 
 int blas_threads() {
   load_blas();
-  return blas.get_threads ? blas.get_threads() : -1;
+  return blas.sgemm ? blas.threads : -1;
 }
 
 void set_dense_threads(int n) {
   load_blas();
-  if (blas.set_threads && n > 0) blas.set_threads(n);
+  if (n > 0) blas.threads = n;
 }
+
+namespace {
+// OpenBLAS splits even skinny products (decode: m = 8 rows) over its threads, and waking the
+// second thread costs more than it saves: measured [8,128]·[128,1024] 512 µs on 2 threads vs
+// 135 µs on 1 (wasm 102-201 µs), [8,2048]·[2048,512] 3.0 ms vs 0.83 ms. Products under 4M
+// multiply-adds or with fewer than 32 rows or columns run on one thread.
+void use_threads(int64_t m, int64_t n, int64_t k) {
+  if (!blas.set_threads) return;
+  const int want = (m * n * k < (int64_t{1} << 22) || std::min(m, n) < 32) ? 1 : blas.threads;
+  if (want != blas.current) {
+    blas.set_threads(want);
+    blas.current = want;
+  }
+}
+}  // namespace
 
 void sgemm_batched(const float* a, const float* b, float* c, int64_t batch, int64_t a_stride,
                    int64_t b_stride, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b) {
   const int64_t c_stride = m * n;
   if (!blas_available()) return;
+  use_threads(m, n, k);
   const int lda = static_cast<int>(trans_a ? m : k), ldb = static_cast<int>(trans_b ? k : n);
   for (int64_t i = 0; i < batch; i++) {
     if (k == 0) {
@@ -125,21 +144,32 @@ void sgemm_batched(const float* a, const float* b, float* c, int64_t batch, int6
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
+// `iters` x 12 independent vfmadd231ps on ymm0-11 (more chains than FMA latency x ports), in asm
+// so the compiler neither spills the chains nor folds the loop.
 __attribute__((target("avx2,fma"), noinline)) static double fma_loop(int64_t iters) {
-  // 12 independent accumulator chains: more than FMA latency (4) x ports (2).
-  __m256 r[12];
-  for (int i = 0; i < 12; i++) r[i] = _mm256_set1_ps(1.f + 1e-7f * i);
-  const __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-7f);
-  for (int64_t t = 0; t < iters; t++) {
-    for (int i = 0; i < 12; i++) r[i] = _mm256_fmadd_ps(r[i], x, y);
-    // keep the chains in registers and opaque to the optimiser (no folding of the loop)
-    __asm__ volatile("" : "+x"(r[0]), "+x"(r[1]), "+x"(r[2]), "+x"(r[3]), "+x"(r[4]), "+x"(r[5]), "+x"(r[6]),
-                     "+x"(r[7]), "+x"(r[8]), "+x"(r[9]), "+x"(r[10]), "+x"(r[11]));
-  }
-  __m256 s = r[0];
-  for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, r[i]);
-  alignas(32) float o[8];
-  _mm256_store_ps(o, s);
+  alignas(32) float o[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  __asm__ volatile(
+      "vbroadcastss %1, %%ymm12\n\t"
+      "vxorps %%ymm13, %%ymm13, %%ymm13\n\t"
+      "vmovaps %%ymm12, %%ymm0\n\tvmovaps %%ymm12, %%ymm1\n\tvmovaps %%ymm12, %%ymm2\n\tvmovaps %%ymm12, %%ymm3\n\t"
+      "vmovaps %%ymm12, %%ymm4\n\tvmovaps %%ymm12, %%ymm5\n\tvmovaps %%ymm12, %%ymm6\n\tvmovaps %%ymm12, %%ymm7\n\t"
+      "vmovaps %%ymm12, %%ymm8\n\tvmovaps %%ymm12, %%ymm9\n\tvmovaps %%ymm12, %%ymm10\n\tvmovaps %%ymm12, %%ymm11\n\t"
+      "1:\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm0\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm1\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm2\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm3\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm4\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm5\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm6\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm7\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm8\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm9\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm10\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm11\n\t"
+      "dec %0\n\t"
+      "jnz 1b\n\t"
+      "vaddps %%ymm0, %%ymm11, %%ymm0\n\t"
+      "vmovups %%ymm0, %2\n\t"
+      "vzeroupper\n\t"
+      : "+r"(iters)
+      : "m"(o[0]), "m"(o[0])
+      : "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9", "ymm10", "ymm11", "ymm12",
+        "ymm13", "memory", "cc");
   return o[0];
 }
 #endif

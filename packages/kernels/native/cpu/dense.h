@@ -11,7 +11,7 @@ bool blas_available();
 std::string blas_name();
 std::string blas_reason();
 int blas_threads();
-// OpenBLAS threads (openblas_set_num_threads; no-op for other libraries)
+// OpenBLAS threads for large products (small ones run on one; no-op for other libraries)
 void set_dense_threads(int n);
 
 // (no-op without a BLAS) c[i] = op(a[i]) · op(b[i]) for i < batch, row-major; a[i] = a + i·a_stride (0 broadcasts),
