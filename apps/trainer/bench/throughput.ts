@@ -84,10 +84,12 @@ async function main() {
       'rounds after 2 warm-up rounds, median step → tokens/s. Decode: the server\'s batched step `decodeBatch` of ' +
       `${DECODE_BATCH} sequences at context ${DECODE_CONTEXT}+, ${flags['decode-steps']} steps per path, alternating, median. ` +
       'torch: the same shapes in PyTorch (bench/throughput_torch.py: dense transformer, RMSNorm, RoPE, GQA, SwiGLU, AdamW; ' +
-      'no Memory+ layer), all cores.',
+      'no Memory+ layer), on 1 thread and on 2 (torch 1.13 with 2 OpenMP threads collapses when another process uses a core).',
   });
-  const peak1 = fmaPeakGflops(1, 0.5) ?? 0;
-  const peak2 = fmaPeakGflops(2, 0.5) ?? 0;
+  // best of 5: the loop cannot run faster than the machine, only slower when others use it
+  const best = (threads: number) => Math.max(...Array.from({ length: 5 }, () => fmaPeakGflops(threads, 0.3) ?? 0));
+  const peak1 = best(1);
+  const peak2 = best(2);
   report.set('peak', { fma1: peak1, fma2: peak2 });
   const load = (await import('node:os')).loadavg();
   report.note(`1-minute load average at the start: ${load[0]!.toFixed(2)}; dense path native: ${nat.reason}.`);
@@ -144,6 +146,7 @@ async function main() {
     const trainTps = (p: DensePath) => tokens / (summarize(trainMs[p]).median / 1e3);
     const decodeTps = (p: DensePath) => DECODE_BATCH / (summarize(decodeMs[p]).median / 1e3);
     const t = torch.results?.[spec.name];
+    const noTorch = torch.results ? 'n/a (no Memory+ layer in the torch reference)' : torch.reason;
     const shape = `D ${model.config.dim}, ${model.config.layers} blocks, ${spec.batch}×${spec.seqLen}`;
     report.addRow({
       model: spec.name,
@@ -152,8 +155,9 @@ async function main() {
       'wasm path': Math.round(trainTps('wasm')),
       'native path': Math.round(trainTps('native')),
       'native / wasm': Number((trainTps('native') / trainTps('wasm')).toFixed(2)),
-      torch: t ? Math.round(t.train) : torch.reason,
-      'native / torch': t ? Number((trainTps('native') / t.train).toFixed(2)) : null,
+      'torch 1 thread': t ? Math.round(t.train1) : noTorch,
+      'torch 2 threads': t ? Math.round(t.trainN ?? t.train1) : noTorch,
+      'native / best torch': t ? Number((trainTps('native') / Math.max(t.train1, t.trainN ?? 0)).toFixed(2)) : null,
     });
     report.addRow({
       model: spec.name,
@@ -162,8 +166,9 @@ async function main() {
       'wasm path': Math.round(decodeTps('wasm')),
       'native path': Math.round(decodeTps('native')),
       'native / wasm': Number((decodeTps('native') / decodeTps('wasm')).toFixed(2)),
-      torch: t ? Math.round(t.decode) : torch.reason,
-      'native / torch': t ? Number((decodeTps('native') / t.decode).toFixed(2)) : null,
+      'torch 1 thread': t ? Math.round(t.decode1) : noTorch,
+      'torch 2 threads': t ? Math.round(t.decodeN ?? t.decode1) : noTorch,
+      'native / best torch': t ? Number((decodeTps('native') / Math.max(t.decode1, t.decodeN ?? 0)).toFixed(2)) : null,
     });
     report.set(`${spec.name}.trainMs`, trainMs);
     report.set(`${spec.name}.decodeMs`, decodeMs);
@@ -205,7 +210,7 @@ async function main() {
     }
   }
   setDensePath();
-  report.write(['model', 'shape', 'measure', 'wasm path', 'native path', 'native / wasm', 'torch', 'native / torch', 'wasm GFLOP/s', 'native GFLOP/s', 'native % of peak']);
+  report.write(['model', 'shape', 'measure', 'wasm path', 'native path', 'native / wasm', 'torch 1 thread', 'torch 2 threads', 'native / best torch', 'wasm GFLOP/s', 'native GFLOP/s', 'native % of peak']);
 }
 
 /** GFLOP/s of the models' products on both paths, interleaved. */
@@ -249,7 +254,7 @@ function matmulRows(report: BenchReport, peak: number) {
 }
 
 interface TorchOut {
-  results?: Record<string, { train: number; decode: number }>;
+  results?: Record<string, { train1: number; decode1: number; trainN?: number; decodeN?: number }>;
   reason: string;
 }
 

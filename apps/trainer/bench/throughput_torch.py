@@ -3,8 +3,10 @@
 Bench-only (Debian's python3-torch, run with /usr/bin/python3); never a dependency of Mnemo.
 argv[1]: JSON list of specs {name, dim, layers, heads, kvHeads, ffnHidden, vocab, batch, seqLen,
 rounds, decodeBatch, decodeContext, decodeSteps}. Prints one JSON line {name: {train, decode}}
-(tokens/s, medians). Model: token embedding (tied head), pre-RMSNorm blocks of GQA attention
-with RoPE and a SwiGLU FFN, like @mnemo/model's dense blocks; AdamW; all cores.
+(tokens/s, medians) on 1 thread and on all cores (`train1`, `decode1`, `trainN`, `decodeN`):
+on a shared 2-core machine torch's OpenMP threads can collapse (measured 214 vs 4,398 tokens/s
+at 2 vs 1 threads under load), so both are reported. Model: token embedding (tied head), pre-RMSNorm blocks of GQA attention
+with RoPE and a SwiGLU FFN, like @mnemo/model's dense blocks; AdamW.
 """
 import json
 import statistics
@@ -14,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(max(1, torch.get_num_threads(), __import__("os").cpu_count() or 1))
+CORES = __import__("os").cpu_count() or 1
 
 
 def rms(x, g, eps=1e-6):
@@ -108,12 +110,18 @@ def bench(c):
             m(tok, ctx + s, caches)
             if s >= 2:
                 dt.append(time.perf_counter() - t0)
-    return {"train": train, "decode": B / statistics.median(dt), "threads": torch.get_num_threads()}
+    return {"train": train, "decode": B / statistics.median(dt)}
 
 
 specs = json.loads(sys.argv[1])
 out = {}
 for c in specs:
-    out[c["name"]] = bench(c)
+    r = {}
+    for t in sorted({1, CORES}):
+        torch.set_num_threads(t)
+        b = bench(c)
+        r[f"train{'1' if t == 1 else 'N'}"] = b["train"]
+        r[f"decode{'1' if t == 1 else 'N'}"] = b["decode"]
+    out[c["name"]] = r
     print(f"[throughput torch] {c['name']}: {out[c['name']]}", file=sys.stderr)
 print(json.dumps(out))
