@@ -4,6 +4,7 @@
       "target_name": "mnemo_cpu",
       "sources": [
         "native/cpu/addon.cc",
+        "native/cpu/dense.cc",
         "native/cpu/embedding_bag.cc",
         "native/cpu/pk_backward.cc",
         "native/cpu/pk_topk.cc",
@@ -15,6 +16,7 @@
       "cflags_cc!": ["-fno-exceptions", "-O2", "-O1"],
       "cflags_cc": ["-std=c++17", "-O3", "-fopenmp-simd", "-fno-math-errno", "-fvisibility=hidden", "-pthread"],
       "ldflags": ["-pthread"],
+      "libraries": ["-ldl"],
       "xcode_settings": {
         "OTHER_CPLUSPLUSFLAGS": ["-std=c++17", "-O3", "-fopenmp-simd", "-fno-math-errno"]
       }

@@ -14,7 +14,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError, ConfigError } from '@mnemo/core';
-import { installWasmMatMul } from './wasm-matmul';
+import { formatKernelProfile, installKernelProfiler } from './kernel-profile';
+import { type DenseInfo, installWasmMatMul, setDensePath } from './wasm-matmul';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 export type BackendChoice = BackendName | 'auto';
@@ -29,11 +30,15 @@ export interface BackendInfo {
   requested: BackendChoice;
   /** why each better backend was skipped, in order */
   skipped: string[];
+  /** wasm only: the path of its dense math (BatchMatMul), see wasm-matmul.ts */
+  dense?: DenseInfo;
 }
 
 export interface InitBackendOptions {
   /** default: `MNEMO_BACKEND` or `auto` */
   backend?: BackendChoice | string;
+  /** wasm only: dense path (default: `MNEMO_DENSE` or `auto`: native BLAS when it loads, else wasm) */
+  dense?: string;
   /** where the one-line "which backend runs" message goes; `false` silences it */
   log?: ((line: string) => void) | false;
 }
@@ -114,6 +119,9 @@ async function activate(name: BackendName): Promise<{ provider: string } | { rea
     if (!ok) return { reason: `${loaded.provider}: tf.setBackend('${name}') returned false` };
     await tf.ready();
     if (name === 'wasm') installWasmMatMul();
+    if (process.env.MNEMO_PROFILE_KERNELS === '1' && installKernelProfiler(name) > 0) {
+      process.on('exit', () => process.stderr.write(`[mnemo] kernel profile (${name}):\n${formatKernelProfile()}\n`));
+    }
   } catch (e) {
     return { reason: `${loaded.provider}: ${(e as Error).message.split('\n')[0]}` };
   }
@@ -132,6 +140,9 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     fromEnv ? 'MNEMO_BACKEND' : 'backend',
   );
   if (current && requested === current.requested && tf.getBackend() === current.name) {
+    if (current.name === 'wasm' && (opts.dense !== undefined || process.env.MNEMO_DENSE !== undefined)) {
+      current = { ...current, dense: setDensePath(opts.dense) };
+    }
     return current;
   }
   const order: BackendName[] = requested === 'auto' ? [...BACKEND_NAMES] : [requested];
@@ -142,11 +153,13 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
       skipped.push(`${name}: ${r.reason}`);
       continue;
     }
-    current = { name, provider: r.provider, requested, skipped };
+    const dense = name === 'wasm' ? setDensePath(opts.dense) : undefined;
+    current = { name, provider: r.provider, requested, skipped, ...(dense ? { dense } : {}) };
     const log = opts.log === undefined ? (l: string) => process.stderr.write(`${l}\n`) : opts.log;
     if (log) {
       const why = skipped.length ? ` (skipped ${skipped.map((s) => s.split(':')[0]).join(', ')})` : '';
-      log(`[mnemo] tensor backend: ${name} via ${r.provider}${why}`);
+      const d = dense ? `; dense math: ${dense.path} (${dense.reason})` : '';
+      log(`[mnemo] tensor backend: ${name} via ${r.provider}${why}${d}`);
     }
     return current;
   }

@@ -41,3 +41,15 @@ export { type BagDims, validateBag } from './embedding-bag';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './ts/half';
 export { embeddingBag } from './tfjs-op';
 export { gatherRows } from './gather-rows';
+export {
+  type DenseChoice,
+  type DenseInfo,
+  type DensePath,
+  denseInfo,
+  fmaPeakGflops,
+  nativeDense,
+  nativeDenseCalls,
+  parseDenseChoice,
+  setDensePath,
+} from './wasm-matmul';
+export { type KernelStat, formatKernelProfile, installKernelProfiler, kernelProfile, resetKernelProfile } from './kernel-profile';

@@ -7,10 +7,11 @@
  * the WHOLE input per slice (32 slices of a 1 MB tensor: 20 ms). So on wasm this registers a
  * kernel, `MnemoLoopBatchMatMul`, that copies each batch element into a temporary on the wasm
  * heap (memmove), runs the 2-D kernel and copies the result out; its gradient is two more such
- * products. Other backends use tf.matMul. (Belongs next to @mnemo/kernels' wasm BatchMatMul
+ * products. Other backends, and wasm on the native dense path, use tf.matMul. (Belongs next to @mnemo/kernels' wasm BatchMatMul
  * override; kept here until it moves there.)
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { denseInfo } from '@mnemo/kernels';
 
 const KERNEL = 'MnemoLoopBatchMatMul';
 let registered = false;
@@ -66,7 +67,10 @@ function register(): boolean {
 export function bmm(a: tf.Tensor, b: tf.Tensor, transposeA = false, transposeB = false): tf.Tensor {
   const batch = a.shape.slice(0, -2);
   const n = batch.reduce((x, y) => x * y, 1);
-  if (n === 1 || tf.getBackend() !== 'wasm' || !register()) return tf.matMul(a, b, transposeA, transposeB);
+  // the native dense path (OpenBLAS, @mnemo/kernels) runs batched products directly
+  if (n === 1 || tf.getBackend() !== 'wasm' || denseInfo()?.path === 'native' || !register()) {
+    return tf.matMul(a, b, transposeA, transposeB);
+  }
   return tf.tidy(() => {
     const flip = (t: tf.Tensor, yes: boolean) => {
       const t3 = tf.reshape(t, [n, ...t.shape.slice(-2)]);

@@ -14,6 +14,7 @@
 
 #include <napi.h>
 
+#include "dense.h"
 #include "kernels.h"
 
 namespace {
@@ -359,6 +360,52 @@ Napi::Value SetPrefetch(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+
+// ---- dense math (dense.cc) ----------------------------------------------------------------------
+
+// denseInfo() → { blas, blasName, blasReason, blasThreads }
+Napi::Value DenseInfo(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("blas", Napi::Boolean::New(env, blas_available()));
+  o.Set("blasName", Napi::String::New(env, blas_name()));
+  o.Set("blasReason", Napi::String::New(env, blas_reason()));
+  o.Set("blasThreads", Napi::Number::New(env, blas_threads()));
+  return o;
+}
+
+Napi::Value SetDenseThreads(const Napi::CallbackInfo& info) {
+  set_dense_threads(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
+// sgemm(heap: Float32Array, aOff, bOff, cOff, batch, aStride, bStride, m, n, k, transA, transB)
+// offsets and strides in floats from heap[0]; the caller guarantees the ranges lie inside heap.
+Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  float* heap;
+  size_t len;
+  if (!typed(info, 0, napi_float32_array, &heap, &len)) return info.Env().Undefined();
+  auto i64 = [&](size_t i) { return info[i].As<Napi::Number>().Int64Value(); };
+  const int64_t a = i64(1), b = i64(2), c = i64(3), batch = i64(4), as = i64(5), bs = i64(6), m = i64(7),
+                n = i64(8), k = i64(9);
+  const bool ta = info[10].ToBoolean().Value(), tb = info[11].ToBoolean().Value();
+  const int64_t n_len = static_cast<int64_t>(len);
+  if (a < 0 || b < 0 || c < 0 || batch < 0 || m < 0 || n < 0 || k < 0 ||
+      a + (batch - 1) * as + m * k > n_len || b + (batch - 1) * bs + k * n > n_len || c + batch * m * n > n_len) {
+    return fail(info.Env(), "sgemm: operand range outside the heap"), info.Env().Undefined();
+  }
+  if (!blas_available()) return fail(info.Env(), "sgemm: no BLAS loaded (" + blas_reason() + ")"), info.Env().Undefined();
+  if (batch == 0 || m == 0 || n == 0) return info.Env().Undefined();
+  sgemm_batched(heap + a, heap + b, heap + c, batch, as, bs, m, n, k, ta, tb);
+  return info.Env().Undefined();
+}
+
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  const int threads = info[0].As<Napi::Number>().Int32Value();
+  const double seconds = info[1].As<Napi::Number>().DoubleValue();
+  return Napi::Number::New(info.Env(), fma_peak_gflops(threads, seconds));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #if defined(__x86_64__) && defined(__GNUC__)
   __builtin_cpu_init();
@@ -377,6 +424,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pkTopK", Napi::Function::New(env, PkTopK));
   exports.Set("pkBackward", Napi::Function::New(env, PkBackward));
   exports.Set("checksum", Napi::Function::New(env, Checksum));
+  exports.Set("denseInfo", Napi::Function::New(env, DenseInfo));
+  exports.Set("setDenseThreads", Napi::Function::New(env, SetDenseThreads));
+  exports.Set("sgemm", Napi::Function::New(env, Sgemm));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   exports.Set("firstBadId", Napi::Function::New(env, FirstBadId));
   exports.Set("firstNonFinite", Napi::Function::New(env, FirstNonFinite));
   exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer));

@@ -1,0 +1,279 @@
+/**
+ * Throughput of issue 15: the wasm backend's dense math on today's path (tfjs-wasm's kernel, one
+ * thread) vs the native path (OpenBLAS on both cores, @mnemo/kernels), interleaved in one run,
+ * plus a torch CPU reference of the same shapes (bench/throughput_torch.py, Debian's
+ * python3-torch, run with /usr/bin/python3 when torch imports there).
+ *
+ *   npm run bench:throughput -w trainer [-- --rounds 12 --profile]
+ *     →   docs/benchmarks/throughput.{json,md}
+ *
+ * Models: the dense and Memory+ presets (D 128, 4 blocks, 16×64 tokens) and a wide model (D 512,
+ * 8 blocks, 8/4 heads, SwiGLU 4·D, vocab 1024, 4×256 tokens). Training: one AdamW step (forward,
+ * backward, update, Memory+'s sparse value update) per round per (model, path); the rounds
+ * alternate the paths (A, B, A, B, …) on the same batch so machine noise hits both alike; median.
+ * Decode: the server's batched step (`decodeBatch`, 8 sequences, context 64 after a prefill),
+ * median of the steps. Matmul: GFLOP/s of the model's products on each path vs the FMA peak.
+ * --profile: a per-kernel profile of one more training step and decode step per (model, path).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { BenchReport, summarize } from '@mnemo/bench';
+import { defineFlags, mulberry32, parseArgvOrExit } from '@mnemo/core';
+import {
+  type DensePath,
+  fmaPeakGflops,
+  initBackend,
+  installKernelProfiler,
+  kernelProfile,
+  nativeDense,
+  resetKernelProfile,
+  setDensePath,
+} from '@mnemo/kernels';
+import { type KVCache, LanguageModel, type ModelConfigInput, modelCounts, parseModelConfig } from '@mnemo/model';
+import * as tf from '@tensorflow/tfjs-core';
+import { AdamW, modelConfigFor, preset } from '../src/index';
+
+const { values: flags } = parseArgvOrExit(
+  defineFlags({
+    rounds: { type: 'int', min: 1, default: 12, description: 'timed training steps per (model, path)' },
+    'decode-steps': { type: 'int', min: 1, default: 24, description: 'timed decode steps per (model, path)' },
+    profile: { type: 'boolean', description: 'add a per-kernel profile of each (model, path)' },
+    torch: { type: 'string', default: '/usr/bin/python3', description: 'python with torch for the reference row' },
+    models: { type: 'string', default: 'dense,memoryPlus,wide', description: 'models to run' },
+  }),
+  { name: 'throughput bench', synopsis: 'usage: npm run bench:throughput -w trainer [-- --rounds N --decode-steps N --profile]' },
+);
+
+interface Spec {
+  name: string;
+  model: ModelConfigInput;
+  batch: number;
+  seqLen: number;
+}
+
+function presetSpec(name: string): Spec {
+  const cfg = preset(name);
+  const model = { ...modelConfigFor(cfg, cfg.tokenizer.vocabSize) } as ModelConfigInput;
+  return { name, model, batch: cfg.train.batch, seqLen: cfg.train.seqLen };
+}
+
+const WIDE: Spec = {
+  name: 'wide',
+  model: { vocabSize: 1024, dim: 512, layers: 8, heads: 8, kvHeads: 4, ffnHidden: 2048, maxSeqLen: 512, seed: 7 },
+  batch: 4,
+  seqLen: 256,
+};
+const DECODE_BATCH = 8;
+const DECODE_CONTEXT = 64;
+const PATHS: DensePath[] = ['wasm', 'native'];
+
+async function main() {
+  await initBackend({ backend: 'wasm' });
+  const nat = nativeDense();
+  if (!nat.addon) throw new Error(`the native dense path cannot run here: ${nat.reason}`);
+  const specs = flags.models.split(',').map((m) => (m === 'wide' ? WIDE : presetSpec(m)));
+  const report = new BenchReport('throughput', {
+    title: 'Training and decode throughput: tfjs-wasm dense math vs native OpenBLAS on both cores',
+    command: `npm run bench:throughput -w trainer -- --rounds ${flags.rounds} --decode-steps ${flags['decode-steps']}${flags.profile ? ' --profile' : ''}`,
+    description:
+      'tfjs wasm backend (single-threaded SIMD) for everything; the dense path decides who runs BatchMatMul: `wasm` = ' +
+      "tfjs-wasm's XNNPACK kernel with explicit transposes (today's path), `native` = OpenBLAS cblas_sgemm on 2 threads " +
+      'on the wasm heap in place (@mnemo/kernels, MNEMO_DENSE=native, the default when OpenBLAS loads). ' +
+      `Training: one AdamW step per round on the same batch, the paths alternating (wasm, native, wasm, …), ${flags.rounds} timed ` +
+      'rounds after 2 warm-up rounds, median step → tokens/s. Decode: the server\'s batched step `decodeBatch` of ' +
+      `${DECODE_BATCH} sequences at context ${DECODE_CONTEXT}+, ${flags['decode-steps']} steps per path, alternating, median. ` +
+      'torch: the same shapes in PyTorch (bench/throughput_torch.py: dense transformer, RMSNorm, RoPE, GQA, SwiGLU, AdamW; ' +
+      'no Memory+ layer), on 1 thread and on 2 (torch 1.13 with 2 OpenMP threads collapses when another process uses a core).',
+  });
+  // best of 5: the loop cannot run faster than the machine, only slower when others use it
+  const best = (threads: number) => Math.max(...Array.from({ length: 5 }, () => fmaPeakGflops(threads, 0.3) ?? 0));
+  const peak1 = best(1);
+  const peak2 = best(2);
+  report.set('peak', { fma1: peak1, fma2: peak2 });
+  const load = (await import('node:os')).loadavg();
+  report.note(`1-minute load average at the start: ${load[0]!.toFixed(2)}; dense path native: ${nat.reason}.`);
+
+  const torch = runTorch(specs.filter((s) => s.name !== 'memoryPlus'));
+  const profiles: Record<string, { kernel: string; calls: number; ms: number }[]> = {};
+
+  for (const spec of specs) {
+    const model = new LanguageModel(spec.model);
+    const counts = modelCounts(model.config);
+    const opt = new AdamW(model.trainableVariables());
+    const r = mulberry32(5);
+    const V = model.config.vocabSize;
+    const ids = tf.tensor2d(
+      Int32Array.from({ length: spec.batch * (spec.seqLen + 1) }, () => Math.floor(r() * V)),
+      [spec.batch, spec.seqLen + 1],
+      'int32',
+    );
+    const step = () => {
+      opt.minimize(() => model.loss(ids, { training: true }), 1e-4);
+      model.stepMemory();
+    };
+    const trainMs: Record<DensePath, number[]> = { wasm: [], native: [] };
+    process.stderr.write(`[throughput] ${spec.name}: training, ${flags.rounds} rounds × ${PATHS.join('/')}\n`);
+    for (let round = -2; round < flags.rounds; round++) {
+      for (const p of round % 2 === 0 ? PATHS : [...PATHS].reverse()) {
+        setDensePath(p);
+        const t0 = performance.now();
+        step();
+        if (round >= 0) trainMs[p].push(performance.now() - t0);
+      }
+    }
+    // decode: one set of caches per path, filled by the same prompts
+    const caches: Record<DensePath, KVCache[]> = { wasm: [], native: [] };
+    for (const p of PATHS) {
+      setDensePath(p);
+      for (let b = 0; b < DECODE_BATCH; b++) {
+        const c = model.newCache();
+        model.prefill(Array.from({ length: DECODE_CONTEXT }, (_, i) => (i * 7 + b * 13) % V), c);
+        caches[p].push(c);
+      }
+    }
+    const decodeMs: Record<DensePath, number[]> = { wasm: [], native: [] };
+    const toks = Array.from({ length: DECODE_BATCH }, (_, b) => (b * 31) % V);
+    for (let s = -2; s < flags['decode-steps']; s++) {
+      for (const p of s % 2 === 0 ? PATHS : [...PATHS].reverse()) {
+        setDensePath(p);
+        const t0 = performance.now();
+        model.decodeBatch(toks, caches[p]);
+        if (s >= 0) decodeMs[p].push(performance.now() - t0);
+      }
+    }
+    const tokens = spec.batch * spec.seqLen;
+    const trainTps = (p: DensePath) => tokens / (summarize(trainMs[p]).median / 1e3);
+    const decodeTps = (p: DensePath) => DECODE_BATCH / (summarize(decodeMs[p]).median / 1e3);
+    const t = torch.results?.[spec.name];
+    const noTorch = torch.results ? 'n/a (no Memory+ layer in the torch reference)' : torch.reason;
+    const shape = `D ${model.config.dim}, ${model.config.layers} blocks, ${spec.batch}×${spec.seqLen}`;
+    report.addRow({
+      model: spec.name,
+      shape,
+      measure: 'train tokens/s',
+      'wasm path': Math.round(trainTps('wasm')),
+      'native path': Math.round(trainTps('native')),
+      'native / wasm': Number((trainTps('native') / trainTps('wasm')).toFixed(2)),
+      'torch 1 thread': t ? Math.round(t.train1) : noTorch,
+      'torch 2 threads': t ? Math.round(t.trainN ?? t.train1) : noTorch,
+      'native / best torch': t ? Number((trainTps('native') / Math.max(t.train1, t.trainN ?? 0)).toFixed(2)) : null,
+    });
+    report.addRow({
+      model: spec.name,
+      shape: `${DECODE_BATCH} sequences, context ${DECODE_CONTEXT}+`,
+      measure: 'decode tokens/s',
+      'wasm path': Math.round(decodeTps('wasm')),
+      'native path': Math.round(decodeTps('native')),
+      'native / wasm': Number((decodeTps('native') / decodeTps('wasm')).toFixed(2)),
+      'torch 1 thread': t ? Math.round(t.decode1) : noTorch,
+      'torch 2 threads': t ? Math.round(t.decodeN ?? t.decode1) : noTorch,
+      'native / best torch': t ? Number((decodeTps('native') / Math.max(t.decode1, t.decodeN ?? 0)).toFixed(2)) : null,
+    });
+    report.set(`${spec.name}.trainMs`, trainMs);
+    report.set(`${spec.name}.decodeMs`, decodeMs);
+    report.set(`${spec.name}.counts`, counts);
+
+    if (flags.profile) {
+      installKernelProfiler('wasm');
+      for (const p of PATHS) {
+        setDensePath(p);
+        step(); // warm (the profiler's first call of each kernel)
+        resetKernelProfile();
+        step();
+        profiles[`${spec.name} train ${p}`] = kernelProfile();
+        resetKernelProfile();
+        model.decodeBatch(toks, caches[p]);
+        profiles[`${spec.name} decode ${p}`] = kernelProfile();
+      }
+    }
+    for (const p of PATHS) for (const c of caches[p]) c.dispose();
+    ids.dispose();
+    opt.dispose();
+    model.dispose();
+  }
+
+  matmulRows(report, peak2);
+  report.note(
+    `Peak: a tight AVX2 FMA loop (12 independent chains) runs ${peak1.toFixed(1)} GFLOP/s on one thread and ` +
+      `${peak2.toFixed(1)} on two; GFLOP/s columns of the matmul rows are against the two-thread figure.`,
+  );
+  if (flags.profile) {
+    report.set('profiles', profiles);
+    for (const [key, rows] of Object.entries(profiles)) {
+      const total = rows.reduce((s, x) => s + x.ms, 0);
+      const top = rows
+        .slice(0, 6)
+        .map((x) => `${x.kernel} ${((100 * x.ms) / total).toFixed(0)}%`)
+        .join(', ');
+      report.note(`profile, ${key}: ${total.toFixed(1)} ms in kernels — ${top}`);
+    }
+  }
+  setDensePath();
+  report.write(['model', 'shape', 'measure', 'wasm path', 'native path', 'native / wasm', 'torch 1 thread', 'torch 2 threads', 'native / best torch', 'wasm GFLOP/s', 'native GFLOP/s', 'native % of peak']);
+}
+
+/** GFLOP/s of the models' products on both paths, interleaved. */
+function matmulRows(report: BenchReport, peak: number) {
+  // [name, m, k, n, transA, transB]: forward x·W, backward dy·Wᵀ and xᵀ·dy of the FFN and QKV
+  const shapes: [string, number, number, number, boolean, boolean][] = [
+    ['preset FFN up x·W [1024,128]·[128,512]', 1024, 128, 512, false, false],
+    ['preset FFN dx = dy·Wᵀ [1024,512]·[512,128]ᵀ', 1024, 512, 128, false, true],
+    ['preset FFN dW = xᵀ·dy [128,1024]ᵀ·[1024,512]', 128, 1024, 512, true, false],
+    ['wide FFN up x·W [1024,512]·[512,2048]', 1024, 512, 2048, false, false],
+    ['wide FFN dx = dy·Wᵀ [1024,2048]·[2048,512]ᵀ', 1024, 2048, 512, false, true],
+    ['wide FFN dW = xᵀ·dy [512,1024]ᵀ·[1024,2048]', 512, 1024, 2048, true, false],
+    ['decode logits [8,512]·[512,1024]', 8, 512, 1024, false, false],
+  ];
+  const r = mulberry32(9);
+  for (const [name, m, k, n, ta, tb] of shapes) {
+    const a = tf.tensor(Float32Array.from({ length: m * k }, () => r() - 0.5), ta ? [k, m] : [m, k]);
+    const b = tf.tensor(Float32Array.from({ length: k * n }, () => r() - 0.5), tb ? [n, k] : [k, n]);
+    const ms: Record<DensePath, number[]> = { wasm: [], native: [] };
+    for (let round = -2; round < 15; round++) {
+      for (const p of PATHS) {
+        setDensePath(p);
+        const t0 = performance.now();
+        const reps = m * n * k < 1e7 ? 20 : 1;
+        for (let i = 0; i < reps; i++) tf.matMul(a, b, ta, tb).dispose();
+        if (round >= 0) ms[p].push((performance.now() - t0) / reps);
+      }
+    }
+    const gf = (p: DensePath) => (2 * m * n * k) / (summarize(ms[p]).median / 1e3) / 1e9;
+    report.addRow({
+      model: 'matmul',
+      shape: name,
+      measure: 'GFLOP/s',
+      'wasm GFLOP/s': Number(gf('wasm').toFixed(1)),
+      'native GFLOP/s': Number(gf('native').toFixed(1)),
+      'native / wasm': Number((gf('native') / gf('wasm')).toFixed(2)),
+      'native % of peak': Number(((100 * gf('native')) / peak).toFixed(0)),
+    });
+    tf.dispose([a, b]);
+  }
+}
+
+interface TorchOut {
+  results?: Record<string, { train1: number; decode1: number; trainN?: number; decodeN?: number }>;
+  reason: string;
+}
+
+function runTorch(specs: Spec[]): TorchOut {
+  const py = flags.torch;
+  const script = path.join(import.meta.dirname, 'throughput_torch.py');
+  if (!existsSync(py)) return { reason: `torch not installed (no ${py})` };
+  const probe = spawnSync(py, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { reason: 'torch not installed' };
+  const arg = JSON.stringify(
+    specs.map((s) => {
+      const c = parseModelConfig(s.model);
+      return { name: s.name, dim: c.dim, layers: c.layers, heads: c.heads, kvHeads: c.kvHeads, ffnHidden: c.ffnHidden, vocab: c.vocabSize, batch: s.batch, seqLen: s.seqLen, rounds: flags.rounds, decodeBatch: DECODE_BATCH, decodeContext: DECODE_CONTEXT, decodeSteps: flags['decode-steps'] };
+    }),
+  );
+  process.stderr.write(`[throughput] torch ${probe.stdout.trim()} reference (${py})\n`);
+  const r = spawnSync(py, [script, arg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) return { reason: `torch run failed (exit ${r.status})` };
+  return { results: JSON.parse(r.stdout.trim().split('\n').at(-1)!), reason: `torch ${probe.stdout.trim()}` };
+}
+
+await main();

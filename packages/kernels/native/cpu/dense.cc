@@ -1,0 +1,205 @@
+// Dense math for the tfjs wasm backend: SGEMM on the wasm heap in place.
+//
+// The GEMM is OpenBLAS's (or any CBLAS with `cblas_sgemm`), LOADED AT RUNTIME with dlopen: the
+// addon builds and runs on machines without it (then the TypeScript side keeps the wasm kernel).
+// Library: MNEMO_BLAS_LIB, else libopenblas.so.0, libopenblas.so, libblis.so.4; MNEMO_BLAS=0
+// skips it. A hand-written blocked AVX2 SGEMM (6x16 micro-kernel, packed panels) was measured
+// and dropped: 3-28 GFLOP/s on the model's shapes, no better than wasm's XNNPACK (~25), while
+// OpenBLAS runs the same shapes at 45-80 (docs/benchmarks/throughput.md).
+// Plus a tight FMA loop that measures the machine's peak (GFLOP/s).
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "common.h"
+#include "dense.h"
+
+namespace mnemo {
+namespace {
+
+// ---- runtime-loaded CBLAS -----------------------------------------------------------------------
+
+enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
+using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+using SetThreadsFn = void (*)(int);
+using GetThreadsFn = int (*)();
+using GetConfigFn = char* (*)();
+
+struct Blas {
+  bool tried = false;
+  SgemmFn sgemm = nullptr;
+  SetThreadsFn set_threads = nullptr;
+  GetThreadsFn get_threads = nullptr;
+  std::string name;
+  std::string reason;
+  int threads = 1;  // threads for large products (OpenBLAS's default: OPENBLAS_NUM_THREADS or cores)
+  int current = 0;  // the thread count OpenBLAS was last set to (0: not set by us)
+};
+Blas blas;
+
+void load_blas() {
+  if (blas.tried) return;
+  blas.tried = true;
+  const char* off = std::getenv("MNEMO_BLAS");
+  if (off && std::string(off) == "0") {
+    blas.reason = "disabled by MNEMO_BLAS=0";
+    return;
+  }
+  std::vector<std::string> libs;
+  if (const char* lib = std::getenv("MNEMO_BLAS_LIB")) libs.emplace_back(lib);
+  else libs = {"libopenblas.so.0", "libopenblas.so", "libblis.so.4"};
+  std::string errors;
+  for (const auto& lib : libs) {
+    void* h = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      const char* e = dlerror();
+      errors += (errors.empty() ? "" : "; ") + std::string(e ? e : lib.c_str());
+      continue;
+    }
+    auto fn = reinterpret_cast<SgemmFn>(dlsym(h, "cblas_sgemm"));
+    if (!fn) {
+      errors += (errors.empty() ? "" : "; ") + lib + ": no cblas_sgemm";
+      dlclose(h);
+      continue;
+    }
+    blas.sgemm = fn;
+    blas.set_threads = reinterpret_cast<SetThreadsFn>(dlsym(h, "openblas_set_num_threads"));
+    blas.get_threads = reinterpret_cast<GetThreadsFn>(dlsym(h, "openblas_get_num_threads"));
+    auto cfg = reinterpret_cast<GetConfigFn>(dlsym(h, "openblas_get_config"));
+    blas.name = lib + (cfg ? std::string(" (") + cfg() + ")" : std::string());
+    blas.threads = blas.get_threads ? std::max(1, blas.get_threads()) : 1;
+    return;
+  }
+  blas.reason = errors;
+}
+
+}  // namespace
+
+bool blas_available() {
+  load_blas();
+  return blas.sgemm != nullptr;
+}
+
+std::string blas_name() {
+  load_blas();
+  return blas.name;
+}
+
+std::string blas_reason() {
+  load_blas();
+  return blas.reason;
+}
+
+int blas_threads() {
+  load_blas();
+  return blas.sgemm ? blas.threads : -1;
+}
+
+void set_dense_threads(int n) {
+  load_blas();
+  if (n > 0) blas.threads = n;
+}
+
+namespace {
+// OpenBLAS splits even skinny products (decode: m = 8 rows) over its threads, and waking the
+// second thread costs more than it saves: measured [8,128]·[128,1024] 512 µs on 2 threads vs
+// 135 µs on 1 (wasm 102-201 µs), [8,2048]·[2048,512] 3.0 ms vs 0.83 ms. Products under 4M
+// multiply-adds or with fewer than 32 rows or columns run on one thread.
+void use_threads(int64_t m, int64_t n, int64_t k) {
+  if (!blas.set_threads) return;
+  const int want = (m * n * k < (int64_t{1} << 22) || std::min(m, n) < 32) ? 1 : blas.threads;
+  if (want != blas.current) {
+    blas.set_threads(want);
+    blas.current = want;
+  }
+}
+}  // namespace
+
+void sgemm_batched(const float* a, const float* b, float* c, int64_t batch, int64_t a_stride,
+                   int64_t b_stride, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b) {
+  const int64_t c_stride = m * n;
+  if (!blas_available()) return;
+  use_threads(m, n, k);
+  const int lda = static_cast<int>(trans_a ? m : k), ldb = static_cast<int>(trans_b ? k : n);
+  for (int64_t i = 0; i < batch; i++) {
+    if (k == 0) {
+      std::fill(c + i * c_stride, c + (i + 1) * c_stride, 0.f);
+      continue;
+    }
+    blas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, static_cast<int>(m),
+               static_cast<int>(n), static_cast<int>(k), 1.f, a + i * a_stride, lda, b + i * b_stride, ldb, 0.f,
+                 c + i * c_stride, static_cast<int>(n));
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// `iters` x 12 independent vfmadd231ps on ymm0-11 (more chains than FMA latency x ports), in asm
+// so the compiler neither spills the chains nor folds the loop.
+__attribute__((target("avx2,fma"), noinline)) static double fma_loop(int64_t iters) {
+  alignas(32) float o[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  __asm__ volatile(
+      "vbroadcastss %1, %%ymm12\n\t"
+      "vxorps %%ymm13, %%ymm13, %%ymm13\n\t"
+      "vmovaps %%ymm12, %%ymm0\n\tvmovaps %%ymm12, %%ymm1\n\tvmovaps %%ymm12, %%ymm2\n\tvmovaps %%ymm12, %%ymm3\n\t"
+      "vmovaps %%ymm12, %%ymm4\n\tvmovaps %%ymm12, %%ymm5\n\tvmovaps %%ymm12, %%ymm6\n\tvmovaps %%ymm12, %%ymm7\n\t"
+      "vmovaps %%ymm12, %%ymm8\n\tvmovaps %%ymm12, %%ymm9\n\tvmovaps %%ymm12, %%ymm10\n\tvmovaps %%ymm12, %%ymm11\n\t"
+      "1:\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm0\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm1\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm2\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm3\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm4\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm5\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm6\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm7\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm8\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm9\n\t"
+      "vfmadd231ps %%ymm12, %%ymm13, %%ymm10\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm11\n\t"
+      "dec %0\n\t"
+      "jnz 1b\n\t"
+      "vaddps %%ymm0, %%ymm11, %%ymm0\n\t"
+      "vmovups %%ymm0, %2\n\t"
+      "vzeroupper\n\t"
+      : "+r"(iters)
+      : "m"(o[0]), "m"(o[0])
+      : "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9", "ymm10", "ymm11", "ymm12",
+        "ymm13", "memory", "cc");
+  return o[0];
+}
+#endif
+
+double fma_peak_gflops(int threads, double seconds) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (!__builtin_cpu_supports("fma")) return 0;
+  const int64_t iters = 1 << 22;  // 12 x 8 x 2 flops each
+  std::atomic<double> total{0};
+  parallel_for(threads, threads, [&](int, int64_t, int64_t) {
+    double sink = 0;
+    int64_t n = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    double el = 0;
+    do {
+      sink += fma_loop(iters);
+      n += iters;
+      el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    } while (el < seconds);
+    double flops = static_cast<double>(n) * 192.0 / el / 1e9 + (sink == 12345.0 ? 1 : 0);
+    double cur = total.load();
+    while (!total.compare_exchange_weak(cur, cur + flops)) {
+    }
+  });
+  return total.load();
+#else
+  (void)threads;
+  (void)seconds;
+  return 0;
+#endif
+}
+
+}  // namespace mnemo

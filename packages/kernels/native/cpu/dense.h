@@ -1,0 +1,25 @@
+// Dense math for the tfjs wasm backend (dense.cc): SGEMM through a runtime-loaded CBLAS
+// (OpenBLAS), and a peak-FLOP/s probe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace mnemo {
+
+bool blas_available();
+std::string blas_name();
+std::string blas_reason();
+int blas_threads();
+// OpenBLAS threads for large products (small ones run on one; no-op for other libraries)
+void set_dense_threads(int n);
+
+// (no-op without a BLAS) c[i] = op(a[i]) · op(b[i]) for i < batch, row-major; a[i] = a + i·a_stride (0 broadcasts),
+// op(a) [m, k] (stored [k, m] when trans_a), op(b) [k, n] (stored [n, k] when trans_b), c [m, n].
+void sgemm_batched(const float* a, const float* b, float* c, int64_t batch, int64_t a_stride,
+                   int64_t b_stride, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b);
+
+// GFLOP/s of a tight AVX2 FMA loop on `threads` threads for `seconds` each (0 without FMA).
+double fma_peak_gflops(int threads, double seconds);
+
+}  // namespace mnemo
