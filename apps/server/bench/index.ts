@@ -81,10 +81,14 @@ async function pickTarget(): Promise<Target> {
 
 /** Start a server process; resolves with its URL once it prints the ready line. */
 function startServer(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--conditions=mnemo-source', '--import', 'tsx', ...args, '--port', '0', '--log-level', 'warn', '--max-queue', '256'], {
-    cwd: serverDir,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--conditions=mnemo-source', '--import', 'tsx', ...args, '--port', '0', '--log-level', 'warn', '--max-queue', '256'],
+    {
+      cwd: serverDir,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let out = '';
     const onData = (d: Buffer) => {
@@ -109,7 +113,11 @@ async function metric(url: string, name: string): Promise<number> {
 }
 
 async function complete(url: string, body: object): Promise<void> {
-  const r = await fetch(`${url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const r = await fetch(`${url}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   if (r.status !== 200) throw new Error(`warm-up request failed: ${r.status} ${await r.text()}`);
   await r.json();
 }
@@ -174,7 +182,9 @@ async function main() {
     target.cleanup();
   }
   const [b, s] = report.rows;
-  report.note(`Batching gives ${((b!['gen tokens/s'] as number) / (s!['gen tokens/s'] as number)).toFixed(2)}x the generated tokens/s of serving one request at a time.`);
+  report.note(
+    `Batching gives ${((b!['gen tokens/s'] as number) / (s!['gen tokens/s'] as number)).toFixed(2)}x the generated tokens/s of serving one request at a time.`,
+  );
   report.note('Latency is per request (queueing included): without batching a request waits for the ones ahead of it.');
   report.set('model', target.source);
   report.write();

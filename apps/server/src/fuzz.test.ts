@@ -16,7 +16,12 @@ let server: MnemoServer;
 let port: number;
 
 beforeAll(async () => {
-  ({ server } = await startServer(new FakeEngine({ maxSeqLen: 64 }), { apiKey: 'k', maxTokens: 8, maxPromptTokens: 32, requestTimeoutMs: 2000 }));
+  ({ server } = await startServer(new FakeEngine({ maxSeqLen: 64 }), {
+    apiKey: 'k',
+    maxTokens: 8,
+    maxPromptTokens: 32,
+    requestTimeoutMs: 2000,
+  }));
   port = server.port;
 });
 afterAll(() => server.shutdown());
@@ -25,19 +30,107 @@ type Rng = () => number;
 const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
 const weird: unknown[] = [
-  null, true, false, 0, -1, 1.5, 1e308, -1e308, 2 ** 53 + 2, -(2 ** 63), Number.MAX_SAFE_INTEGER, '', ' ', 'x'.repeat(5000),
-  '🐋'.repeat(50), '\u0000', '\ud800', 'é\u0301', '<|eos|>', '%00', '../../etc/passwd', [], [[]], [1, 2], ['a', 'b'], {}, { a: { b: { c: [] } } },
-  'NaN', '1e999', '-0',
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1.5,
+  1e308,
+  -1e308,
+  2 ** 53 + 2,
+  -(2 ** 63),
+  Number.MAX_SAFE_INTEGER,
+  '',
+  ' ',
+  'x'.repeat(5000),
+  '🐋'.repeat(50),
+  '\u0000',
+  '\ud800',
+  'é\u0301',
+  '<|eos|>',
+  '%00',
+  '../../etc/passwd',
+  [],
+  [[]],
+  [1, 2],
+  ['a', 'b'],
+  {},
+  { a: { b: { c: [] } } },
+  'NaN',
+  '1e999',
+  '-0',
 ];
-const fields = ['prompt', 'max_tokens', 'temperature', 'top_p', 'stop', 'stream', 'stream_options', 'seed', 'model', 'n', 'logit_bias', 'user', 'text', 'top_k', '__proto__', 'constructor'];
+const fields = [
+  'prompt',
+  'max_tokens',
+  'temperature',
+  'top_p',
+  'stop',
+  'stream',
+  'stream_options',
+  'seed',
+  'model',
+  'n',
+  'logit_bias',
+  'user',
+  'text',
+  'top_k',
+  '__proto__',
+  'constructor',
+];
 const badJson = [
-  '{', '}', '{"prompt": "a",', '{"prompt": tru}', "{'prompt': 'a'}", '{"prompt": "a"}}', 'null', '[]', '"str"', '1e999', '{"prompt": "\\ud800"}',
-  '{"prompt": "a", "prompt": 5}', '\u0000', '{"max_tokens": 1e400, "prompt": "a"}', '{"__proto__": {"x": 1}, "prompt": "a"}', ' '.repeat(100), '{"a":'.repeat(2000),
+  '{',
+  '}',
+  '{"prompt": "a",',
+  '{"prompt": tru}',
+  "{'prompt': 'a'}",
+  '{"prompt": "a"}}',
+  'null',
+  '[]',
+  '"str"',
+  '1e999',
+  '{"prompt": "\\ud800"}',
+  '{"prompt": "a", "prompt": 5}',
+  '\u0000',
+  '{"max_tokens": 1e400, "prompt": "a"}',
+  '{"__proto__": {"x": 1}, "prompt": "a"}',
+  ' '.repeat(100),
+  '{"a":'.repeat(2000),
 ];
-const paths = ['/v1/completions', '/v1/memory/lookup', '/v1/models', '/v1/models/fake', '/v1/models/%zz', '/v1//completions', '/v1/completions/', '/V1/COMPLETIONS',
-  '/v1/completions?x=1&x=2', '/%2e%2e/v1/completions', '/v1/models/..%2f..', '//', '/healthz', '/readyz', '/metrics', `/${'a'.repeat(300)}`, '/v1/models/%00', '*', `/v1/models/${'m'.repeat(300)}`, '/v1/models/🐋'];
+const paths = [
+  '/v1/completions',
+  '/v1/memory/lookup',
+  '/v1/models',
+  '/v1/models/fake',
+  '/v1/models/%zz',
+  '/v1//completions',
+  '/v1/completions/',
+  '/V1/COMPLETIONS',
+  '/v1/completions?x=1&x=2',
+  '/%2e%2e/v1/completions',
+  '/v1/models/..%2f..',
+  '//',
+  '/healthz',
+  '/readyz',
+  '/metrics',
+  `/${'a'.repeat(300)}`,
+  '/v1/models/%00',
+  '*',
+  `/v1/models/${'m'.repeat(300)}`,
+  '/v1/models/🐋',
+];
 const methods = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'FOO', 'post'];
-const contentTypes = ['application/json', 'application/json; charset=utf-8', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', '', 'application/jsonx'];
+const contentTypes = [
+  'application/json',
+  'application/json; charset=utf-8',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'application/json; charset=latin1',
+  '',
+  'application/jsonx',
+];
 const badAuths = ['Bearer nope', 'bearer k', 'Basic aw==', 'Bearer', '', 'Bearer k k', `Bearer ${'k'.repeat(500)}`];
 
 function body(r: Rng): string {
@@ -89,7 +182,9 @@ describe('fuzz', () => {
           try {
             expectErrorShape(res.body, res.status);
           } catch (e) {
-            throw new Error(`${(e as Error).message}\nrequest: ${JSON.stringify(q.text.slice(0, 300))}\nresponse: ${res.status} ${res.body.slice(0, 300)}`);
+            throw new Error(
+              `${(e as Error).message}\nrequest: ${JSON.stringify(q.text.slice(0, 300))}\nresponse: ${res.status} ${res.body.slice(0, 300)}`,
+            );
           }
         }
       }

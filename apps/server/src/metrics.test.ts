@@ -7,9 +7,7 @@ describe('Prometheus metrics', () => {
     c.inc();
     c.inc(2, { route: '/a"b' });
     c.inc(1, { route: '/a"b' });
-    expect(c.render()).toBe(
-      ['# HELP x_total help text', '# TYPE x_total counter', 'x_total 1', 'x_total{route="/a\\"b"} 3'].join('\n'),
-    );
+    expect(c.render()).toBe(['# HELP x_total help text', '# TYPE x_total counter', 'x_total 1', 'x_total{route="/a\\"b"} 3'].join('\n'));
     expect(() => c.inc(-1)).toThrow(RangeError);
   });
 

@@ -140,9 +140,7 @@ export class ServerMetrics {
   private tensorSource = () => 0;
   readonly queueDepth = new Gauge('mnemo_queue_depth', 'Requests waiting for a decoding slot.', () => this.queueSource());
   readonly activeSequences = new Gauge('mnemo_active_sequences', 'Sequences being decoded.', () => this.activeSource());
-  readonly tensors = new Gauge('mnemo_tfjs_tensors', 'Live tfjs tensors (tf.memory().numTensors).', () =>
-    this.tensorSource(),
-  );
+  readonly tensors = new Gauge('mnemo_tfjs_tensors', 'Live tfjs tensors (tf.memory().numTensors).', () => this.tensorSource());
 
   bind(sources: { queue?: () => number; active?: () => number; tensors?: () => number }): void {
     if (sources.queue) this.queueSource = sources.queue;

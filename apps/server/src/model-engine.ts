@@ -5,7 +5,15 @@
  */
 import path from 'node:path';
 import { mulberry32 } from '@mnemo/core';
-import { type KVCache, type LanguageModel, type TextCodec, loadCheckpoint, loadCheckpointWith, modelCounts, sampleToken } from '@mnemo/model';
+import {
+  type KVCache,
+  type LanguageModel,
+  type TextCodec,
+  loadCheckpoint,
+  loadCheckpointWith,
+  modelCounts,
+  sampleToken,
+} from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from './engine';
 
@@ -42,9 +50,7 @@ export class ModelEngine implements Engine {
    * `codecFromJSON` reads a tokenizer.json other than a BpeTokenizer's.
    */
   static load(dir: string, opts: { id?: string; codecFromJSON?: (json: unknown) => TextCodec } = {}): ModelEngine {
-    const { model, tokenizer, extraTensors } = opts.codecFromJSON
-      ? loadCheckpointWith(dir, opts.codecFromJSON)
-      : loadCheckpoint(dir);
+    const { model, tokenizer, extraTensors } = opts.codecFromJSON ? loadCheckpointWith(dir, opts.codecFromJSON) : loadCheckpoint(dir);
     // optimizer state and other training tensors are not needed to serve
     for (const t of Object.values(extraTensors)) t.dispose();
     return new ModelEngine(model, tokenizer, opts.id ?? path.basename(path.resolve(dir)));
@@ -106,4 +112,3 @@ export class ModelEngine implements Engine {
     this.model.dispose();
   }
 }
-

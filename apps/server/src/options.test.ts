@@ -24,13 +24,39 @@ describe('options', () => {
 
   it('reads every flag, and the API key from the environment', () => {
     const o = parseCli(
-      ['--checkpoint=c', '--host', '0.0.0.0', '--port', '0', '--max-queue', '3', '--max-batch', '5', '--no-batching',
-       '--timeout-ms', '100', '--max-tokens', '7', '--max-prompt-tokens', '9', '--body-limit', '2048'],
+      [
+        '--checkpoint=c',
+        '--host',
+        '0.0.0.0',
+        '--port',
+        '0',
+        '--max-queue',
+        '3',
+        '--max-batch',
+        '5',
+        '--no-batching',
+        '--timeout-ms',
+        '100',
+        '--max-tokens',
+        '7',
+        '--max-prompt-tokens',
+        '9',
+        '--body-limit',
+        '2048',
+      ],
       { MNEMO_API_KEY: 'k1' },
     );
     expect(o).toMatchObject({
-      host: '0.0.0.0', port: 0, maxQueue: 3, maxBatch: 5, batching: false, timeoutMs: 100,
-      maxTokens: 7, maxPromptTokens: 9, bodyLimit: 2048, apiKey: 'k1',
+      host: '0.0.0.0',
+      port: 0,
+      maxQueue: 3,
+      maxBatch: 5,
+      batching: false,
+      timeoutMs: 100,
+      maxTokens: 7,
+      maxPromptTokens: 9,
+      bodyLimit: 2048,
+      apiKey: 'k1',
     });
     expect(parseCli(['--checkpoint', 'c', '--api-key', 'k2'], { MNEMO_API_KEY: 'k1' }).apiKey).toBe('k2');
   });
@@ -53,7 +79,12 @@ describe('options', () => {
     expect(fieldOf(() => parseCli(['--checkpoint', 'c', '--api-key-file', '/empty'], {}, read))).toBe('--api-key-file');
     expect(fieldOf(() => parseCli(['--checkpoint', 'c', '--api-key-file', '/k', '--api-key', 'x'], {}, read))).toBe('--api-key');
     // the new limits are flags too
-    expect(parseCli(['--checkpoint', 'c', '--request-timeout-ms', '500', '--max-connections', '9', '--allowed-hosts', 'a.example,b.example'], {})).toMatchObject({
+    expect(
+      parseCli(
+        ['--checkpoint', 'c', '--request-timeout-ms', '500', '--max-connections', '9', '--allowed-hosts', 'a.example,b.example'],
+        {},
+      ),
+    ).toMatchObject({
       requestTimeoutMs: 500,
       maxConnections: 9,
       allowedHosts: ['a.example', 'b.example'],
@@ -83,7 +114,7 @@ describe('options', () => {
     expect(parseCli(['-h'], {}).help).toBe(true);
   });
 
-  it('the help text lists every flag with the schema\'s defaults', () => {
+  it("the help text lists every flag with the schema's defaults", () => {
     for (const line of [
       '--checkpoint DIR',
       '--port N                  TCP port, 0 = any free port (default 8080)',

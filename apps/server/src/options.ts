@@ -55,8 +55,7 @@ export function parseServerOptions(input: unknown): ServerOptions {
   const r = serverOptionsSchema.safeParse(input ?? {});
   if (!r.success) {
     const i = r.error.issues[0]!;
-    const field =
-      i.code === 'unrecognized_keys' ? (i as { keys: string[] }).keys[0]! : i.path.map(String).join('.') || 'options';
+    const field = i.code === 'unrecognized_keys' ? (i as { keys: string[] }).keys[0]! : i.path.map(String).join('.') || 'options';
     throw new ConfigError(field, i.message);
   }
   return r.data;
@@ -99,10 +98,28 @@ const CLI_FLAGS = defineFlags({
   checkpoint: { type: 'string', placeholder: 'DIR', description: 'trainer checkpoint to serve (required)' },
   host: { type: 'string', placeholder: 'HOST', description: 'interface to bind', default: DEFAULTS.host },
   port: { type: 'int', min: 0, description: 'TCP port, 0 = any free port', default: DEFAULTS.port },
-  'api-key-file': { type: 'string', placeholder: 'FILE', description: 'require "Authorization: Bearer KEY" on all but /healthz /readyz /metrics; KEY read from FILE (or env MNEMO_API_KEY)' },
-  'api-key': { type: 'string', placeholder: 'KEY', description: 'the key on the command line (visible in ps: prefer --api-key-file or MNEMO_API_KEY)' },
-  'allowed-hosts': { type: 'list', placeholder: 'H1,H2', description: "Host header names accepted, '*' = any", defaultText: 'loopback names when bound to loopback without a key, else any' },
-  'request-timeout-ms': { type: 'int', min: 0, description: 'time to receive a whole request (headers and body)', default: DEFAULTS.requestTimeoutMs },
+  'api-key-file': {
+    type: 'string',
+    placeholder: 'FILE',
+    description: 'require "Authorization: Bearer KEY" on all but /healthz /readyz /metrics; KEY read from FILE (or env MNEMO_API_KEY)',
+  },
+  'api-key': {
+    type: 'string',
+    placeholder: 'KEY',
+    description: 'the key on the command line (visible in ps: prefer --api-key-file or MNEMO_API_KEY)',
+  },
+  'allowed-hosts': {
+    type: 'list',
+    placeholder: 'H1,H2',
+    description: "Host header names accepted, '*' = any",
+    defaultText: 'loopback names when bound to loopback without a key, else any',
+  },
+  'request-timeout-ms': {
+    type: 'int',
+    min: 0,
+    description: 'time to receive a whole request (headers and body)',
+    default: DEFAULTS.requestTimeoutMs,
+  },
   'max-connections': { type: 'int', min: 0, description: 'open connections at most', default: DEFAULTS.maxConnections },
   'max-queue': { type: 'int', min: 0, description: 'waiting requests before 429', default: DEFAULTS.maxQueue },
   'max-batch': { type: 'int', min: 0, description: 'sequences decoded together per step', default: DEFAULTS.maxBatch },
@@ -176,7 +193,9 @@ export function parseCli(
   }
   if (v['api-key'] !== undefined) {
     apiKey = v['api-key'];
-    warnings.push('--api-key puts the key on the command line, where other local users can read it (ps, /proc); prefer --api-key-file FILE or env MNEMO_API_KEY');
+    warnings.push(
+      '--api-key puts the key on the command line, where other local users can read it (ps, /proc); prefer --api-key-file FILE or env MNEMO_API_KEY',
+    );
   }
   if (apiKey !== undefined && apiKey !== '') raw.apiKey = apiKey;
   if (v['model-name'] !== undefined) raw.modelName = v['model-name'];

@@ -319,7 +319,12 @@ export class Scheduler {
     for (const job of list) {
       if (job.isEnded) continue;
       if (job instanceof Task) {
-        if (job.isCancelled) job.fail(job.reason === 'shutdown' ? shuttingDown() : new ApiError(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled'));
+        if (job.isCancelled)
+          job.fail(
+            job.reason === 'shutdown'
+              ? shuttingDown()
+              : new ApiError(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled'),
+          );
         else if (now > job.deadline) job.fail(timedOut());
         continue;
       }
@@ -385,10 +390,18 @@ export class Scheduler {
 
 /** 503: the shutdown grace period ran out. */
 export function shuttingDown(): ApiError {
-  return new ApiError(503, 'The server is shutting down; retry against another instance.', 'service_unavailable', null, 'shutting_down', { connection: 'close' });
+  return new ApiError(503, 'The server is shutting down; retry against another instance.', 'service_unavailable', null, 'shutting_down', {
+    connection: 'close',
+  });
 }
 
 /** 408: the request ran past --timeout-ms. */
 export function timedOut(): ApiError {
-  return new ApiError(408, 'The request ran past the time limit (--timeout-ms) and was stopped. Ask for fewer max_tokens or retry when the server is less busy.', 'timeout_error', null, 'timeout');
+  return new ApiError(
+    408,
+    'The request ran past the time limit (--timeout-ms) and was stopped. Ask for fewer max_tokens or retry when the server is less busy.',
+    'timeout_error',
+    null,
+    'timeout',
+  );
 }

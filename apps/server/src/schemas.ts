@@ -18,19 +18,18 @@ export const completionRequestSchema = z
     temperature: z.number().min(0).max(2).nullable().optional(),
     top_p: z.number().gt(0).max(1).nullable().optional(),
     stop: z
-      .union([
-        z.string().min(1),
-        z.array(z.string().min(1, 'stop sequences must not be empty')).max(4, 'at most 4 stop sequences'),
-      ])
+      .union([z.string().min(1), z.array(z.string().min(1, 'stop sequences must not be empty')).max(4, 'at most 4 stop sequences')])
       .nullable()
       .optional(),
     stream: z.boolean().nullable().optional(),
-    stream_options: z
-      .object({ include_usage: z.boolean().optional() })
-      .strict()
+    stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullable().optional(),
+    seed: z
+      .number()
+      .int()
+      .min(-(2 ** 53) + 1)
+      .max(2 ** 53 - 1)
       .nullable()
       .optional(),
-    seed: z.number().int().min(-(2 ** 53) + 1).max(2 ** 53 - 1).nullable().optional(),
     user: z.string().optional(),
     // accepted only as their neutral values
     n: neutral(z.literal(1, 'only n = 1 is supported')),

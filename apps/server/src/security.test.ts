@@ -185,7 +185,9 @@ describe('slow clients and connection counts', () => {
         text += d;
       });
       sock.on('error', () => {});
-      sock.write(`POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`);
+      sock.write(
+        `POST /v1/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`,
+      );
       const drip = setInterval(() => {
         if (sent < body.length - 1 && !sock.destroyed) sock.write(body[sent++]!);
       }, 100);
@@ -285,9 +287,15 @@ describe('memory lookups go through the queue', () => {
     // runs per tick and each spins 150 ms, so the three behind the first wait past the 100 ms limit
     const engine = new FakeEngine({ lookupMs: 150 });
     const { port } = await start(engine, { maxBatch: 1, maxQueue: 8, timeoutMs: 100 });
-    const reqs = [0, 1, 2, 3].map((i) => rawJson('POST', '/v1/memory/lookup', { text: 'abc' }, { connection: i === 3 ? 'close' : 'keep-alive' }));
+    const reqs = [0, 1, 2, 3].map((i) =>
+      rawJson('POST', '/v1/memory/lookup', { text: 'abc' }, { connection: i === 3 ? 'close' : 'keep-alive' }),
+    );
     const r = await rawRequest(port, reqs.join(''), 10_000);
-    const all = splitResponses(`HTTP/1.1 ${r.status} x\r\n${Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${r.body}`);
+    const all = splitResponses(
+      `HTTP/1.1 ${r.status} x\r\n${Object.entries(r.headers)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('\r\n')}\r\n\r\n${r.body}`,
+    );
     expect(all.length).toBe(4);
     const codes = all.map((x) => x.status);
     expect(codes).toEqual([200, 408, 408, 408]);
@@ -430,7 +438,14 @@ describe('Host header (DNS rebinding)', () => {
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, 'app.localhost', '127.1.2.3']) {
       expect([host, (await rawRequest(port, rawGet('/v1/models', { host }))).status]).toEqual([host, 200]);
     }
-    for (const host of [`evil.example:${port}`, 'evil.example', '127.0.0.1.evil.example', '0.0.0.0', `192.168.1.5:${port}`, 'localhost.evil']) {
+    for (const host of [
+      `evil.example:${port}`,
+      'evil.example',
+      '127.0.0.1.evil.example',
+      '0.0.0.0',
+      `192.168.1.5:${port}`,
+      'localhost.evil',
+    ]) {
       const r = await rawRequest(port, rawJson('POST', '/v1/completions', completion, { host }));
       expect([host, r.status]).toEqual([host, 403]);
       expect(expectErrorShape(r.body, 403).error.code).toBe('invalid_host');

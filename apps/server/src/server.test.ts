@@ -310,19 +310,19 @@ describe('resources (real model)', () => {
 });
 
 async function mixedRequests(n: number): Promise<void> {
-    const reqs: Array<Promise<unknown>> = [];
-    for (let i = 0; i < n; i++) {
-      const kind = i % 4;
-      const p =
-        kind === 0
-          ? post(`${url}/v1/completions`, { prompt: `r${i}`, max_tokens: 4, temperature: 0.5, seed: i }).then((r) => r.json())
-          : kind === 1
-            ? post(`${url}/v1/completions`, { prompt: `s${i}`, max_tokens: 4, stream: true }).then(readSse)
-            : kind === 2
-              ? post(`${url}/v1/memory/lookup`, { text: `l${i}` }).then((r) => r.json())
-              : post(`${url}/v1/completions`, { prompt: 'x', max_tokens: 'bad' }).then((r) => r.json());
-      reqs.push(p);
-      if (reqs.length === 16) await Promise.all(reqs.splice(0));
-    }
-    await Promise.all(reqs);
+  const reqs: Array<Promise<unknown>> = [];
+  for (let i = 0; i < n; i++) {
+    const kind = i % 4;
+    const p =
+      kind === 0
+        ? post(`${url}/v1/completions`, { prompt: `r${i}`, max_tokens: 4, temperature: 0.5, seed: i }).then((r) => r.json())
+        : kind === 1
+          ? post(`${url}/v1/completions`, { prompt: `s${i}`, max_tokens: 4, stream: true }).then(readSse)
+          : kind === 2
+            ? post(`${url}/v1/memory/lookup`, { text: `l${i}` }).then((r) => r.json())
+            : post(`${url}/v1/completions`, { prompt: 'x', max_tokens: 'bad' }).then((r) => r.json());
+    reqs.push(p);
+    if (reqs.length === 16) await Promise.all(reqs.splice(0));
+  }
+  await Promise.all(reqs);
 }

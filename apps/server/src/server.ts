@@ -105,15 +105,21 @@ export class MnemoServer implements ServerContext {
         tokens: (n) => this.metrics.tokensGenerated.inc(n),
         prefill: (n) => this.metrics.promptTokens.inc(n),
         batch: (n) => this.metrics.decodeBatchSize.observe(n),
-        finished: (r) =>
-          this.metrics.completions.inc(1, { outcome: r.outcome, finish_reason: r.finishReason ?? 'none' }),
+        finished: (r) => this.metrics.completions.inc(1, { outcome: r.outcome, finish_reason: r.finishReason ?? 'none' }),
       },
     );
   }
 
   model(): { engine: Engine; scheduler: Scheduler } {
     if (!this.engine || !this.scheduler) {
-      throw new ApiError(503, 'The model is still loading; retry shortly (GET /readyz turns 200 when ready).', 'service_unavailable', null, 'model_loading', { 'retry-after': '1' });
+      throw new ApiError(
+        503,
+        'The model is still loading; retry shortly (GET /readyz turns 200 when ready).',
+        'service_unavailable',
+        null,
+        'model_loading',
+        { 'retry-after': '1' },
+      );
     }
     return { engine: this.engine, scheduler: this.scheduler };
   }
@@ -202,13 +208,26 @@ export class MnemoServer implements ServerContext {
         const allow = [...route.methods].sort().join(', ');
         this.send(
           reply,
-          new ApiError(405, `${req.method} is not allowed on ${shown}; use ${allow}.`, 'invalid_request_error', null, 'method_not_allowed', { allow }),
+          new ApiError(
+            405,
+            `${req.method} is not allowed on ${shown}; use ${allow}.`,
+            'invalid_request_error',
+            null,
+            'method_not_allowed',
+            { allow },
+          ),
         );
         return;
       }
       this.send(
         reply,
-        new ApiError(404, `Unknown route ${req.method} ${shown}. Routes: POST /v1/completions, GET /v1/models, POST /v1/memory/lookup, GET /healthz, GET /readyz, GET /metrics.`, 'invalid_request_error', null, 'unknown_url'),
+        new ApiError(
+          404,
+          `Unknown route ${req.method} ${shown}. Routes: POST /v1/completions, GET /v1/models, POST /v1/memory/lookup, GET /healthz, GET /readyz, GET /metrics.`,
+          'invalid_request_error',
+          null,
+          'unknown_url',
+        ),
       );
     });
 
@@ -293,13 +312,29 @@ function isLoopbackName(n: string): boolean {
  * headers over Node's limit (431: the URL counts), malformed HTTP (400) — answered in the OpenAI
  * shape unless a response already started, then the connection is closed.
  */
-function clientErrorHandler(this: { log?: { trace?: (o: object, m: string) => void } }, err: Error & { code?: string }, socket: Socket): void {
+function clientErrorHandler(
+  this: { log?: { trace?: (o: object, m: string) => void } },
+  err: Error & { code?: string },
+  socket: Socket,
+): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   let e: ApiError;
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    e = new ApiError(408, 'The request did not arrive in time (--request-timeout-ms); the connection is closed.', 'timeout_error', null, 'request_timeout');
+    e = new ApiError(
+      408,
+      'The request did not arrive in time (--request-timeout-ms); the connection is closed.',
+      'timeout_error',
+      null,
+      'request_timeout',
+    );
   } else if (err.code === 'HPE_HEADER_OVERFLOW') {
-    e = new ApiError(431, 'The request line and headers are larger than the server accepts (16 KiB); send a shorter URL and fewer headers.', 'invalid_request_error', null, 'headers_too_large');
+    e = new ApiError(
+      431,
+      'The request line and headers are larger than the server accepts (16 KiB); send a shorter URL and fewer headers.',
+      'invalid_request_error',
+      null,
+      'headers_too_large',
+    );
   } else {
     e = new ApiError(400, `Malformed HTTP request (${err.code ?? 'parse error'}).`, 'invalid_request_error', null, 'bad_request');
   }
@@ -326,17 +361,41 @@ export function toApiError(err: FastifyError | ApiError | Error): ApiError {
   const status = (err as FastifyError).statusCode;
   switch (code) {
     case 'FST_ERR_BAD_URL':
-      return new ApiError(400, 'The URL is malformed (a bad percent-escape); encode it properly.', 'invalid_request_error', null, 'invalid_url');
+      return new ApiError(
+        400,
+        'The URL is malformed (a bad percent-escape); encode it properly.',
+        'invalid_request_error',
+        null,
+        'invalid_url',
+      );
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return new ApiError(414, 'A path segment of the URL is too long.', 'invalid_request_error', null, 'uri_too_long');
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new ApiError(400, `The body is not valid JSON (${err.message}). Send a JSON object.`, 'invalid_request_error', null, 'invalid_json');
+      return new ApiError(
+        400,
+        `The body is not valid JSON (${err.message}). Send a JSON object.`,
+        'invalid_request_error',
+        null,
+        'invalid_json',
+      );
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new ApiError(400, 'The body is empty; send a JSON object.', 'invalid_request_error', null, 'invalid_json');
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError(413, `The request body is larger than the limit (--body-limit). Send a shorter prompt.`, 'invalid_request_error', null, 'request_too_large');
+      return new ApiError(
+        413,
+        `The request body is larger than the limit (--body-limit). Send a shorter prompt.`,
+        'invalid_request_error',
+        null,
+        'request_too_large',
+      );
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new ApiError(415, 'Unsupported Content-Type; send "Content-Type: application/json".', 'invalid_request_error', null, 'unsupported_media_type');
+      return new ApiError(
+        415,
+        'Unsupported Content-Type; send "Content-Type: application/json".',
+        'invalid_request_error',
+        null,
+        'unsupported_media_type',
+      );
   }
   if (err instanceof SyntaxError && status === 400) {
     return new ApiError(400, `The body is not valid JSON (${err.message}).`, 'invalid_request_error', null, 'invalid_json');

@@ -26,7 +26,10 @@ const { values: flags } = parseArgvOrExit(
     ...runFlags({ seeds: '1,2,3,4,5,6', runsDir: 'runs/bench' }),
     filler: { type: 'number', min: 0, default: 0, description: 'Moby Dick filler sentences per fact statement' },
   }),
-  { name: 'trainer bench', synopsis: 'usage: npm run bench -w trainer [-- --steps N --facts N --filler X --seeds S,S,... --jobs N --reuse]' },
+  {
+    name: 'trainer bench',
+    synopsis: 'usage: npm run bench -w trainer [-- --steps N --facts N --filler X --seeds S,S,... --jobs N --reuse]',
+  },
 );
 const { steps, facts, filler } = flags;
 const valueLr = (name: string) => (preset(name).model as { memory: { valueLr: number } }).memory.valueLr;
@@ -46,7 +49,11 @@ function interleavedTokensPerSec(dirs: string[], batch: number, seqLen: number, 
   });
   const r = mulberry32(5);
   const V = runs[0]!.model.config.vocabSize;
-  const ids = tf.tensor2d(Int32Array.from({ length: batch * (seqLen + 1) }, () => Math.floor(r() * V)), [batch, seqLen + 1], 'int32');
+  const ids = tf.tensor2d(
+    Int32Array.from({ length: batch * (seqLen + 1) }, () => Math.floor(r() * V)),
+    [batch, seqLen + 1],
+    'int32',
+  );
   const ms = runs.map(() => [] as number[]);
   for (let round = -2; round < rounds; round++) {
     runs.forEach((x, i) => {
@@ -132,8 +139,19 @@ function whatMattered(presetLr: number, plusValueLr: number): string[] {
     const tuning = (s: number) => TUNING_SEEDS.includes(s);
     out.push(
       `Memory+'s value LR (${source('trainer-sweep-memory-plus-value-lr-seeds', vlr)}; recall / fact-text loss by seed): ` +
-        values.map((v) => `${v}: ${runs(plus.filter((r) => setValue(r) === v), (r) => `seed ${r.seed}`)}`).join('; ') +
-        `; dense: ${runs(vlr.results.filter((r) => r.label === 'dense'), (r) => `seed ${r.seed}`)}. ` +
+        values
+          .map(
+            (v) =>
+              `${v}: ${runs(
+                plus.filter((r) => setValue(r) === v),
+                (r) => `seed ${r.seed}`,
+              )}`,
+          )
+          .join('; ') +
+        `; dense: ${runs(
+          vlr.results.filter((r) => r.label === 'dense'),
+          (r) => `seed ${r.seed}`,
+        )}. ` +
         `Mean recall over seeds ${TUNING_SEEDS.join(', ')}: ${values.map((v) => `${v} ${meanRecall(v, tuning)}`).join(', ')}; the presets use ${plusValueLr}, ` +
         `chosen on these seeds (the bench's first three). Over all ${new Set(plus.map((r) => r.seed)).size} seeds: ` +
         `${values.map((v) => `${v} ${meanRecall(v, () => true)}`).join(', ')} (seed 7, the seed the memory blocks were chosen on, ` +
@@ -202,7 +220,9 @@ async function main() {
       `same facts for all) and the table gives the means over seeds; runs go ${jobs} at a time. tfjs wasm backend, one thread per run.`,
   });
   const dir = (n: string, s: number) => path.join(out, `${n}-s${s}`);
-  const all = names.flatMap((n) => seeds.map((seed) => ({ label: `${n} seed ${seed}`, cfg: preset(n, { steps, facts, fillerRatio: filler, seed, out: dir(n, seed) }) })));
+  const all = names.flatMap((n) =>
+    seeds.map((seed) => ({ label: `${n} seed ${seed}`, cfg: preset(n, { steps, facts, fillerRatio: filler, seed, out: dir(n, seed) }) })),
+  );
   const { rows: trained, reused } = await runJobs(all, { parallel: jobs, reuse, title: '[trainer bench] runs' });
   /** the runs of model n, one per seed */
   const of = (n: string) => trained.slice(names.indexOf(n) * seeds.length, (names.indexOf(n) + 1) * seeds.length);
@@ -248,7 +268,10 @@ async function main() {
   const bySeed = seeds.map((s, j) => {
     const [a, b] = [plus[j]!, dense[j]!];
     const ok = (a.recall ?? 0) >= 2 * (b.recall ?? 0) && (a.factLoss ?? 99) < (b.factLoss ?? 0);
-    return { ok, text: `seed ${s}: ${pct(a.recall ?? 0)}% / ${a.factLoss?.toFixed(3)} vs ${pct(b.recall ?? 0)}% / ${b.factLoss?.toFixed(3)}` };
+    return {
+      ok,
+      text: `seed ${s}: ${pct(a.recall ?? 0)}% / ${a.factLoss?.toFixed(3)} vs ${pct(b.recall ?? 0)}% / ${b.factLoss?.toFixed(3)}`,
+    };
   });
   report.note(
     `Memory+ vs dense, means over ${seeds.length} seeds: fact recall ${pct(pr)}% vs ${pct(dr)}% (${dr ? (pr / dr).toFixed(2) : '∞'}x; target ≥ 2x); ` +
@@ -276,9 +299,9 @@ async function main() {
   for (const n of whatMattered(p.train.lr, mem.valueLr)) report.note(n);
   report.note(
     'What the evaluation got wrong before (and dense suffered from too): prompts and fact statements were tokenized ' +
-      'without the space that precedes every statement in the training text (byte-level BPE: \' The\' ≠ \'The\'), and ' +
+      "without the space that precedes every statement in the training text (byte-level BPE: ' The' ≠ 'The'), and " +
       'the fact-text loss ran over the statements joined in an order never trained on, so it mostly measured how each ' +
-      'model had memorised the training stream\'s order. On the same checkpoints, fixing the tokenization moved Memory+ ' +
+      "model had memorised the training stream's order. On the same checkpoints, fixing the tokenization moved Memory+ " +
       '(value LR 5e-3) from 34.7% to 50.0% recall and dense from 4.3% to 5.3%.',
   );
   report.note(
@@ -286,7 +309,10 @@ async function main() {
       'is the mean of each training run\'s own average, which the other run sharing the 2 cores skews; "tokens/s (interleaved)" times one ' +
       'training step of each model per round, so its ratios hold.',
   );
-  report.set('runs', all.map((j, i) => ({ model: j.cfg.name, seed: j.cfg.model.seed, ...trained[i] })));
+  report.set(
+    'runs',
+    all.map((j, i) => ({ model: j.cfg.name, seed: j.cfg.model.seed, ...trained[i] })),
+  );
   report.write();
 }
 

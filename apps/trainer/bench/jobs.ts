@@ -34,7 +34,13 @@ export function runFlags(o: { seeds: string; runsDir: string }) {
   return {
     steps: { type: 'int', min: 1, default: 400, description: 'training steps per run' },
     facts: { type: 'int', min: 0, default: 1000, description: 'synthetic facts' },
-    seeds: { type: 'string', placeholder: 'S,S,...', parse: parseSeeds, default: o.seeds, description: 'every model trained once per seed' },
+    seeds: {
+      type: 'string',
+      placeholder: 'S,S,...',
+      parse: parseSeeds,
+      default: o.seeds,
+      description: 'every model trained once per seed',
+    },
     jobs: { type: 'int', min: 1, default: 2, description: 'runs at a time, one child process each' },
     reuse: { type: 'boolean', description: `read back runs in ${o.runsDir} that finished with exactly their config` },
   } as const;

@@ -37,7 +37,13 @@ const { values: flags } = parseArgvOrExit(
       required: true,
       description: 'a numeric config field (dotted path) and its values, or memoryBlocks=2,1+3,...',
     },
-    seeds: { type: 'string', placeholder: 'S,S,...', parse: parseSeeds, description: 'repeat every run (dense too) per seed', defaultText: "the presets' own seed, once" },
+    seeds: {
+      type: 'string',
+      placeholder: 'S,S,...',
+      parse: parseSeeds,
+      description: 'repeat every run (dense too) per seed',
+      defaultText: "the presets' own seed, once",
+    },
     steps: { type: 'int', min: 1, default: 400, description: 'training steps per run' },
     facts: { type: 'int', min: 0, default: 1000, description: 'synthetic facts' },
     jobs: { type: 'int', min: 1, default: 2, description: 'runs at a time, one child process each' },
@@ -45,7 +51,8 @@ const { values: flags } = parseArgvOrExit(
   }),
   {
     name: 'trainer sweep',
-    synopsis: 'usage: npm run bench:sweep -w trainer -- --set FIELD=V,V,... [--preset NAME --seeds S,S,... --steps N --facts N --jobs N --reuse]',
+    synopsis:
+      'usage: npm run bench:sweep -w trainer -- --set FIELD=V,V,... [--preset NAME --seeds S,S,... --steps N --facts N --jobs N --reuse]',
   },
 );
 
@@ -55,7 +62,8 @@ function withField(cfg: TrainerConfig, field: string, value: number): TrainerCon
   const keys = field.split('.');
   let o = copy;
   for (const k of keys.slice(0, -1)) {
-    if (typeof o[k] !== 'object' || o[k] === null) throw new UsageError(`--set: ${field}: '${k}' is not a config section`, { flag: '--set' });
+    if (typeof o[k] !== 'object' || o[k] === null)
+      throw new UsageError(`--set: ${field}: '${k}' is not a config section`, { flag: '--set' });
     o = o[k] as Record<string, unknown>;
   }
   if (typeof o[keys.at(-1)!] !== 'number') throw new UsageError(`--set: ${field} is not a numeric config field`, { flag: '--set' });
@@ -86,14 +94,21 @@ async function main(): Promise<void> {
   const tag = (seed: number | null) => (seed === null ? '' : `-s${seed}`);
   // seed s: model init seed s, data-order seed s + 4 (preset's `seed`); no --seeds: the presets' own
   const runs: { label: string; seed: number | null; cfg: TrainerConfig }[] = seeds.flatMap((seed) => [
-    { label: 'dense', seed, cfg: preset('dense', { steps, facts, seed: seed ?? undefined, out: path.join(out, `dense${off}${tag(seed)}`) }) },
+    {
+      label: 'dense',
+      seed,
+      cfg: preset('dense', { steps, facts, seed: seed ?? undefined, out: path.join(out, `dense${off}${tag(seed)}`) }),
+    },
     ...values.map((v) => ({
       label: `${base} ${field}=${v}`,
       seed,
       cfg: variant(v, path.join(out, `${base}-${v}${off}${tag(seed)}`), seed ?? undefined),
     })),
   ]);
-  const short = field.split('.').at(-1)!.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+  const short = field
+    .split('.')
+    .at(-1)!
+    .replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   const kebab = (x: string) => x.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
   const report = new BenchReport(`trainer-sweep-${kebab(base)}-${short}${off}${seedsArg ? '-seeds' : ''}`, {
     title: `Sweep of ${field} for the ${base} preset on synthetic facts (dense preset as reference)${seedsArg ? `, seeds ${seedsArg}` : ''}`,
@@ -149,11 +164,16 @@ async function main(): Promise<void> {
           `(range ${Math.min(...mine.map((r) => r.factLoss)).toFixed(3)}–${Math.max(...mine.map((r) => r.factLoss)).toFixed(3)}), ` +
           `recall ${(100 * mean((r) => r.recall)).toFixed(1)}% (range ${(100 * Math.min(...mine.map((r) => r.recall))).toFixed(1)}–` +
           `${(100 * Math.max(...mine.map((r) => r.recall))).toFixed(1)}%)` +
-          (label === 'dense' ? '.' : `; below dense's fact-text loss in ${lower}/${mine.length} seeds, ≥ 2x its recall in ${twice}/${mine.length}.`),
+          (label === 'dense'
+            ? '.'
+            : `; below dense's fact-text loss in ${lower}/${mine.length} seeds, ≥ 2x its recall in ${twice}/${mine.length}.`),
       );
     }
   }
-  report.set('results', results.map((r, i) => ({ ...r, seed: runs[i]!.seed })));
+  report.set(
+    'results',
+    results.map((r, i) => ({ ...r, seed: runs[i]!.seed })),
+  );
   report.write();
 }
 

@@ -81,7 +81,7 @@ async function main() {
       "tfjs-wasm's XNNPACK kernel with explicit transposes (today's path), `native` = OpenBLAS cblas_sgemm on 2 threads " +
       'on the wasm heap in place (@mnemo/kernels, MNEMO_DENSE=native, the default when OpenBLAS loads). ' +
       `Training: one AdamW step per round on the same batch, the paths alternating (wasm, native, wasm, …), ${flags.rounds} timed ` +
-      'rounds after 2 warm-up rounds, median step → tokens/s. Decode: the server\'s batched step `decodeBatch` of ' +
+      "rounds after 2 warm-up rounds, median step → tokens/s. Decode: the server's batched step `decodeBatch` of " +
       `${DECODE_BATCH} sequences at context ${DECODE_CONTEXT}+, ${flags['decode-steps']} steps per path, alternating, median. ` +
       'torch: the same shapes in PyTorch (bench/throughput_torch.py: dense transformer, RMSNorm, RoPE, GQA, SwiGLU, AdamW; ' +
       'no Memory+ layer), on 1 thread and on 2 (torch 1.13 with 2 OpenMP threads collapses when another process uses a core).',
@@ -128,7 +128,10 @@ async function main() {
       setDensePath(p);
       for (let b = 0; b < DECODE_BATCH; b++) {
         const c = model.newCache();
-        model.prefill(Array.from({ length: DECODE_CONTEXT }, (_, i) => (i * 7 + b * 13) % V), c);
+        model.prefill(
+          Array.from({ length: DECODE_CONTEXT }, (_, i) => (i * 7 + b * 13) % V),
+          c,
+        );
         caches[p].push(c);
       }
     }
@@ -210,7 +213,20 @@ async function main() {
     }
   }
   setDensePath();
-  report.write(['model', 'shape', 'measure', 'wasm path', 'native path', 'native / wasm', 'torch 1 thread', 'torch 2 threads', 'native / best torch', 'wasm GFLOP/s', 'native GFLOP/s', 'native % of peak']);
+  report.write([
+    'model',
+    'shape',
+    'measure',
+    'wasm path',
+    'native path',
+    'native / wasm',
+    'torch 1 thread',
+    'torch 2 threads',
+    'native / best torch',
+    'wasm GFLOP/s',
+    'native GFLOP/s',
+    'native % of peak',
+  ]);
 }
 
 /** GFLOP/s of the models' products on both paths, interleaved. */
@@ -227,8 +243,14 @@ function matmulRows(report: BenchReport, peak: number) {
   ];
   const r = mulberry32(9);
   for (const [name, m, k, n, ta, tb] of shapes) {
-    const a = tf.tensor(Float32Array.from({ length: m * k }, () => r() - 0.5), ta ? [k, m] : [m, k]);
-    const b = tf.tensor(Float32Array.from({ length: k * n }, () => r() - 0.5), tb ? [n, k] : [k, n]);
+    const a = tf.tensor(
+      Float32Array.from({ length: m * k }, () => r() - 0.5),
+      ta ? [k, m] : [m, k],
+    );
+    const b = tf.tensor(
+      Float32Array.from({ length: k * n }, () => r() - 0.5),
+      tb ? [n, k] : [k, n],
+    );
     const ms: Record<DensePath, number[]> = { wasm: [], native: [] };
     for (let round = -2; round < 15; round++) {
       for (const p of PATHS) {
@@ -267,7 +289,21 @@ function runTorch(specs: Spec[]): TorchOut {
   const arg = JSON.stringify(
     specs.map((s) => {
       const c = parseModelConfig(s.model);
-      return { name: s.name, dim: c.dim, layers: c.layers, heads: c.heads, kvHeads: c.kvHeads, ffnHidden: c.ffnHidden, vocab: c.vocabSize, batch: s.batch, seqLen: s.seqLen, rounds: flags.rounds, decodeBatch: DECODE_BATCH, decodeContext: DECODE_CONTEXT, decodeSteps: flags['decode-steps'] };
+      return {
+        name: s.name,
+        dim: c.dim,
+        layers: c.layers,
+        heads: c.heads,
+        kvHeads: c.kvHeads,
+        ffnHidden: c.ffnHidden,
+        vocab: c.vocabSize,
+        batch: s.batch,
+        seqLen: s.seqLen,
+        rounds: flags.rounds,
+        decodeBatch: DECODE_BATCH,
+        decodeContext: DECODE_CONTEXT,
+        decodeSteps: flags['decode-steps'],
+      };
     }),
   );
   process.stderr.write(`[throughput] torch ${probe.stdout.trim()} reference (${py})\n`);

@@ -12,13 +12,17 @@ import { initBackend } from '@mnemo/kernels';
 import { type CompareRow, ladder } from '../src/index';
 import { runFlags, runJobs } from './jobs';
 
-const { values: flags } = parseArgvOrExit(
-  defineFlags(runFlags({ seeds: '1,2,3', runsDir: 'runs/ultramem' })),
-  { name: 'ultramem bench', synopsis: 'usage: npm run bench:ultramem -w trainer [-- --steps N --facts N --seeds S,S,... --jobs N --reuse]' },
-);
+const { values: flags } = parseArgvOrExit(defineFlags(runFlags({ seeds: '1,2,3', runsDir: 'runs/ultramem' })), {
+  name: 'ultramem bench',
+  synopsis: 'usage: npm run bench:ultramem -w trainer [-- --steps N --facts N --seeds S,S,... --jobs N --reuse]',
+});
 
 const mean = (rows: CompareRow[], f: (r: CompareRow) => number) => rows.reduce((a, r) => a + f(r), 0) / rows.length;
-const slug = (label: string) => label.replace(/[^a-zA-Z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
+const slug = (label: string) =>
+  label
+    .replace(/[^a-zA-Z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase();
 
 async function main() {
   await initBackend();
@@ -35,7 +39,7 @@ async function main() {
     description:
       `The trainer's presets (D = 128, 4 blocks, ${steps} steps of 16×64 tokens, lr 1e-2, ${facts} synthetic facts); each rung adds one ` +
       'change to the rung before (apps/trainer/src/ladder.ts): PKM (the memory preset: blocks 1 and 3, N = 256², H = 4, k = 16) → raw ' +
-      'scores → dv = D/2 + projection → skip-layer (memories read the previous block\'s FFN input; their own FFN slots hold none) → ' +
+      "scores → dv = D/2 + projection → skip-layer (memories read the previous block's FFN input; their own FFN slots hold none) → " +
       'IVE (E = 4; product keys on the 512² expanded grid) → TDQKR (r = 2, signed pre-selection, LayerNorm, shared queries) → MCS (2 cores) → ' +
       'value-LR decay 10× → 1× (= the ultramem preset). Means over seeds; every run trained once per seed in a child process, ' +
       `${jobs} at a time; tokens/s from each run's own training (NOT interleaved: runs share the machine differently).`,
@@ -64,7 +68,8 @@ async function main() {
     `Full UltraMem vs PKM, fact-text loss (means over ${seeds.length} seeds): ${full.toFixed(3)} vs ${pkm.toFixed(3)} ` +
       `(${full < pkm ? 'below PKM, as the target asks' : 'NOT below PKM'}); Memory+ ${fl('Memory+').toFixed(3)}, dense ${fl('dense').toFixed(3)}.`,
   );
-  if (reused) report.note(`--reuse: ${reused} of ${all.length} runs read back from runs/ultramem (same config; training is deterministic).`);
+  if (reused)
+    report.note(`--reuse: ${reused} of ${all.length} runs read back from runs/ultramem (same config; training is deterministic).`);
   report.write();
 }
 

@@ -77,7 +77,10 @@ export class AdamW {
       list.forEach((t, i) => {
         const src = tensors[`adam.${kind}.${i}`];
         if (!src || src.shape.join() !== t.shape.join()) {
-          throw new CheckpointError('extra.safetensors', `optimizer state adam.${kind}.${i} is missing or has shape [${src?.shape}], expected [${t.shape}]`);
+          throw new CheckpointError(
+            'extra.safetensors',
+            `optimizer state adam.${kind}.${i} is missing or has shape [${src?.shape}], expected [${t.shape}]`,
+          );
         }
         t.assign(src);
       });

@@ -5,7 +5,14 @@ import { ConfigError } from '@mnemo/core';
 import { describe, expect, it } from 'vitest';
 import { modelConfigFor, parseTrainerConfig, readTrainerConfig } from './config';
 
-const model = { dim: 32, layers: 2, heads: 4, kvHeads: 2, ffn: ['dense', 'memoryPlus'], memory: { numKeys: 16, heads: 2, topK: 4, keyDim: 16 } };
+const model = {
+  dim: 32,
+  layers: 2,
+  heads: 4,
+  kvHeads: 2,
+  ffn: ['dense', 'memoryPlus'],
+  memory: { numKeys: 16, heads: 2, topK: 4, keyDim: 16 },
+};
 const minimal = { model, train: { steps: 5 } };
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'trainer-config-'));
 

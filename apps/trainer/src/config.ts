@@ -16,7 +16,10 @@ export const trainerConfigSchema = z
   .object({
     name: z.string().min(1).default('run'),
     model: z.record(z.string(), z.unknown()),
-    tokenizer: z.object({ vocabSize: int.min(258).default(1024) }).strict().default({ vocabSize: 1024 }),
+    tokenizer: z
+      .object({ vocabSize: int.min(258).default(1024) })
+      .strict()
+      .default({ vocabSize: 1024 }),
     data: z
       .object({
         /** text file, folder or .jsonl; default: the bundled Moby Dick */

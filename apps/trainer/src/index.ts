@@ -1,7 +1,14 @@
 /** apps/trainer: train memory-augmented LMs and measure what they recall. */
 export { AdamW } from './adamw';
 export { type CompareRow, compare, compareTable } from './compare';
-export { modelConfigFor, parseTrainerConfig, readTrainerConfig, type TrainerConfig, type TrainerConfigInput, trainerConfigSchema } from './config';
+export {
+  modelConfigFor,
+  parseTrainerConfig,
+  readTrainerConfig,
+  type TrainerConfig,
+  type TrainerConfigInput,
+  trainerConfigSchema,
+} from './config';
 export { Batcher, evalWindows } from './data/batcher';
 export { mobyDick, readCorpus, readJsonlTexts } from './data/corpus';
 export { type Fact, type FactsData, type FactsOptions, generateFacts, sentences } from './data/facts';

@@ -19,7 +19,8 @@ type Model = Record<string, unknown> & { memory: Record<string, unknown>; ffn: s
 
 /** The rungs for one seed, in order; `over` = preset overrides (steps, facts, seed, out). */
 export function ladder(over: { steps?: number; facts?: number; seed?: number; out?: (label: string) => string } = {}): Rung[] {
-  const base = (name: string, label: string) => preset(name, { steps: over.steps, facts: over.facts, seed: over.seed, out: over.out?.(label) });
+  const base = (name: string, label: string) =>
+    preset(name, { steps: over.steps, facts: over.facts, seed: over.seed, out: over.out?.(label) });
   const edit = (name: string, label: string, ...fs: ((m: Model) => void)[]): Rung => {
     const cfg = structuredClone(base(name, label)) as TrainerConfig & { model: Model };
     for (const f of fs) f(cfg.model);

@@ -67,7 +67,8 @@ export function preset(name: string, overrides: PresetOverrides = {}): TrainerCo
   if (isMemoryKind(name)) for (const b of blocks) ffn[b] = ultra ? 'none' : (name as FfnKind);
   // UltraMem: each replaced FFN's memory reads the previous block's FFN input (skip-layer wiring)
   const skips = ultra ? blocks.map((b) => ({ read: Math.max(0, b - 1), write: b, kind: 'ultramem' as const })) : undefined;
-  if (skips?.some((k) => k.read >= k.write)) throw new ConfigError('memoryBlocks', `ultramem needs blocks ≥ 1 (a skip reads the block before), got [${blocks.join(', ')}]`);
+  if (skips?.some((k) => k.read >= k.write))
+    throw new ConfigError('memoryBlocks', `ultramem needs blocks ≥ 1 (a skip reads the block before), got [${blocks.join(', ')}]`);
   const seed = overrides.seed ?? PRESET_SEED;
   if (!Number.isInteger(seed) || seed < 0) throw new ConfigError('seed', `expected an integer ≥ 0, got ${seed}`);
   const raw = {

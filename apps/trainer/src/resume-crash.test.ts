@@ -56,7 +56,9 @@ describe('a crash while writing a checkpoint, then resume', () => {
       const resumed = Object.keys(rest.losses).map(Number);
       expect([step, resumed]).toEqual([step, from === 4 ? [] : [3, 4]]);
       for (const s of resumed) expect(Math.abs(rest.losses[s]! - full.losses[s]!)).toBeLessThan(1e-6);
-      const left = readdirSync(dir).filter((f) => f.startsWith('checkpoint')).sort();
+      const left = readdirSync(dir)
+        .filter((f) => f.startsWith('checkpoint'))
+        .sort();
       if (from === 2) {
         // the resumed run saved step 4: only the pointer and its version remain
         expect([step, left.length]).toEqual([step, 2]);

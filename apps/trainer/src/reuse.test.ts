@@ -15,7 +15,8 @@ function fakeRun(name: string, trainer: unknown, final: boolean): string {
   mkdirSync(path.join(dir, 'checkpoint'), { recursive: true });
   writeFileSync(path.join(dir, 'checkpoint', 'config.json'), JSON.stringify({ extra: { trainer } }));
   const lines = [{ step: 10, loss: 2 }];
-  if (final) lines.push({ step: 20, final: { valLoss: 1.5, factLoss: 0.9, recall: 0.25, questions: 8 }, tokensPerSec: 99, counts } as never);
+  if (final)
+    lines.push({ step: 20, final: { valLoss: 1.5, factLoss: 0.9, recall: 0.25, questions: 8 }, tokensPerSec: 99, counts } as never);
   writeFileSync(path.join(dir, 'metrics.jsonl'), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
   return dir;
 }
@@ -24,7 +25,15 @@ describe('finishedRun / sameRun', () => {
   it('reads back the final evaluation of a run trained with the same config, wherever it was written', () => {
     const cfg = preset('memoryPlus', { out: 'runs/a' });
     const dir = fakeRun('plus', { ...cfg, out: 'elsewhere/b' }, true);
-    expect(finishedRun(cfg, dir)).toEqual({ name: 'memoryPlus', ...counts, tokensPerSec: 99, valLoss: 1.5, factLoss: 0.9, recall: 0.25, questions: 8 });
+    expect(finishedRun(cfg, dir)).toEqual({
+      name: 'memoryPlus',
+      ...counts,
+      tokensPerSec: 99,
+      valLoss: 1.5,
+      factLoss: 0.9,
+      recall: 0.25,
+      questions: 8,
+    });
   });
 
   it('refuses a run with any other setting that shapes the model, or without a final evaluation', () => {

@@ -53,7 +53,9 @@ describe('trainer', () => {
     await runTraining(cfg, { quiet: true, skipFinalEval: true });
     // a different model config than the checkpoint's is refused, naming the field
     const other = parseTrainerConfig({ ...tiny(dir), model: { ...tiny(dir).model, seed: 4 }, train: { ...tiny(dir).train, steps: 3 } });
-    await expect(runTraining(other, { quiet: true, resume: path.join(dir, 'checkpoint') })).rejects.toThrow(/^model: differs from the checkpoint/);
+    await expect(runTraining(other, { quiet: true, resume: path.join(dir, 'checkpoint') })).rejects.toThrow(
+      /^model: differs from the checkpoint/,
+    );
     const f = path.join(dir, 'checkpoint', 'model.safetensors');
     truncateSync(f, statSync(f).size - 10);
     await expect(runTraining(cfg, { quiet: true, resume: path.join(dir, 'checkpoint') })).rejects.toThrow(CheckpointError);
@@ -64,7 +66,9 @@ describe('trainer', () => {
     expect(() => parseTrainerConfig({ ...base, train: { ...base.train, lr: 'fast' } })).toThrow(/train\.lr/);
     expect(() => parseTrainerConfig({ ...base, train: { ...base.train, steps: 0 } })).toThrow(/train\.steps/);
     expect(() => parseTrainerConfig({ ...base, model: { ...base.model, heads: 3 } })).toThrow(/model\.(heads|dim)/);
-    expect(() => parseTrainerConfig({ ...base, model: { ...base.model, memory: { topK: 99, numKeys: 16 } } })).toThrow(/model\.memory\.topK/);
+    expect(() => parseTrainerConfig({ ...base, model: { ...base.model, memory: { topK: 99, numKeys: 16 } } })).toThrow(
+      /model\.memory\.topK/,
+    );
     expect(() => parseTrainerConfig({ ...base, extra: 1 })).toThrow(ConfigError);
   });
 

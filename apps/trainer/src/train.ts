@@ -10,7 +10,17 @@ import path from 'node:path';
 import { CheckpointError, ConfigError, Progress, writeFileAtomic } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
 import { usageHistogramSvg } from '@mnemo/memory-layer';
-import { BpeTokenizer, LanguageModel, type ModelCounts, type SaveOptions, generate, loadCheckpoint, modelCounts, resolveCheckpointDir, saveCheckpoint } from '@mnemo/model';
+import {
+  BpeTokenizer,
+  LanguageModel,
+  type ModelCounts,
+  type SaveOptions,
+  generate,
+  loadCheckpoint,
+  modelCounts,
+  resolveCheckpointDir,
+  saveCheckpoint,
+} from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from './adamw';
 import { type TrainerConfig, modelConfigFor } from './config';
@@ -152,7 +162,9 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     }
     startStep = step as number;
     if (startStep > cfg.train.steps) {
-      refuse(`extra.step is ${startStep}, beyond this run's train.steps ${cfg.train.steps}: nothing would be trained; resume with the config the run was started with`);
+      refuse(
+        `extra.step is ${startStep}, beyond this run's train.steps ${cfg.train.steps}: nothing would be trained; resume with the config the run was started with`,
+      );
     }
     const adamStep = ck.extra.adamStep;
     if (typeof adamStep !== 'number' || !Number.isSafeInteger(adamStep) || adamStep < 0 || adamStep > startStep) {
@@ -169,7 +181,10 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
       ['data', saved?.data, cfg.data],
     ] as const) {
       if (JSON.stringify(a) !== JSON.stringify(b)) {
-        throw new ConfigError(field, `differs from the checkpoint's (${JSON.stringify(a)}); resume with the config the run was started with`);
+        throw new ConfigError(
+          field,
+          `differs from the checkpoint's (${JSON.stringify(a)}); resume with the config the run was started with`,
+        );
       }
     }
     log(`[trainer] resuming ${cfg.name} from ${opts.resume} at step ${startStep}`);
@@ -242,12 +257,16 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     }
     if (step % cfg.train.evalEvery === 0 && step !== cfg.train.steps) metric({ step, eval: evaluate(cfg.eval.periodicQuestions) });
     if (step % cfg.train.checkpointEvery === 0 || step === cfg.train.steps) {
-      saveCheckpoint(ckptDir, {
-        model,
-        tokenizer: tok,
-        extra: { step, adamStep: opt.step, trainer: cfg },
-        extraTensors: opt.state(),
-      }, opts.checkpoint);
+      saveCheckpoint(
+        ckptDir,
+        {
+          model,
+          tokenizer: tok,
+          extra: { step, adamStep: opt.step, trainer: cfg },
+          extraTensors: opt.state(),
+        },
+        opts.checkpoint,
+      );
     }
   }
   const tokensPerSec = stepsTimed ? (stepsTimed * batch * seqLen) / (trainMs / 1000) : 0;

@@ -229,7 +229,9 @@ describe('usage', () => {
       { help: 'print this and exit' },
     );
     expect(text).toBe(
-      ['  --set F=V,...    one field', '                   set to each value (required)', '  -h, --help       print this and exit'].join('\n'),
+      ['  --set F=V,...    one field', '                   set to each value (required)', '  -h, --help       print this and exit'].join(
+        '\n',
+      ),
     );
   });
 });

@@ -237,7 +237,8 @@ function expected(kind: 'an integer' | 'a number', f: { min?: number; max?: numb
 
 function convert(flag: string, f: Exclude<FlagSpec, BooleanFlag>, raw: string): unknown {
   const bad = (what: string) => new UsageError(`${flag}: expected ${what}, got '${raw}'`, { flag });
-  const inRange = (n: number, g: { min?: number; max?: number }) => (g.min === undefined || n >= g.min) && (g.max === undefined || n <= g.max);
+  const inRange = (n: number, g: { min?: number; max?: number }) =>
+    (g.min === undefined || n >= g.min) && (g.max === undefined || n <= g.max);
   switch (f.type) {
     case 'string': {
       if (f.choices && !f.choices.includes(raw)) throw bad(`one of ${f.choices.join('|')}`);

@@ -24,5 +24,15 @@ export {
 } from './safetensors';
 export { atomicWrite, tempPath, writeAll, writeFileAtomic } from './atomic';
 export { parseConfig, zodToConfigError } from './zod';
-export { type FlagSpec, type FlagValues, type FlagsSpec, type ParsedArgs, UsageError, defineFlags, parseArgvOrExit, parseFlags, usage } from './cli';
+export {
+  type FlagSpec,
+  type FlagValues,
+  type FlagsSpec,
+  type ParsedArgs,
+  UsageError,
+  defineFlags,
+  parseArgvOrExit,
+  parseFlags,
+  usage,
+} from './cli';
 export { Progress } from './progress';

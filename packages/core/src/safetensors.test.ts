@@ -88,9 +88,9 @@ describe('safetensors', () => {
     const f = path.join(dir, 'keep.safetensors');
     sample(f);
     const before = readFileSync(f);
-    expect(() =>
-      writeSafetensors(f, [{ name: 'x', dtype: 'F32', shape: [4], data: new Float32Array(3) }]),
-    ).toThrow(/needs 16 bytes, got 12/);
+    expect(() => writeSafetensors(f, [{ name: 'x', dtype: 'F32', shape: [4], data: new Float32Array(3) }])).toThrow(
+      /needs 16 bytes, got 12/,
+    );
     expect(readFileSync(f).equals(before)).toBe(true);
     expect(existsSync(`${f}.tmp-${process.pid}`)).toBe(false);
     expect(() => writeSafetensors(f, [{ name: '__metadata__', dtype: 'U8', shape: [0], data: new Uint8Array(0) }])).toThrow(/reserved/);

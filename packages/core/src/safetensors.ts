@@ -143,7 +143,8 @@ export class SafetensorsReader {
       list.sort((a, b) => a[2] - b[2]);
       let expect = 0;
       for (const [name, , begin, end] of list) {
-        if (begin !== expect) throw new CheckpointError(file, `tensor '${name}': data starts at ${begin}, expected ${expect} (gap or overlap)`);
+        if (begin !== expect)
+          throw new CheckpointError(file, `tensor '${name}': data starts at ${begin}, expected ${expect} (gap or overlap)`);
         expect = end;
       }
       if (base + expect !== size) {

@@ -30,6 +30,8 @@ export async function runBackendsBench(quick: boolean): Promise<void> {
     report.addRow({ backend, 'median ms': t.median, 'GFLOP/s': (2 * n ** 3) / (t.median / 1e3) / 1e9 });
     tf.dispose([a, b]);
   }
-  report.note(`wasm is ${(results.cpu! / results.wasm!).toFixed(1)}x the cpu backend here (single-threaded SIMD; Node cannot start its worker threads).`);
+  report.note(
+    `wasm is ${(results.cpu! / results.wasm!).toFixed(1)}x the cpu backend here (single-threaded SIMD; Node cannot start its worker threads).`,
+  );
   report.write();
 }

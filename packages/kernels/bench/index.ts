@@ -183,15 +183,21 @@ async function main(): Promise<void> {
       ...Object.fromEntries(
         Object.entries(others).flatMap(([k, o]) => [
           [`floor_${k}`, () => addon.rooflineRowRmw(floorArrays.get(o)!, N, next().rows, 0)],
-          [`bwd_${k}`, () => {
-            const b = next();
-            o.backward(b.ids, b.w, b.gOut, K);
-          }],
-          [`fwdBwd_${k}`, () => {
-            const b = next();
-            o.forward(b.ids, b.w, K, undefined, fwdOut);
-            o.backward(b.ids, b.w, b.gOut, K);
-          }],
+          [
+            `bwd_${k}`,
+            () => {
+              const b = next();
+              o.backward(b.ids, b.w, b.gOut, K);
+            },
+          ],
+          [
+            `fwdBwd_${k}`,
+            () => {
+              const b = next();
+              o.forward(b.ids, b.w, K, undefined, fwdOut);
+              o.backward(b.ids, b.w, b.gOut, K);
+            },
+          ],
         ]),
       ),
     },
@@ -311,12 +317,19 @@ async function main(): Promise<void> {
   tsStore.native = null; // same store, TypeScript kernels
   const tsFwd = await measure(() => store.forward(ids, w, K), { warmup: 1, repeats: quick ? 1 : 3 });
   const fwd = { median: fwdMs };
-  const tsFwdBwd = await measure(() => {
-    store.forward(ids, w, K);
-    store.backward(ids, w, gOut, K);
-  }, { warmup: 0, repeats: quick ? 1 : 2 });
+  const tsFwdBwd = await measure(
+    () => {
+      store.forward(ids, w, K);
+      store.backward(ids, w, gOut, K);
+    },
+    { warmup: 0, repeats: quick ? 1 : 2 },
+  );
   tsStore.native = saved;
-  row('forward (TypeScript fallback)', tsFwd.median, { threads: 1, '% roofline': (100 * t1.roofPf!) / tsFwd.median, 'x forward': tsFwd.median / fwd.median });
+  row('forward (TypeScript fallback)', tsFwd.median, {
+    threads: 1,
+    '% roofline': (100 * t1.roofPf!) / tsFwd.median,
+    'x forward': tsFwd.median / fwd.median,
+  });
   row('forward + backward + Adam (TypeScript fallback)', tsFwdBwd.median, {
     threads: 1,
     'rows GB/s': null,
@@ -330,7 +343,10 @@ async function main(): Promise<void> {
     process.stderr.write(`[kernels] torch reference skipped: ${torch}\n`);
     report.note(`torch reference skipped: ${torch}.`);
   } else {
-    row(`torch ${torch.version} embedding_bag forward`, torch.fwd, { '% roofline': (100 * roof) / torch.fwd, 'x forward': torch.fwd / fwd.median });
+    row(`torch ${torch.version} embedding_bag forward`, torch.fwd, {
+      '% roofline': (100 * roof) / torch.fwd,
+      'x forward': torch.fwd / fwd.median,
+    });
     row(`torch ${torch.version} fwd + bwd (sparse grad, no optimizer)`, torch.fwd_bwd, {
       'rows GB/s': null,
       '% roofline': null,
@@ -341,7 +357,9 @@ async function main(): Promise<void> {
       '% roofline': null,
       'x forward': torch.fwd_bwd_adam / fwd.median,
     });
-    report.note(`torch ran in a subprocess with torch.set_num_threads(${threads}) on a table of the same size and the same kind of random ids; "x forward" is relative to our native forward.`);
+    report.note(
+      `torch ran in a subprocess with torch.set_num_threads(${threads}) on a table of the same size and the same kind of random ids; "x forward" is relative to our native forward.`,
+    );
   }
   const touched = lastTouched;
   const meets = ['', 'row', 'rowBf16', 'sgd', 'adagrad']
@@ -366,13 +384,13 @@ async function main(): Promise<void> {
       'backward (random rows read AND written back, plus B·K gOut row reads from cache), so each extra KiB of state per ' +
       `row adds less than its share and the variants meeting fwd + bwd ≤ 3x in this run are: ${meets.length ? meets.join(', ') : 'none'}. ` +
       'Fixed costs, measured with perf record on the fused Adam backward: building the (row, position) keys, the radix ' +
-      'sort and the run detection (bag_backward itself) are < 3% of the backward\'s samples, so parallelising them cannot ' +
+      "sort and the run detection (bag_backward itself) are < 3% of the backward's samples, so parallelising them cannot " +
       'move the ratio; the backward prefetch distance is flat from 4 to 32 rows (12 kept); the one fixed win was ' +
-      'compiling the bag kernels\' SIMD clones for arch=x86-64-v3 (the arch=haswell clone is picked by CPU model, so this ' +
+      "compiling the bag kernels' SIMD clones for arch=x86-64-v3 (the arch=haswell clone is picked by CPU model, so this " +
       'AMD EPYC ran the SSE2 baseline; ~14% off the backward).',
   );
   report.note(
-    'This 2-core VM is shared with other jobs: absolute times move by up to ~2x between runs (e.g. torch\'s forward ' +
+    "This 2-core VM is shared with other jobs: absolute times move by up to ~2x between runs (e.g. torch's forward " +
       'measured 8.1 ms in one run and 21 ms in another; ours 11–13 ms). Ratios within a run (interleaved rounds) are the ' +
       'stable numbers; the torch rows ran in a separate process after ours, so their ratios are less reliable.',
   );

@@ -77,18 +77,56 @@ describe('gradients', () => {
 
 describe('wasm BatchMatMul with transposed operands', () => {
   it('equals the cpu backend for every transpose combination, batched too, and keeps gradients', async () => {
-    const a = [[1, 2, 3], [4, 5, 6]];
-    const b = [[1, -1], [2, 0.5], [-3, 1]];
+    const a = [
+      [1, 2, 3],
+      [4, 5, 6],
+    ];
+    const b = [
+      [1, -1],
+      [2, 0.5],
+      [-3, 1],
+    ];
     const cases: Array<[number[][] | number[][][], number[][] | number[][][], boolean, boolean]> = [
       [a, b, false, false],
-      [a, [[1, 2, -3], [-1, 0.5, 1]], false, true],
-      [[[1, 4], [2, 5], [3, 6]], b, true, false] as never,
-      [[[1, 4], [2, 5], [3, 6]], [[1, 2, -3], [-1, 0.5, 1]], true, true] as never,
+      [
+        a,
+        [
+          [1, 2, -3],
+          [-1, 0.5, 1],
+        ],
+        false,
+        true,
+      ],
+      [
+        [
+          [1, 4],
+          [2, 5],
+          [3, 6],
+        ],
+        b,
+        true,
+        false,
+      ] as never,
+      [
+        [
+          [1, 4],
+          [2, 5],
+          [3, 6],
+        ],
+        [
+          [1, 2, -3],
+          [-1, 0.5, 1],
+        ],
+        true,
+        true,
+      ] as never,
     ];
     const results: Record<string, number[][]> = {};
     for (const backend of ['cpu', 'wasm'] as const) {
       await initBackend({ backend, log: false });
-      results[backend] = cases.map(([x, y, ta, tb]) => Array.from(tf.matMul(tf.tensor(x as number[][]) as tf.Tensor2D, tf.tensor(y as number[][]) as tf.Tensor2D, ta, tb).dataSync()));
+      results[backend] = cases.map(([x, y, ta, tb]) =>
+        Array.from(tf.matMul(tf.tensor(x as number[][]) as tf.Tensor2D, tf.tensor(y as number[][]) as tf.Tensor2D, ta, tb).dataSync()),
+      );
       const batched = tf.matMul(tf.ones([3, 4, 2]), tf.ones([3, 5, 4]), true, true);
       expect(batched.shape).toEqual([3, 2, 5]);
       expect(Array.from(batched.dataSync()).every((v) => v === 4)).toBe(true);

@@ -135,10 +135,7 @@ async function activate(name: BackendName): Promise<{ provider: string } | { rea
 export async function initBackend(opts: InitBackendOptions = {}): Promise<BackendInfo> {
   ensureGradients();
   const fromEnv = opts.backend === undefined && process.env.MNEMO_BACKEND !== undefined;
-  const requested = parseBackendChoice(
-    opts.backend ?? process.env.MNEMO_BACKEND,
-    fromEnv ? 'MNEMO_BACKEND' : 'backend',
-  );
+  const requested = parseBackendChoice(opts.backend ?? process.env.MNEMO_BACKEND, fromEnv ? 'MNEMO_BACKEND' : 'backend');
   if (current && requested === current.requested && tf.getBackend() === current.name) {
     if (current.name === 'wasm' && (opts.dense !== undefined || process.env.MNEMO_DENSE !== undefined)) {
       current = { ...current, dense: setDensePath(opts.dense) };

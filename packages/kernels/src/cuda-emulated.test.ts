@@ -62,7 +62,12 @@ describe('CudaValueTable over the emulated addon', () => {
       for (const t of [cpu, gpu]) for (const x of c.slice(0, 2)) t.backward(x.ids, x.w, x.gOut, K);
       // the addon got the resolved optimizer's codes
       const last = fake.addon!.calls.at(-1)!;
-      expect(last).toEqual({ kind: { sgd: 0, adagrad: 1, adam: 2 }[o.kind], lr: o.lr, rowWise: o.secondMoment === 'row' ? 1 : 0, momentBf16: o.momentDtype === 'bfloat16' ? 1 : 0 });
+      expect(last).toEqual({
+        kind: { sgd: 0, adagrad: 1, adam: 2 }[o.kind],
+        lr: o.lr,
+        rowWise: o.secondMoment === 'row' ? 1 : 0,
+        momentBf16: o.momentDtype === 'bfloat16' ? 1 : 0,
+      });
       expect(gpu.readRows(all)).toEqual(cpu.readRows(all));
       expect(gpu.stats()).toEqual({ ...cpu.stats(), impl: undefined, mapped: undefined, file: undefined });
       // GPU → file: byte-identical to the CPU store's file (same state, same counters)

@@ -56,7 +56,15 @@ function gpuTable(values: Float32Array, rows: number, dv: number, optimizer: Opt
 }
 
 /** gw [B, L] with V before the step, then the optimizer on every touched row. */
-function refBackwardStep(s: RefState, dv: number, ids: Int32Array, w: Float32Array, gOut: Float32Array, bagSize: number, opt: Opt): Float64Array {
+function refBackwardStep(
+  s: RefState,
+  dv: number,
+  ids: Int32Array,
+  w: Float32Array,
+  gOut: Float32Array,
+  bagSize: number,
+  opt: Opt,
+): Float64Array {
   const positions = ids.length;
   const gw = new Float64Array(positions);
   const gV = new Map<number, Float64Array>();
@@ -243,7 +251,9 @@ describe('CUDA addon build and status', () => {
     }
     // files: checked before the device too
     const sgd = { kind: 'sgd', lr: 1 } as const;
-    expect(() => CudaValueTable.load(saved('bf16', { rows: 3, dim: 2, dtype: 'bfloat16' as StorageDtype, optimizer: sgd }))).toThrow(/dtype/);
+    expect(() => CudaValueTable.load(saved('bf16', { rows: 3, dim: 2, dtype: 'bfloat16' as StorageDtype, optimizer: sgd }))).toThrow(
+      /dtype/,
+    );
     const clip = saved('clip', { rows: 3, dim: 2, optimizer: { ...sgd, clip: { mode: 'global', maxNorm: 1 } } });
     expect(() => CudaValueTable.load(clip)).toThrow(/optimizer\.clip/);
     expect(() => CudaValueTable.load(saved('plain', { rows: 3, dim: 2, optimizer: sgd }), { mmap: true })).toThrow(/mmap/);

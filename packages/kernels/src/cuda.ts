@@ -21,7 +21,18 @@ import { GradientQueue } from './deferred';
 import { validateBag } from './embedding-bag';
 import { OPT_CODE, type ResolvedOptimizer } from './optimizers';
 import { type PkDims, type PkTopKResult, validatePkDims } from './pk-topk';
-import { type LayoutRow, type StateField, type StateRow, bytesOf, emptyState, setState, stateBytes, stateRows, storeLayout, viewOf } from './state-layout';
+import {
+  type LayoutRow,
+  type StateField,
+  type StateRow,
+  bytesOf,
+  emptyState,
+  setState,
+  stateBytes,
+  stateRows,
+  storeLayout,
+  viewOf,
+} from './state-layout';
 import { writeStoreFile } from './store-file';
 import {
   type LoadOptions,
@@ -42,15 +53,20 @@ export { cudaAddonPath, cudaStatus, type CudaStatus };
 
 /** Refuse what the CUDA kernels cannot do (see the file header). */
 function checkCudaConfig(cfg: TableConfig): void {
-  if (cfg.dtype !== 'float32') throw new ConfigError('dtype', `CudaValueTable stores float32 only, got ${cfg.dtype}; use a ValueStore for 16-bit tables`);
+  if (cfg.dtype !== 'float32')
+    throw new ConfigError('dtype', `CudaValueTable stores float32 only, got ${cfg.dtype}; use a ValueStore for 16-bit tables`);
   checkInt('rows', cfg.rows, 1, 2 ** 31 - 2);
   checkCudaOptimizer(cfg.optimizer);
 }
 
 function checkCudaOptimizer(o: ResolvedOptimizer): void {
-  if (o.clip) throw new ConfigError('optimizer.clip', 'gradient clipping is not implemented in the CUDA kernels; remove it or use a ValueStore');
+  if (o.clip)
+    throw new ConfigError('optimizer.clip', 'gradient clipping is not implemented in the CUDA kernels; remove it or use a ValueStore');
   if (o.weightDecay !== 0) {
-    throw new ConfigError('optimizer.weightDecay', `weight decay is not implemented in the CUDA kernels (got ${o.weightDecay}); use 0 or a ValueStore`);
+    throw new ConfigError(
+      'optimizer.weightDecay',
+      `weight decay is not implemented in the CUDA kernels (got ${o.weightDecay}); use 0 or a ValueStore`,
+    );
   }
 }
 
@@ -120,7 +136,7 @@ export class CudaValueTable implements ValueTable {
   static create(opts: ValueStoreOptions): CudaValueTable {
     const cfg = resolveTableOptions(opts);
     checkCudaConfig(cfg);
-    refuse('impl', opts.impl, "selects CPU kernels; a CudaValueTable always runs the CUDA kernels, remove it");
+    refuse('impl', opts.impl, 'selects CPU kernels; a CudaValueTable always runs the CUDA kernels, remove it');
     refuse('file', opts.file, 'file-backed tables are CPU only (ValueStore); create the table, then save() it');
     const addon = requireAddon();
     const values = new Float32Array(cfg.rows * cfg.dim); // [N, dv]
@@ -132,11 +148,12 @@ export class CudaValueTable implements ValueTable {
   /** Load a store file (written by ValueStore or CudaValueTable save()) onto the GPU. */
   static load(file: string, opts: LoadOptions = {}): CudaValueTable {
     const h = readStoreHeader(file, opts.optimizer);
-    if (h.dtype !== 'float32') throw new ConfigError('dtype', `${file} holds ${h.dtype} values; CudaValueTable stores float32 only (load it with ValueStore.load)`);
+    if (h.dtype !== 'float32')
+      throw new ConfigError('dtype', `${file} holds ${h.dtype} values; CudaValueTable stores float32 only (load it with ValueStore.load)`);
     checkInt('rows', h.rows, 1, 2 ** 31 - 2);
     checkCudaOptimizer(h.optimizer);
     refuse('mmap', opts.mmap, 'memory-mapped tables are CPU only (ValueStore.load); remove it');
-    refuse('impl', opts.impl, "selects CPU kernels; a CudaValueTable always runs the CUDA kernels, remove it");
+    refuse('impl', opts.impl, 'selects CPU kernels; a CudaValueTable always runs the CUDA kernels, remove it');
     const deferred = checkDeferred(opts.deferred);
     const addon = requireAddon();
     const layout = storeLayout(h.optimizer, h.rows, h.dim, 'float32');
@@ -188,7 +205,9 @@ export class CudaValueTable implements ValueTable {
     checkPositions(ids);
     if (opts.deferred ?? this.#deferred) {
       // gw only: the kernel always updates, so run it as SGD with lr 0 (V − 0·g = V, state untouched)
-      const r = native('embedding-bag backward', () => addon.tableBackwardStep(handle, ids, weights, gOut, B, bagSize, OPT_CODE.sgd, 0, 0, 0, 0, 0, 0));
+      const r = native('embedding-bag backward', () =>
+        addon.tableBackwardStep(handle, ids, weights, gOut, B, bagSize, OPT_CODE.sgd, 0, 0, 0, 0, 0, 0),
+      );
       this.#queue.push(ids, weights, gOut, bagSize);
       return r.gradWeights;
     }

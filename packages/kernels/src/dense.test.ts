@@ -21,7 +21,10 @@ if (!native.addon) console.log(`[dense.test] native dense path skipped: ${native
 function rand(shape: number[], seed: number): tf.Tensor {
   const r = rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => r() * 2 - 1), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => r() * 2 - 1),
+    shape,
+  );
 }
 
 /** the product on one path, as plain numbers */
@@ -72,7 +75,10 @@ describe('dense path selection', () => {
   });
 
   // a child process without BLAS (MNEMO_BLAS=0) or without the addon (MNEMO_NATIVE=0): auto → wasm
-  it.each([['MNEMO_BLAS=0', { MNEMO_BLAS: '0' }], ['MNEMO_NATIVE=0', { MNEMO_NATIVE: '0' }]])(
+  it.each([
+    ['MNEMO_BLAS=0', { MNEMO_BLAS: '0' }],
+    ['MNEMO_NATIVE=0', { MNEMO_NATIVE: '0' }],
+  ])(
     'with %s auto falls back to the wasm path and matmul still works',
     (_, env) => {
       const script = `
@@ -106,17 +112,50 @@ describe.runIf(native.addon)('native BatchMatMul vs the wasm kernel', () => {
 
   // [aShape (before transposes), bShape] — the last two dims are [m, k] / [k, n] untransposed
   const cases: [number[], number[]][] = [
-    [[1, 1], [1, 1]],
-    [[7, 33], [33, 19]],
-    [[64, 128], [128, 384]],
-    [[3, 5, 17], [3, 17, 9]], // batch
-    [[4, 2, 16, 8], [4, 2, 8, 16]], // rank 4 (attention)
-    [[6, 12, 10], [10, 7]], // rank-2 b broadcast over a's batch
-    [[11, 13], [5, 13, 4]], // rank-2 a broadcast over b's batch
-    [[1, 9, 6], [4, 6, 5]], // batch 1 broadcast
-    [[2, 3, 4, 5], [3, 5, 2]], // b's batch repeats over a leading dim: the wasm path (counted below)
-    [[0, 4], [4, 3]], // empty m
-    [[3, 0], [0, 5]], // k = 0 → zeros
+    [
+      [1, 1],
+      [1, 1],
+    ],
+    [
+      [7, 33],
+      [33, 19],
+    ],
+    [
+      [64, 128],
+      [128, 384],
+    ],
+    [
+      [3, 5, 17],
+      [3, 17, 9],
+    ], // batch
+    [
+      [4, 2, 16, 8],
+      [4, 2, 8, 16],
+    ], // rank 4 (attention)
+    [
+      [6, 12, 10],
+      [10, 7],
+    ], // rank-2 b broadcast over a's batch
+    [
+      [11, 13],
+      [5, 13, 4],
+    ], // rank-2 a broadcast over b's batch
+    [
+      [1, 9, 6],
+      [4, 6, 5],
+    ], // batch 1 broadcast
+    [
+      [2, 3, 4, 5],
+      [3, 5, 2],
+    ], // b's batch repeats over a leading dim: the wasm path (counted below)
+    [
+      [0, 4],
+      [4, 3],
+    ], // empty m
+    [
+      [3, 0],
+      [0, 5],
+    ], // k = 0 → zeros
   ];
   const r = rng(5);
   for (const [sa, sb] of cases) {

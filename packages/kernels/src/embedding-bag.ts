@@ -43,7 +43,8 @@ export function validateBag(
   } else {
     if (ids.length % K !== 0) throw new ShapeError('ids', `length ${ids.length} is not a multiple of bagSize ${K}; expected [B, K]`);
     B = ids.length / K;
-    if (batch !== undefined && batch !== B) throw new ShapeError('batch', `ids [${ids.length}] / bagSize ${K} = ${B} bags, but batch = ${batch}`);
+    if (batch !== undefined && batch !== B)
+      throw new ShapeError('batch', `ids [${ids.length}] / bagSize ${K} = ${B} bags, but batch = ${batch}`);
   }
   const native = nativeAddon(); // the scans run natively when the addon is there (they are O(B·K + B·dv))
   const bad = native ? native.firstBadId(ids, rows) : firstBadIdTs(ids, rows);
@@ -109,8 +110,22 @@ export function bagBackward(
   if (bagSize === 0 || ids.length === 0) return 0;
   if (native) {
     // the addon's `moments` argument is full Adam's (m, v) [N, 2, dv] or row-wise Adam's f32 m [N, dv]
-    return native.bagBackward(values, dtype, dim, ids, weights, gOut, bagSize, gw, params, state.accum, state.moments ?? state.m, state.steps,
-      state.m16, state.rowV);
+    return native.bagBackward(
+      values,
+      dtype,
+      dim,
+      ids,
+      weights,
+      gOut,
+      bagSize,
+      gw,
+      params,
+      state.accum,
+      state.moments ?? state.m,
+      state.steps,
+      state.m16,
+      state.rowV,
+    );
   }
   return bagBackwardTs(values, dtype, dim, ids, weights, gOut, bagSize, gw, params, state);
 }

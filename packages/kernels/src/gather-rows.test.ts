@@ -24,5 +24,4 @@ describe('gatherRows (value and gradient against a one-hot matmul)', () => {
     close(gatherRows(table, idx), tf.matMul(oneHot(idx, 7), table));
     close(tf.grad(f)(table), tf.grad(ref)(table));
   });
-
 });

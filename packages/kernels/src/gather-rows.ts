@@ -46,4 +46,3 @@ function onHost(): boolean {
   const b = tf.getBackend();
   return b === 'wasm' || b === 'cpu';
 }
-

@@ -4,19 +4,11 @@
  * 16-bit storage, odd widths that exercise SIMD tails, hot rows shared by many bags).
  */
 import { describe, expect, it } from 'vitest';
-import {
-  type OptimizerConfig,
-  type StorageDtype,
-  ValueStore,
-  nativeAvailable,
-  productKeyTopK,
-  productKeyTopKBackward,
-} from './index';
+import { type OptimizerConfig, type StorageDtype, ValueStore, nativeAvailable, productKeyTopK, productKeyTopKBackward } from './index';
 import { nativeAddon } from './native';
 import { bagBatch, relErr, rng } from './testing';
 
 const native = nativeAvailable();
-
 
 describe('native addon', () => {
   it('loads unless disabled (MNEMO_NATIVE=0) and reports why', () => {
@@ -98,7 +90,10 @@ describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kern
       if (touched.length) {
         const rowsA = a.readRows(touched);
         expect(relErr(rowsA, b.readRows(touched)), name).toBeLessThan(1e-5);
-        expect(rowsA.some((v) => v !== 0), name).toBe(true);
+        expect(
+          rowsA.some((v) => v !== 0),
+          name,
+        ).toBe(true);
       }
       a.dispose();
       b.dispose();
@@ -121,10 +116,25 @@ describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kern
     addon.rooflineRowRmw([V, m16, steps], N, rows, 0x80000000); // flips the sign bit of listed rows' words
     const listed = new Set(rows);
     const row = (i: number) => Math.floor(i / 40);
-    expect(diff(V, v0.map((x, i) => (listed.has(row(i)) ? -x : x)))).toEqual([]);
+    expect(
+      diff(
+        V,
+        v0.map((x, i) => (listed.has(row(i)) ? -x : x)),
+      ),
+    ).toEqual([]);
     // bf16 pairs are 32-bit words: the mask lands on the odd element of each pair
-    expect(diff(m16, m0.map((x, i) => (listed.has(row(i)) && i % 2 === 1 ? x ^ 0x8000 : x)))).toEqual([]);
-    expect(diff(steps, s0.map((x, i) => (listed.has(i) ? (x ^ 0x80000000) | 0 : x)))).toEqual([]);
+    expect(
+      diff(
+        m16,
+        m0.map((x, i) => (listed.has(row(i)) && i % 2 === 1 ? x ^ 0x8000 : x)),
+      ),
+    ).toEqual([]);
+    expect(
+      diff(
+        steps,
+        s0.map((x, i) => (listed.has(i) ? (x ^ 0x80000000) | 0 : x)),
+      ),
+    ).toEqual([]);
     expect(diff(V, v0).length).toBe(rows.length * 40); // and the listed rows did change
     expect(() => addon.rooflineRowRmw([new Uint16Array(N * 3)], N, rows, 0)).toThrow(/whole 32-bit words/);
     expect(() => addon.rooflineRowRmw([V], N, Int32Array.of(N), 0)).toThrow(/outside/);
@@ -207,7 +217,15 @@ describe.each(native.available ? ['native'] : [])('%s kernels vs TypeScript kern
       }
     }
     expect(zeroRows).toBeGreaterThan(0);
-    expect(() => productKeyTopKBackward(g, Int32Array.from(ids, () => n * n), q, keys, dims)).toThrow(/ids\[0\] = 576 is outside/);
+    expect(() =>
+      productKeyTopKBackward(
+        g,
+        Int32Array.from(ids, () => n * n),
+        q,
+        keys,
+        dims,
+      ),
+    ).toThrow(/ids\[0\] = 576 is outside/);
   });
 
   it('native memory: release detaches the buffer; checksums match the TypeScript hash', async () => {

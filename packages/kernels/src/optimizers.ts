@@ -102,7 +102,10 @@ export function resolveOptimizer(cfg: OptimizerConfig, field = 'optimizer'): Res
     throw new ConfigError(`${field}.momentDtype`, `must be 'float32' or 'bfloat16', got ${String(momentDtype)}`);
   }
   if (cfg.kind !== 'adam' && (cfg.secondMoment !== undefined || cfg.momentDtype !== undefined)) {
-    throw new ConfigError(`${field}.${cfg.secondMoment !== undefined ? 'secondMoment' : 'momentDtype'}`, `is an Adam option; remove it for ${cfg.kind}`);
+    throw new ConfigError(
+      `${field}.${cfg.secondMoment !== undefined ? 'secondMoment' : 'momentDtype'}`,
+      `is an Adam option; remove it for ${cfg.kind}`,
+    );
   }
   if (momentDtype === 'bfloat16' && secondMoment !== 'row') {
     throw new ConfigError(`${field}.momentDtype`, "'bfloat16' needs secondMoment: 'row' (partial row-wise Adam)");

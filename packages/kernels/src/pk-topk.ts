@@ -54,12 +54,7 @@ function nativeKernel(): typeof nativePkTopK {
   return nativePkTopK;
 }
 
-export function productKeyTopK(
-  queries: Float32Array,
-  subkeys: Float32Array,
-  dims: PkDims,
-  opts: PkTopKOptions = {},
-): PkTopKResult {
+export function productKeyTopK(queries: Float32Array, subkeys: Float32Array, dims: PkDims, opts: PkTopKOptions = {}): PkTopKResult {
   validatePkDims(dims);
   const { batch, heads, n, dk } = dims;
   if (!(queries instanceof Float32Array)) throw new ShapeError('queries', 'must be a Float32Array');
@@ -105,8 +100,10 @@ export function productKeyTopKBackward(
   validatePkDims(dims);
   const { batch, heads, n, dk, k } = dims;
   const bhk = batch * heads * k;
-  if (!(grad instanceof Float32Array) || grad.length !== bhk) throw new ShapeError('grad', `expected a Float32Array of [B, H, k] = ${bhk} values`);
-  if (!(ids instanceof Int32Array) || ids.length !== bhk) throw new ShapeError('ids', `expected an Int32Array of [B, H, k] = ${bhk} values`);
+  if (!(grad instanceof Float32Array) || grad.length !== bhk)
+    throw new ShapeError('grad', `expected a Float32Array of [B, H, k] = ${bhk} values`);
+  if (!(ids instanceof Int32Array) || ids.length !== bhk)
+    throw new ShapeError('ids', `expected an Int32Array of [B, H, k] = ${bhk} values`);
   if (!(queries instanceof Float32Array) || queries.length !== batch * heads * dk) {
     throw new ShapeError('queries', `expected a Float32Array of [B, H, dk] = ${batch * heads * dk} values`);
   }

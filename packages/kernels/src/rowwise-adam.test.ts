@@ -14,8 +14,8 @@ import { bagBatch, relErr } from './testing';
 const IMPLS: KernelImpl[] = nativeAvailable().available ? ['ts', 'native'] : ['ts'];
 const ALL = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
 
-
-const batch = (seed: number, N: number, B: number, K: number, dv: number) => bagBatch(seed, N, B, K, dv, { pad: 0.1, hot: 0.2, hotRows: 3 }); // rows 0..2 hot
+const batch = (seed: number, N: number, B: number, K: number, dv: number) =>
+  bagBatch(seed, N, B, K, dv, { pad: 0.1, hot: 0.2, hotRows: 3 }); // rows 0..2 hot
 
 /** The math of partial row-wise Adam in float64, dense and unfused, straight from the definition. */
 class RowwiseAdamRef {
@@ -48,7 +48,7 @@ class RowwiseAdamRef {
     for (const [r, gr] of g) {
       const t = ++this.t[r]!;
       let meanSq = 0;
-      for (let c = 0; c < dv; c++) meanSq += gr[c]! * gr[c]! / dv;
+      for (let c = 0; c < dv; c++) meanSq += (gr[c]! * gr[c]!) / dv;
       this.v[r] = o.b2 * this.v[r]! + (1 - o.b2) * meanSq;
       const vHat = this.v[r]! / (1 - o.b2 ** t);
       for (let c = 0; c < dv; c++) {
@@ -107,7 +107,13 @@ describe.each(IMPLS)('partial row-wise Adam (%s kernels) vs a float64 reference'
 
   it('differs from full Adam (the option is really used)', () => {
     const mk = (secondMoment: 'row' | 'element') =>
-      ValueStore.create({ rows: 30, dim: 8, optimizer: { kind: 'adam', lr: 0.1, secondMoment }, init: { kind: 'normal', std: 1, seed: 1 }, impl });
+      ValueStore.create({
+        rows: 30,
+        dim: 8,
+        optimizer: { kind: 'adam', lr: 0.1, secondMoment },
+        init: { kind: 'normal', std: 1, seed: 1 },
+        impl,
+      });
     const a = mk('row');
     const b = mk('element');
     const { ids, w, gOut } = batch(3, 30, 4, 4, 8);

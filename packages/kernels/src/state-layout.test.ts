@@ -21,7 +21,12 @@ const native = nativeAvailable().available;
 type Row = [string, string, number[], string | null, boolean];
 const SKEW: Row = ['_skew', 'U8', [2112], null, false];
 const VARIANTS: { name: string; optimizer: OptimizerConfig; dtype: StorageDtype; rows: Row[] }[] = [
-  { name: 'sgd', optimizer: { kind: 'sgd', lr: 0.1, weightDecay: 0.01 }, dtype: 'float16', rows: [['values', 'F16', [N, dv], 'values', false]] },
+  {
+    name: 'sgd',
+    optimizer: { kind: 'sgd', lr: 0.1, weightDecay: 0.01 },
+    dtype: 'float16',
+    rows: [['values', 'F16', [N, dv], 'values', false]],
+  },
   {
     name: 'adagrad',
     optimizer: { kind: 'adagrad', lr: 0.1 },
@@ -32,7 +37,12 @@ const VARIANTS: { name: string; optimizer: OptimizerConfig; dtype: StorageDtype;
     name: 'adam',
     optimizer: { kind: 'adam', lr: 0.01, clip: { mode: 'global', maxNorm: 1 } },
     dtype: 'float32',
-    rows: [['adam_moments', 'F32', [N, 2, dv], 'moments', true], ['adam_step', 'I32', [N], 'steps', false], SKEW, ['values', 'F32', [N, dv], 'values', false]],
+    rows: [
+      ['adam_moments', 'F32', [N, 2, dv], 'moments', true],
+      ['adam_step', 'I32', [N], 'steps', false],
+      SKEW,
+      ['values', 'F32', [N, dv], 'values', false],
+    ],
   },
   {
     name: 'row-wise adam, f32 m',
@@ -62,11 +72,19 @@ const VARIANTS: { name: string; optimizer: OptimizerConfig; dtype: StorageDtype;
 
 const bytes = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
-function header(file: string): { tensors: [string, { dtype: string; shape: number[]; data_offsets: [number, number] }][]; metadata: Record<string, string> } {
+function header(file: string): {
+  tensors: [string, { dtype: string; shape: number[]; data_offsets: [number, number] }][];
+  metadata: Record<string, string>;
+} {
   const raw = fs.readFileSync(file);
   const json = JSON.parse(raw.subarray(8, 8 + Number(raw.readBigUInt64LE(0))).toString());
   const { __metadata__: metadata, ...tensors } = json;
-  return { tensors: Object.entries(tensors as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>).sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]), metadata };
+  return {
+    tensors: Object.entries(tensors as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>).sort(
+      (a, b) => a[1].data_offsets[0] - b[1].data_offsets[0],
+    ),
+    metadata,
+  };
 }
 
 describe.each(VARIANTS)('state layout: $name', ({ optimizer, dtype, rows }) => {
@@ -99,7 +117,17 @@ describe.each(VARIANTS)('state layout: $name', ({ optimizer, dtype, rows }) => {
       expect(t.data_offsets).toEqual([off, off + layout[i]!.bytes]);
       off += layout[i]!.bytes;
     }
-    expect(Object.keys(h.metadata).sort()).toEqual(['checksums', 'dim', 'dtype', 'format', 'optimizer', 'rowUpdates', 'rows', 'steps', 'version']);
+    expect(Object.keys(h.metadata).sort()).toEqual([
+      'checksums',
+      'dim',
+      'dtype',
+      'format',
+      'optimizer',
+      'rowUpdates',
+      'rows',
+      'steps',
+      'version',
+    ]);
     expect(h.metadata).toMatchObject({ format: 'mnemo-value-store', version: '1', rows: String(N), dim: String(dv), dtype, steps: '2' });
     const skew = h.tensors.find(([name]) => name === '_skew');
     if (skew) {

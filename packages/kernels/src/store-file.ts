@@ -168,7 +168,10 @@ export function rewriteHeader(
   });
   const head = headerBytes(metadata, specs, checksums, headerLength);
   if (head.length !== headerLength) {
-    throw new ValueError('file', `${file}: the new header needs ${head.length} bytes, the file reserved ${headerLength}; save() to a new file instead`);
+    throw new ValueError(
+      'file',
+      `${file}: the new header needs ${head.length} bytes, the file reserved ${headerLength}; save() to a new file instead`,
+    );
   }
   const fd = fs.openSync(file, 'r+');
   try {
@@ -224,7 +227,13 @@ export function readInto(file: string, offset: number, dst: Uint8Array): void {
   }
 }
 
-export function checkTensorHash(file: string, name: string, bytes: Uint8Array, want: string | undefined, hash: (b: Uint8Array) => number): void {
+export function checkTensorHash(
+  file: string,
+  name: string,
+  bytes: Uint8Array,
+  want: string | undefined,
+  hash: (b: Uint8Array) => number,
+): void {
   if (want === undefined) throw corrupt(file, `no checksum for tensor '${name}'`);
   const got = hex(hash(bytes));
   if (got !== want) throw corrupt(file, `checksum of '${name}' is ${got}, the header says ${want} (the file is corrupt)`);

@@ -72,7 +72,8 @@ export function resolveTableOptions(opts: ValueStoreOptions): TableConfig {
 }
 
 export function checkDeferred(deferred: unknown, field = 'deferred'): boolean {
-  if (deferred !== undefined && typeof deferred !== 'boolean') throw new ConfigError(field, `must be true or false, got ${String(deferred)}`);
+  if (deferred !== undefined && typeof deferred !== 'boolean')
+    throw new ConfigError(field, `must be true or false, got ${String(deferred)}`);
   return deferred ?? false;
 }
 
@@ -108,7 +109,8 @@ export function fillInit(values: Storage, dtype: StorageDtype, init: InitConfig)
 /** A per-call learning rate, or the optimizer's when undefined. */
 export function checkLr(lr: number | undefined, dflt: number): number {
   if (lr === undefined) return dflt;
-  if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) throw new ConfigError('lr', `must be a finite number ≥ 0, got ${String(lr)}`);
+  if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0)
+    throw new ConfigError('lr', `must be a finite number ≥ 0, got ${String(lr)}`);
   return lr;
 }
 

@@ -111,7 +111,7 @@ export function fakeCudaAddon(): FakeCudaAddon {
         state.moments = new Float32Array(rows * 2 * dv);
         for (let r = 0; r < rows; r++) {
           for (let c = 0; c < dv; c++) {
-            state.moments[(2 * r) * dv + c] = m1[r * dv + c]!;
+            state.moments[2 * r * dv + c] = m1[r * dv + c]!;
             state.moments[(2 * r + 1) * dv + c] = m2[r * dv + c]!;
           }
         }
@@ -122,7 +122,7 @@ export function fakeCudaAddon(): FakeCudaAddon {
       if (m1 && m2 && state.moments) {
         for (let r = 0; r < rows; r++) {
           for (let c = 0; c < dv; c++) {
-            m1[r * dv + c] = state.moments[(2 * r) * dv + c]!;
+            m1[r * dv + c] = state.moments[2 * r * dv + c]!;
             m2[r * dv + c] = state.moments[(2 * r + 1) * dv + c]!;
           }
         }

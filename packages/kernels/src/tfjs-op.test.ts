@@ -9,7 +9,6 @@ import { DisposedError, ShapeError } from '@mnemo/core';
 import { type BackendName, ValueStore, embeddingBag, initBackend } from './index';
 import { rng } from './testing';
 
-
 describe.each(['cpu', 'wasm'] as BackendName[])('embeddingBag op on the %s backend', (backend) => {
   it('trains like the dense reference: loss, Wq and the table after each SGD step', async () => {
     await initBackend({ backend, log: false });
@@ -20,11 +19,17 @@ describe.each(['cpu', 'wasm'] as BackendName[])('embeddingBag op on the %s backe
     const K = 4;
     const lr = 0.5;
     const r = rng(3);
-    const x = tf.tensor2d(Float32Array.from({ length: B * D }, () => r() * 2 - 1), [B, D]);
+    const x = tf.tensor2d(
+      Float32Array.from({ length: B * D }, () => r() * 2 - 1),
+      [B, D],
+    );
     const idsArr = Int32Array.from({ length: B * K }, (_, p) => (p % 5 === 0 ? 7 : Math.floor(r() * N))); // row 7 shared
     idsArr[3] = -1; // padding
     const ids = tf.tensor2d(idsArr, [B, K], 'int32');
-    const target = tf.tensor2d(Float32Array.from({ length: B * dv }, () => r()), [B, dv]);
+    const target = tf.tensor2d(
+      Float32Array.from({ length: B * dv }, () => r()),
+      [B, dv],
+    );
     const wq0 = Float32Array.from({ length: D * K }, () => r() - 0.5);
     const store = ValueStore.create({ rows: N, dim: dv, optimizer: { kind: 'sgd', lr }, init: { kind: 'normal', std: 0.5, seed: 1 } });
     const all = Int32Array.from({ length: N }, (_, i) => i);

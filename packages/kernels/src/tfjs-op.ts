@@ -24,7 +24,10 @@ export function embeddingBag(
   opts: BackwardOptions = {},
 ): tf.Tensor2D {
   if (!(ids instanceof tf.Tensor) || ids.rank !== 2 || ids.dtype !== 'int32') {
-    throw new ShapeError('ids', `must be an int32 tf.Tensor2D [B, K], got ${ids instanceof tf.Tensor ? `${ids.dtype} rank ${ids.rank}` : typeof ids}`);
+    throw new ShapeError(
+      'ids',
+      `must be an int32 tf.Tensor2D [B, K], got ${ids instanceof tf.Tensor ? `${ids.dtype} rank ${ids.rank}` : typeof ids}`,
+    );
   }
   if (!(weights instanceof tf.Tensor) || weights.rank !== 2 || weights.dtype !== 'float32') {
     throw new ShapeError('weights', 'must be a float32 tf.Tensor2D [B, K]');

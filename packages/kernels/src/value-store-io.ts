@@ -8,7 +8,16 @@ import { ConfigError, ValueError, checkInt } from '@mnemo/core';
 import { nativeAddon } from './native';
 import { type OptimizerConfig, type ResolvedOptimizer, resolveOptimizer } from './optimizers';
 import { type LayoutRow, STATE_SKEW, bytesOf, emptyState, setState, specOf, stateRows, valuesRow, viewOf } from './state-layout';
-import { type ParsedStoreFile, type TensorEntry, type TensorInfo, type TensorSpec, checkTensorHash, hashBytes, parseStoreFile, readInto } from './store-file';
+import {
+  type ParsedStoreFile,
+  type TensorEntry,
+  type TensorInfo,
+  type TensorSpec,
+  checkTensorHash,
+  hashBytes,
+  parseStoreFile,
+  readInto,
+} from './store-file';
 import { STORAGE_DTYPES, type StorageDtype } from './table-config';
 import type { OptimizerStateArrays, Storage } from './ts/embedding-bag';
 
@@ -157,7 +166,10 @@ export function readStoreHeader(file: string, override: OptimizerConfig | undefi
     const sm = saved.secondMoment ?? 'element';
     const md2 = saved.momentDtype ?? 'float32';
     if (optimizer.secondMoment !== sm) {
-      throw new ConfigError('optimizer.secondMoment', `the file holds Adam state with secondMoment '${sm}'; pass the same (or omit the optimizer)`);
+      throw new ConfigError(
+        'optimizer.secondMoment',
+        `the file holds Adam state with secondMoment '${sm}'; pass the same (or omit the optimizer)`,
+      );
     }
     if (optimizer.momentDtype !== md2) {
       throw new ConfigError('optimizer.momentDtype', `the file holds Adam m as ${md2}; pass the same (or omit the optimizer)`);

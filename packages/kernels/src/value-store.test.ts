@@ -11,7 +11,6 @@ import { rng } from './testing';
 
 const IMPLS: KernelImpl[] = nativeAvailable().available ? ['ts', 'native'] : ['ts'];
 
-
 interface Case {
   N: number;
   dv: number;
@@ -297,7 +296,12 @@ describe('save / load', () => {
 
   it('file-backed store: trains in the file, flush/dispose make it loadable; mmap shared continues in place', () => {
     const file = path.join(dir, 'backed.safetensors');
-    const opts = { rows: 300, dim: 16, optimizer: { kind: 'adagrad', lr: 0.05 } as OptimizerConfig, init: { kind: 'normal' as const, std: 1, seed: 2 } };
+    const opts = {
+      rows: 300,
+      dim: 16,
+      optimizer: { kind: 'adagrad', lr: 0.05 } as OptimizerConfig,
+      init: { kind: 'normal' as const, std: 1, seed: 2 },
+    };
     if (!nativeAvailable().available) {
       expect(() => ValueStore.create({ ...opts, file })).toThrow(BackendError);
       return;

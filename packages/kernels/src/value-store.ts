@@ -63,7 +63,8 @@ export interface ValueStoreStats extends ValueTableStats {
 }
 
 function chooseImpl(impl: KernelImpl | undefined, field = 'impl'): { impl: KernelImpl; native: NativeAddon | null } {
-  if (impl !== undefined && impl !== 'native' && impl !== 'ts') throw new ConfigError(field, `must be 'native' or 'ts', got ${String(impl)}`);
+  if (impl !== undefined && impl !== 'native' && impl !== 'ts')
+    throw new ConfigError(field, `must be 'native' or 'ts', got ${String(impl)}`);
   const native = nativeAddon();
   if (impl === 'native' && !native) {
     throw new BackendError(`${field}: native kernels are not available (${nativeAddonReason()}); use impl: 'ts'`);
@@ -141,8 +142,13 @@ export class ValueStore implements ValueTable {
     if (opts.file !== undefined) {
       const file = opts.file;
       if (typeof file !== 'string' || file === '') throw new ConfigError('file', 'must be a file path');
-      if (!nativeAddon()) throw new BackendError(`file: a file-backed store needs the native addon (${nativeAddonReason()}); omit 'file' and save() instead`);
-      const headerLength = createStoreFile(file, metadataOf({ rows, dim, dtype, optimizer, nSteps: 0, nRowUpdates: 0 }), layout.map(specOf));
+      if (!nativeAddon())
+        throw new BackendError(`file: a file-backed store needs the native addon (${nativeAddonReason()}); omit 'file' and save() instead`);
+      const headerLength = createStoreFile(
+        file,
+        metadataOf({ rows, dim, dtype, optimizer, nSteps: 0, nRowUpdates: 0 }),
+        layout.map(specOf),
+      );
       try {
         const arrays = mapArrays(file, headerLength, layout, buffers);
         store = new ValueStore({ rows, dim, dtype, optimizer, impl: opts.impl, layout, arrays, buffers, mapped: true, deferred });
@@ -209,7 +215,19 @@ export class ValueStore implements ValueTable {
     const q = this.queue.take(); // [ΣB, K] bags, padded with −1
     if (q === null) return 0;
     const params = packOptimizer(this.optimizer, lr);
-    const touched = bagBackward(this.native, values, DTYPE_CODE[this.dtype], this.dim, q.ids, q.weights, q.gOut, q.bagSize, null, params, this.state);
+    const touched = bagBackward(
+      this.native,
+      values,
+      DTYPE_CODE[this.dtype],
+      this.dim,
+      q.ids,
+      q.weights,
+      q.gOut,
+      q.bagSize,
+      null,
+      params,
+      this.state,
+    );
     this.recordStep(touched);
     return touched;
   }
@@ -296,7 +314,14 @@ export class ValueStore implements ValueTable {
     const native = nativeAddon()!;
     for (const b of this.buffers) native.syncBuffer(b);
     const entries = this.entries();
-    rewriteHeader(this.backing.file, this.backing.headerLength, this.metadata(), entries, entries.map((e) => e.bytes), storeHash());
+    rewriteHeader(
+      this.backing.file,
+      this.backing.headerLength,
+      this.metadata(),
+      entries,
+      entries.map((e) => e.bytes),
+      storeHash(),
+    );
     return true;
   }
 
@@ -305,7 +330,8 @@ export class ValueStore implements ValueTable {
     const h = readStoreHeader(file, opts.optimizer);
     const { rows, dim, dtype, optimizer } = h;
     chooseImpl(opts.impl);
-    if (opts.mmap && !nativeAddon()) throw new BackendError(`mmap needs the native addon (${nativeAddonReason()}); load without { mmap: true }`);
+    if (opts.mmap && !nativeAddon())
+      throw new BackendError(`mmap needs the native addon (${nativeAddonReason()}); load without { mmap: true }`);
     const verify = opts.verify ?? true;
     const deferred = checkDeferred(opts.deferred);
     const layout = storeLayout(optimizer, rows, dim, dtype);

@@ -204,7 +204,8 @@ export function valueTableContract(subject: ContractSubject): void {
       expect(withPad.subarray(0, dv)).toEqual(rows.subarray(dv, 2 * dv));
       expect(Array.from(withPad.subarray(dv))).toEqual(new Array(dv).fill(0));
       const V1 = t.readRows(ALL);
-      for (let r = 0; r < N; r++) if (![3, 41, 7].includes(r)) expect(V1.subarray(r * dv, (r + 1) * dv)).toEqual(V0.subarray(r * dv, (r + 1) * dv));
+      for (let r = 0; r < N; r++)
+        if (![3, 41, 7].includes(r)) expect(V1.subarray(r * dv, (r + 1) * dv)).toEqual(V0.subarray(r * dv, (r + 1) * dv));
       expect(() => t.writeRows(Int32Array.of(-1), new Float32Array(dv))).toThrow(/ids/);
       expect(() => t.writeRows(ids, new Float32Array(dv))).toThrow(ShapeError);
       expect(() => t.readRows(Int32Array.of(N))).toThrow(ValueError);
@@ -243,14 +244,27 @@ export function valueTableContract(subject: ContractSubject): void {
       const { ids, w, gOut } = batch(9);
       expect(() => t.forward(Int32Array.of(0, N), Float32Array.of(1, 1), 2)).toThrow(ValueError);
       expect(() => t.forward(Int32Array.of(0, -2), Float32Array.of(1, 1), 2)).toThrow(/ids: element 1 is -2/);
-      expect(() => t.forward(ids, Float32Array.from(w, (x, i) => (i === 3 ? Number.NaN : x)), K)).toThrow(/weights: element 3 is NaN/);
+      expect(() =>
+        t.forward(
+          ids,
+          Float32Array.from(w, (x, i) => (i === 3 ? Number.NaN : x)),
+          K,
+        ),
+      ).toThrow(/weights: element 3 is NaN/);
       expect(() => t.forward(ids, w.subarray(1), K)).toThrow(ShapeError);
       expect(() => t.forward(ids, w, 4)).toThrow(/multiple of bagSize/); // 30 positions
       expect(() => t.forward(ids, w, 1.5)).toThrow(/bagSize/);
       expect(() => t.forward(ids, w, K, undefined, new Float32Array(3))).toThrow(/out/);
       expect(() => t.forward(new Int32Array(0), new Float32Array(0), 0)).toThrow(/batch/);
       expect(() => t.backward(ids, w, gOut.subarray(1), K)).toThrow(/gOut: expected \[B=6, dv=7\]/);
-      expect(() => t.backward(ids, w, Float32Array.from(gOut, () => Number.POSITIVE_INFINITY), K)).toThrow(/gOut/);
+      expect(() =>
+        t.backward(
+          ids,
+          w,
+          Float32Array.from(gOut, () => Number.POSITIVE_INFINITY),
+          K,
+        ),
+      ).toThrow(/gOut/);
       expect(() => t.backward(ids, w, gOut, K, { lr: -1 })).toThrow(ConfigError);
       expect(() => t.backward(ids, w, gOut, K, { lr: -1 })).toThrow(/lr/);
       expect(() => t.step({ lr: Number.NaN })).toThrow(/lr/);

@@ -157,20 +157,7 @@ function nativeBatchMatMul(
   if (batch === 0 || m === 0 || n === 0) return out;
   // offsets are read after makeOutput: an allocation may grow (and replace) the heap
   const off = (t: tf.TensorInfo) => be.dataIdMap.get(t.dataId).memoryOffset / 4;
-  addon.sgemm(
-    be.wasm.HEAPF32,
-    off(a),
-    off(b),
-    off(out),
-    batch,
-    batchA === 1 ? 0 : m * k,
-    batchB === 1 ? 0 : k * n,
-    m,
-    n,
-    k,
-    ta,
-    tb,
-  );
+  addon.sgemm(be.wasm.HEAPF32, off(a), off(b), off(out), batch, batchA === 1 ? 0 : m * k, batchB === 1 ? 0 : k * n, m, n, k, ta, tb);
   return out;
 }
 

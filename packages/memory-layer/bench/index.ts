@@ -50,11 +50,7 @@ async function main() {
   const memOpt = tf.train.adam(1e-3);
   const memVars = [g2, ...mem.trainableVariables()];
   const memStep = () =>
-    memOpt.minimize(
-      () => tf.mean(tf.square(tf.add(x, mem.apply(rmsNorm(x, g2), { training: true })))) as tf.Scalar,
-      false,
-      memVars,
-    );
+    memOpt.minimize(() => tf.mean(tf.square(tf.add(x, mem.apply(rmsNorm(x, g2), { training: true })))) as tf.Scalar, false, memVars);
 
   // Interleaved: dense step, memory step, dense step, ... so that drift in the machine's load
   // (a shared VM) hits both blocks alike.
@@ -91,7 +87,14 @@ async function main() {
       `k = ${cfg.topK}, dk = ${cfg.keyDim}, dv = ${cfg.valueDim}, QK-norm, sparse Adam on the values. ` +
       `tfjs backend ${backend.name}; kernels ${native.available ? 'native' : 'TypeScript'}. Medians of ${reps} interleaved steps (dense, memory, dense, …) after 2 warm-up steps each.`,
   });
-  report.addRow({ block: 'dense FFN (hidden 4D)', 'step ms': tDense.median, 'min ms': tDense.min, 'FLOPs/token (FFN fwd)': denseFlops, params: 2 * 4 * D * D, 'x dense': 1 });
+  report.addRow({
+    block: 'dense FFN (hidden 4D)',
+    'step ms': tDense.median,
+    'min ms': tDense.min,
+    'FLOPs/token (FFN fwd)': denseFlops,
+    params: 2 * 4 * D * D,
+    'x dense': 1,
+  });
   report.addRow({
     block: `memory FFN (N = 2^18)`,
     'step ms': tMem.median,

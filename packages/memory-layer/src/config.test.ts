@@ -23,8 +23,6 @@ describe('memory layer config', () => {
   });
 
   it('prefixes the field path for nested configs', () => {
-    expect(() => parseMemoryLayerConfig({ inputDim: 8, numKeys: 4, topK: 8 }, 'blocks.3.memory')).toThrow(
-      /^blocks\.3\.memory\.topK:/,
-    );
+    expect(() => parseMemoryLayerConfig({ inputDim: 8, numKeys: 4, topK: 8 }, 'blocks.3.memory')).toThrow(/^blocks\.3\.memory\.topK:/);
   });
 });

@@ -21,7 +21,11 @@ describe('saveMemory / loadMemory', () => {
     const x = tf.randomNormal([16, 8], 0, 1, 'float32', 1);
     const opt = tf.train.adam(0.01);
     for (let s = 0; s < 3; s++) {
-      opt.minimize(() => tf.mean(tf.square(tf.add(layers[0]!.apply(x), layers[1]!.apply(x)))) as tf.Scalar, false, layers.flatMap((l) => l.trainableVariables()));
+      opt.minimize(
+        () => tf.mean(tf.square(tf.add(layers[0]!.apply(x), layers[1]!.apply(x)))) as tf.Scalar,
+        false,
+        layers.flatMap((l) => l.trainableVariables()),
+      );
     }
     return { pool, layers, x };
   }

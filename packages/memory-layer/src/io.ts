@@ -90,7 +90,10 @@ export function loadMemoryTensors(dir: string, layers: SavableMemory[], configs?
     }
     layers.forEach((l, i) => {
       if (canonical(l.config) !== canonical(configs[i])) {
-        throw new CheckpointError(dir, `does not match the model config: layer ${i} was saved as ${JSON.stringify(configs[i])}, expected ${JSON.stringify(l.config)}`);
+        throw new CheckpointError(
+          dir,
+          `does not match the model config: layer ${i} was saved as ${JSON.stringify(configs[i])}, expected ${JSON.stringify(l.config)}`,
+        );
       }
     });
   }
@@ -134,6 +137,8 @@ export function loadMemory(dir: string, opts: { mmap?: boolean } = {}): LoadedMe
 /** JSON with object keys sorted (configs compare equal whatever their key order). */
 function canonical(v: unknown): string {
   return JSON.stringify(v, (_k, x) =>
-    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x,
+    x && typeof x === 'object' && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : x,
   );
 }

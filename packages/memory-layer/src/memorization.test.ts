@@ -44,10 +44,23 @@ describe('memorising random associations', () => {
   });
 
   it(`a memory layer reaches ≥ 95% in ${STEPS} steps; a same-FLOPs dense MLP does not`, () => {
-    const cfg = parseMemoryLayerConfig({ inputDim: D, numKeys: 128, heads: 4, topK: 8, keyDim: 32, gating: 'silu', queryNorm: 'qknorm', seed: 3 });
+    const cfg = parseMemoryLayerConfig({
+      inputDim: D,
+      numKeys: 128,
+      heads: 4,
+      topK: 8,
+      keyDim: 32,
+      gating: 'silu',
+      queryNorm: 'qknorm',
+      seed: 3,
+    });
     const mem = new MemoryLayer(cfg, { poolOptions: { optimizer: { kind: 'adam', lr: 0.05 } } });
     const wcM = tf.variable(tf.randomNormal([D, C], 0, D ** -0.5, 'float32', 4));
-    const memAcc = train((x, training) => tf.matMul(mem.apply(x, { training }) as tf.Tensor2D, wcM), [...mem.trainableVariables(), wcM], 3e-3);
+    const memAcc = train(
+      (x, training) => tf.matMul(mem.apply(x, { training }) as tf.Tensor2D, wcM),
+      [...mem.trainableVariables(), wcM],
+      3e-3,
+    );
 
     const flops = memoryLayerFlops(cfg);
     const h = matchedMlpWidth(flops, D);

@@ -51,7 +51,13 @@ describe('Memory (addressor → pool → readout)', () => {
   it('composes any addressor with a pool and a readout: y = readout(Σ_j w_j V[id_j], x)', () => {
     const [N, dv, K, B] = [64, 4, 3, 5];
     const pool = new MemoryPool({ rows: N, dim: dv, seed: 3 });
-    const mem = new Memory({ config: { kind: 'mod' }, addressor: new ModAddressor(N, K), pool, readout: new IdentityReadout(dv), inputDim: dv });
+    const mem = new Memory({
+      config: { kind: 'mod' },
+      addressor: new ModAddressor(N, K),
+      pool,
+      readout: new IdentityReadout(dv),
+      inputDim: dv,
+    });
     const x = tf.randomNormal([B, dv], 0, 1, 'float32', 1);
     const y = mem.apply(x).dataSync();
     const V = pool.readRows(Int32Array.from({ length: N }, (_, i) => i));
@@ -72,7 +78,13 @@ describe('Memory (addressor → pool → readout)', () => {
   it('hands a readout G bags per token as m [B, G·dv]', () => {
     const [N, dv, K, B, G] = [32, 2, 2, 3, 3];
     const pool = new MemoryPool({ rows: N, dim: dv, seed: 5 });
-    const mem = new Memory({ config: {}, addressor: new ModAddressor(N, K, G), pool, readout: new ProjectionReadout(G * dv, 4, { seed: 1, name: 't' }), inputDim: 4 });
+    const mem = new Memory({
+      config: {},
+      addressor: new ModAddressor(N, K, G),
+      pool,
+      readout: new ProjectionReadout(G * dv, 4, { seed: 1, name: 't' }),
+      inputDim: 4,
+    });
     const x = tf.randomNormal([B, 4], 0, 1, 'float32', 2);
     const seen: number[][] = [];
     const apply = mem.readout.apply.bind(mem.readout);
@@ -89,11 +101,19 @@ describe('Memory (addressor → pool → readout)', () => {
 
   it('refuses parts that do not fit, naming the part', () => {
     const pool = new MemoryPool({ rows: 64, dim: 4 });
-    expect(() => new Memory({ config: {}, addressor: new ModAddressor(100, 2), pool, readout: new IdentityReadout(4), inputDim: 4 })).toThrow(ConfigError);
-    expect(() => new Memory({ config: {}, addressor: new ModAddressor(100, 2), pool, readout: new IdentityReadout(4), inputDim: 4 })).toThrow(/^pool: has 64 rows/);
-    expect(() => new Memory({ config: {}, addressor: new ModAddressor(64, 2), pool, readout: new IdentityReadout(8), inputDim: 8 })).toThrow(/^readout: reads m of width 8, the pool and addressor give 4/);
+    expect(
+      () => new Memory({ config: {}, addressor: new ModAddressor(100, 2), pool, readout: new IdentityReadout(4), inputDim: 4 }),
+    ).toThrow(ConfigError);
+    expect(
+      () => new Memory({ config: {}, addressor: new ModAddressor(100, 2), pool, readout: new IdentityReadout(4), inputDim: 4 }),
+    ).toThrow(/^pool: has 64 rows/);
+    expect(
+      () => new Memory({ config: {}, addressor: new ModAddressor(64, 2), pool, readout: new IdentityReadout(8), inputDim: 8 }),
+    ).toThrow(/^readout: reads m of width 8, the pool and addressor give 4/);
     const silu = new SiluGateReadout(4, 6, { seeds: { w1: 1, w2: 2 }, name: 's' });
-    expect(() => new Memory({ config: {}, addressor: new ModAddressor(64, 2), pool, readout: silu, inputDim: 8 })).toThrow(/^readout: writes width 6, the layer's input is 8/);
+    expect(() => new Memory({ config: {}, addressor: new ModAddressor(64, 2), pool, readout: silu, inputDim: 8 })).toThrow(
+      /^readout: writes width 6, the layer's input is 8/,
+    );
     silu.dispose();
     pool.dispose();
   });

@@ -69,16 +69,12 @@ export function usageHistogramSvg(
     parts.push(
       `<rect x="${(x + 2).toFixed(1)}" y="${(m.t + ph - h).toFixed(1)}" width="${Math.max(1, bw - 4).toFixed(1)}" height="${h.toFixed(1)}" fill="${i === 0 ? '#d62728' : '#1f77b4'}"><title>${esc(b.label)} reads: ${b.slots} slots</title></rect>`,
     );
-    parts.push(
-      `<text x="${(x + bw / 2).toFixed(1)}" y="${m.t + ph + 16}" text-anchor="middle" font-size="10">${esc(b.label)}</text>`,
-    );
+    parts.push(`<text x="${(x + bw / 2).toFixed(1)}" y="${m.t + ph + 16}" text-anchor="middle" font-size="10">${esc(b.label)}</text>`);
   });
   parts.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${m.t + ph}" y2="${m.t + ph}" stroke="black"/>`);
   parts.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + ph}" stroke="black"/>`);
   parts.push(`<text x="${m.l + pw / 2}" y="${H - 30}" text-anchor="middle">reads per slot (log₂ bins)</text>`);
-  parts.push(
-    `<text x="18" y="${m.t + ph / 2}" text-anchor="middle" transform="rotate(-90 18 ${m.t + ph / 2})">slots</text>`,
-  );
+  parts.push(`<text x="18" y="${m.t + ph / 2}" text-anchor="middle" transform="rotate(-90 18 ${m.t + ph / 2})">slots</text>`);
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }

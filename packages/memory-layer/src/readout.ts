@@ -95,6 +95,8 @@ export class SiluGateReadout implements Readout {
 
 /** Throw unless a readout reads what the value table and addressor produce. */
 export function checkReadout(readout: Readout, valueDim: number, inputDim: number): void {
-  if (readout.valueDim !== valueDim) throw new ConfigError('readout', `reads m of width ${readout.valueDim}, the pool and addressor give ${valueDim}`);
-  if (readout.outputDim !== inputDim) throw new ConfigError('readout', `writes width ${readout.outputDim}, the layer's input is ${inputDim}`);
+  if (readout.valueDim !== valueDim)
+    throw new ConfigError('readout', `reads m of width ${readout.valueDim}, the pool and addressor give ${valueDim}`);
+  if (readout.outputDim !== inputDim)
+    throw new ConfigError('readout', `writes width ${readout.outputDim}, the layer's input is ${inputDim}`);
 }

@@ -6,7 +6,10 @@ describe('usage metrics', () => {
   it('uniform usage: KL 0, Gini 0, every slot used, coverage proportional', () => {
     const t = new UsageTracker(100);
     const ids = Array.from({ length: 100 }, (_, i) => i);
-    t.add(ids, ids.map(() => 0.5));
+    t.add(
+      ids,
+      ids.map(() => 0.5),
+    );
     const r = t.report();
     expect(r.usedFraction).toBe(1);
     expect(r.klWeights).toBeCloseTo(0, 12);

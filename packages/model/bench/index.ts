@@ -93,7 +93,10 @@ async function main() {
     const c = modelCounts(r.cfg);
     // decoding speed
     const cache = r.model.newCache();
-    let logits = r.model.prefill(Array.from({ length: 16 }, (_, i) => i + 1), cache);
+    let logits = r.model.prefill(
+      Array.from({ length: 16 }, (_, i) => i + 1),
+      cache,
+    );
     const t0 = performance.now();
     for (let i = 0; i < 64; i++) {
       let best = 0;
@@ -104,11 +107,18 @@ async function main() {
     cache.dispose();
     const caches = Array.from({ length: 8 }, (_, b) => {
       const k = r.model.newCache();
-      r.model.prefill(Array.from({ length: 4 + b }, (_, i) => i + 1), k);
+      r.model.prefill(
+        Array.from({ length: 4 + b }, (_, i) => i + 1),
+        k,
+      );
       return k;
     });
     const t1 = performance.now();
-    for (let i = 0; i < 32; i++) r.model.decodeBatch(caches.map((_, b) => (i + b) % 2048), caches);
+    for (let i = 0; i < 32; i++)
+      r.model.decodeBatch(
+        caches.map((_, b) => (i + b) % 2048),
+        caches,
+      );
     const batched = (8 * 32) / ((performance.now() - t1) / 1e3);
     for (const k of caches) k.dispose();
     report.addRow({

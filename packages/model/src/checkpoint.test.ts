@@ -1,4 +1,21 @@
-import { closeSync, cpSync, existsSync, lstatSync, readlinkSync, renameSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  readlinkSync,
+  renameSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CheckpointError, SafetensorsReader } from '@mnemo/core';
@@ -181,7 +198,11 @@ describe('checkpoints', () => {
     const b = new LanguageModel(parseModelConfig({ ...cfgInput, ffn: ['dense', 'moe', 'dense'], seed: 99 }));
     saveCheckpoint(a.dir, { model: b, tokenizer: new TestTokenizer([]) });
     // the pointer (a symlink) and the one version it names: no temp, old or earlier version dirs
-    expect(readdirSync(root).filter((f) => f.startsWith('replace')).sort()).toEqual(['replace', 'replace.v-2']);
+    expect(
+      readdirSync(root)
+        .filter((f) => f.startsWith('replace'))
+        .sort(),
+    ).toEqual(['replace', 'replace.v-2']);
     expect(lstatSync(a.dir).isSymbolicLink()).toBe(true);
     expect(readlinkSync(a.dir)).toBe('replace.v-2');
     const back = load(a.dir);
@@ -268,7 +289,10 @@ describe('checkpoint writes survive a crash at every step', () => {
     if (s === step) throw new Crash(step);
   };
   /** saves of `dir`'s family left in its parent */
-  const family = (dir: string) => readdirSync(path.dirname(dir)).filter((f) => f === path.basename(dir) || f.startsWith(`${path.basename(dir)}.`)).sort();
+  const family = (dir: string) =>
+    readdirSync(path.dirname(dir))
+      .filter((f) => f === path.basename(dir) || f.startsWith(`${path.basename(dir)}.`))
+      .sort();
   const swapIndex = CHECKPOINT_WRITE_STEPS.indexOf('swap');
 
   for (const legacy of [false, true]) {
@@ -288,7 +312,16 @@ describe('checkpoint writes survive a crash at every step', () => {
         // the save of step 2 stops before `step` (a step that does not happen in this layout: it completes)
         let crashed = false;
         try {
-          saveCheckpoint(dir, { model, tokenizer: tok, extra: { step: 2 } }, { beforeStep: (s) => { seen.add(s); crashAt(step)(s); } });
+          saveCheckpoint(
+            dir,
+            { model, tokenizer: tok, extra: { step: 2 } },
+            {
+              beforeStep: (s) => {
+                seen.add(s);
+                crashAt(step)(s);
+              },
+            },
+          );
         } catch (e) {
           if (!(e instanceof Crash)) throw e;
           crashed = true;
@@ -322,7 +355,11 @@ describe('checkpoint writes survive a crash at every step', () => {
     // what the old saver leaves when killed between `rename(dir, dir.old-PID)` and `rename(dir.tmp-PID, dir)`:
     // no <dir>, the previous checkpoint in .old-PID, the new complete one in .tmp-PID, plus an
     // incomplete .tmp of another crashed process
-    for (const [name, step] of [['two-rename.old-111', 1], ['two-rename.tmp-111', 2], ['two-rename.tmp-222', 3]] as const) {
+    for (const [name, step] of [
+      ['two-rename.old-111', 1],
+      ['two-rename.tmp-111', 2],
+      ['two-rename.tmp-222', 3],
+    ] as const) {
       saveCheckpoint(path.join(root, `src-${name}`), { model, tokenizer: tok, extra: { step } });
       cpSync(path.join(root, `src-${name}`), path.join(root, name), { recursive: true, dereference: true });
     }
@@ -348,7 +385,9 @@ describe('checkpoint writes survive a real kill -9', () => {
     const child = path.join(import.meta.dirname, 'testing', 'save-and-kill.ts');
     const run = (dir: string, step: string, n: number) =>
       new Promise<{ signal: string | null; out: string }>((resolve) => {
-        const p = spawn(process.execPath, ['--conditions=mnemo-source', '--import', 'tsx', child, dir, step, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const p = spawn(process.execPath, ['--conditions=mnemo-source', '--import', 'tsx', child, dir, step, String(n)], {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        });
         let out = '';
         p.stdout.on('data', (d) => {
           out += d;
@@ -361,7 +400,11 @@ describe('checkpoint writes survive a real kill -9', () => {
       for (const t of Object.values(ck.extraTensors)) t.dispose();
       return ck.extra.step;
     };
-    for (const [step, expected] of [['config', 1], ['swap', 1], ['cleanup', 2]] as const) {
+    for (const [step, expected] of [
+      ['config', 1],
+      ['swap', 1],
+      ['cleanup', 2],
+    ] as const) {
       const dir = path.join(root, `kill-${step}`);
       expect((await run(dir, 'none', 1)).out).toBe('saved\n');
       const killed = await run(dir, step, 2);

@@ -252,7 +252,10 @@ export function loadCheckpointWith<Tok>(at: string, tokenizerFromJSON: (json: un
   const configFile = path.join(dir, 'config.json');
   const meta = readJson(configFile) as { format?: unknown; version?: unknown; model?: unknown; extra?: unknown; files?: unknown };
   if (meta?.format !== FORMAT || meta.version !== VERSION) {
-    throw new CheckpointError(configFile, `not a ${FORMAT} v${VERSION} checkpoint (format ${String(meta?.format)}, version ${String(meta?.version)})`);
+    throw new CheckpointError(
+      configFile,
+      `not a ${FORMAT} v${VERSION} checkpoint (format ${String(meta?.format)}, version ${String(meta?.version)})`,
+    );
   }
   let config: ModelConfig;
   try {
@@ -344,8 +347,10 @@ function readExtra(file: string, out: Record<string, tf.Tensor>): void {
   try {
     for (const [name, info] of reader.tensors) {
       const bytes = reader.readBytes(name);
-      if (info.dtype === 'F32') out[name] = tf.tensor(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), info.shape, 'float32');
-      else if (info.dtype === 'I32') out[name] = tf.tensor(new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), info.shape, 'int32');
+      if (info.dtype === 'F32')
+        out[name] = tf.tensor(new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), info.shape, 'float32');
+      else if (info.dtype === 'I32')
+        out[name] = tf.tensor(new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), info.shape, 'int32');
       else throw new CheckpointError(file, `tensor '${name}' is ${info.dtype}; extra tensors are F32 or I32`);
     }
   } finally {

@@ -48,7 +48,11 @@ describe.runIf(native.addon)('native vs wasm dense path', () => {
 
   it.each(['dense', 'memoryPlus'] as const)('%s: loss and gradients agree', (kind) => {
     const r = mulberry32(4);
-    const ids = tf.tensor2d(Int32Array.from({ length: 3 * 33 }, () => Math.floor(r() * 97)), [3, 33], 'int32');
+    const ids = tf.tensor2d(
+      Int32Array.from({ length: 3 * 33 }, () => Math.floor(r() * 97)),
+      [3, 33],
+      'int32',
+    );
     // a model per path (same seed): a Memory+ backward updates its value rows in place
     const run = (p: 'native' | 'wasm') => {
       setDensePath(p);
@@ -71,7 +75,7 @@ describe.runIf(native.addon)('native vs wasm dense path', () => {
     ids.dispose();
   });
 
-  it('the batched decode step (the server scheduler\'s) runs native and agrees with wasm', () => {
+  it("the batched decode step (the server scheduler's) runs native and agrees with wasm", () => {
     const m = new LanguageModel(cfg('dense'));
     const prompts = [[5, 9, 11], [1, 2, 3, 4, 5, 6, 7], [42]];
     const decode = (p: 'native' | 'wasm') => {

@@ -52,7 +52,11 @@ describe('FFN kind registry', () => {
 });
 
 describe('skip-layer memories from config.skips', () => {
-  const cfg = { ...base, ffn: ['dense', 'memoryPlus', 'dense', 'dense'], skips: [{ read: 0, write: 2, kind: 'memory' }] } as ModelConfigInput;
+  const cfg = {
+    ...base,
+    ffn: ['dense', 'memoryPlus', 'dense', 'dense'],
+    skips: [{ read: 0, write: 2, kind: 'memory' }],
+  } as ModelConfigInput;
 
   it('read block i, write after block j, on the one shared pool; counted and inspected', () => {
     const c = parseModelConfig(cfg);
@@ -100,7 +104,9 @@ describe('skip-layer memories from config.skips', () => {
   });
 
   it('refuses bad skips naming the field', () => {
-    expect(() => parseModelConfig({ ...cfg, skips: [{ read: 2, write: 1, kind: 'memory' }] })).toThrow(/^skips\.0: needs 0 ≤ read < write < layers \(4\), got 2 → 1/);
+    expect(() => parseModelConfig({ ...cfg, skips: [{ read: 2, write: 1, kind: 'memory' }] })).toThrow(
+      /^skips\.0: needs 0 ≤ read < write < layers \(4\), got 2 → 1/,
+    );
     expect(() => parseModelConfig({ ...cfg, skips: [{ read: 0, write: 4, kind: 'memory' }] })).toThrow(/^skips\.0:/);
     expect(() => parseModelConfig({ ...cfg, skips: [{ read: 0, write: 2, kind: 'dense' }] })).toThrow(/^skips\.0\.kind:/);
     expect(() => parseModelConfig({ ...cfg, skips: [{ read: 0, write: 2, kind: 'memory', extra: 1 }] })).toThrow(/^skips\.0/);
@@ -143,6 +149,8 @@ describe('UltraMem memories (kind ultramem) in blocks and on skip sites', () => 
   });
 
   it('a pool shared by kinds of different shapes is refused, naming ffn', () => {
-    expect(() => new LanguageModel({ ...um, ffn: ['dense', 'memoryPlus', 'dense', 'ultramem'] })).toThrow(/^ffn: memory kinds .* need pools of different shapes/);
+    expect(() => new LanguageModel({ ...um, ffn: ['dense', 'memoryPlus', 'dense', 'ultramem'] })).toThrow(
+      /^ffn: memory kinds .* need pools of different shapes/,
+    );
   });
 });

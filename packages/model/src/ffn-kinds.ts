@@ -70,7 +70,8 @@ function memoryLayerParams(m: MemoryLayerConfig): number {
   const D = m.inputDim;
   const hq = m.heads * m.keyDim;
   let n = D * hq + hq + m.heads * m.numKeys * m.keyDim; // Wq, bq, sub-keys [H, 2, n, dk/2]
-  if (m.gating === 'silu') n += 2 * D * m.valueDim + m.valueDim + D; // W1, b1, W2, b2
+  if (m.gating === 'silu')
+    n += 2 * D * m.valueDim + m.valueDim + D; // W1, b1, W2, b2
   else if (m.valueDim !== D) n += m.valueDim * D; // Wo
   return n;
 }
@@ -200,7 +201,10 @@ export function poolShapeOf(c: ModelConfig): { rows: number; dim: number; initSt
   for (const k of kinds) {
     const p = memoryKind(k, 'ffn').pool(c);
     if (shape && (shape.rows !== p.rows || shape.dim !== p.dim)) {
-      throw new ConfigError('ffn', `memory kinds ${kinds.join(', ')} need pools of different shapes (${shape.rows}×${shape.dim} vs ${p.rows}×${p.dim}); one model has one pool`);
+      throw new ConfigError(
+        'ffn',
+        `memory kinds ${kinds.join(', ')} need pools of different shapes (${shape.rows}×${shape.dim} vs ${p.rows}×${p.dim}); one model has one pool`,
+      );
     }
     shape ??= p;
   }

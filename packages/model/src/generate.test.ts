@@ -56,7 +56,13 @@ describe('generate', () => {
     const stop = full.text.slice(6, 8);
     const at = full.text.indexOf(stop);
     const pieces: string[] = [];
-    const r = generate(model, codec, 'abc', { maxTokens: 16, temperature: 1, seed: 5, stop: ['zzzzzz', stop], onToken: (t) => pieces.push(t) });
+    const r = generate(model, codec, 'abc', {
+      maxTokens: 16,
+      temperature: 1,
+      seed: 5,
+      stop: ['zzzzzz', stop],
+      onToken: (t) => pieces.push(t),
+    });
     expect(r.finishReason).toBe('stop');
     expect(r.text).toBe(full.text.slice(0, at));
     expect(r.text.includes(stop)).toBe(false);

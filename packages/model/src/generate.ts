@@ -147,7 +147,8 @@ export function sampleToken(logits: Float32Array, opts: { temperature: number; t
 }
 
 function checkSampling(temperature: number, topP: number): void {
-  if (!(Number.isFinite(temperature) && temperature >= 0)) throw new ConfigError('temperature', `must be a finite number ≥ 0, got ${temperature}`);
+  if (!(Number.isFinite(temperature) && temperature >= 0))
+    throw new ConfigError('temperature', `must be a finite number ≥ 0, got ${temperature}`);
   if (!(topP > 0 && topP <= 1)) throw new ConfigError('topP', `must be in (0, 1], got ${topP}`);
 }
 

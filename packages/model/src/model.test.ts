@@ -73,7 +73,11 @@ describe('LanguageModel', () => {
   it.each(['dense', 'memoryPlus'] as const)('%s: decodeBatch over caches of different lengths equals per-sequence decoding', (kind) => {
     const m = new LanguageModel(tiny(kind));
     const prompts = [randomIds(3, 61, 2), randomIds(9, 61, 3), randomIds(1, 61, 4)];
-    const next = [[5, 6, 7], [8, 9, 10], [11, 12, 13]];
+    const next = [
+      [5, 6, 7],
+      [8, 9, 10],
+      [11, 12, 13],
+    ];
     const single = prompts.map((p) => {
       const c = m.newCache();
       m.prefill(p, c);
@@ -145,7 +149,9 @@ describe('LanguageModel', () => {
   it.each(['dense', 'moe'] as const)('%s: loss = cross-entropy + the MoE balance term; aux: false leaves the term out', (kind) => {
     const m = new LanguageModel(tiny(kind));
     const ids = tf.tensor2d(randomIds(2 * 9, 61, 4), [2, 9], 'int32');
-    const [full, ce, aux] = tf.tidy(() => [m.loss(ids), m.loss(ids, { aux: false }), m.forward(tf.slice(ids, [0, 0], [2, 8])).auxLoss].map((t) => t.dataSync()[0]!)); // loss reads ids[:, :-1]
+    const [full, ce, aux] = tf.tidy(() =>
+      [m.loss(ids), m.loss(ids, { aux: false }), m.forward(tf.slice(ids, [0, 0], [2, 8])).auxLoss].map((t) => t.dataSync()[0]!),
+    ); // loss reads ids[:, :-1]
     if (kind === 'moe') expect(aux).toBeGreaterThan(0.001);
     else expect(aux).toBe(0);
     expect(full! - ce!).toBeCloseTo(aux!, 5);

@@ -148,7 +148,10 @@ export class LanguageModel {
     this.skips = [...configSkips, ...(opts.skips ?? [])];
     this.skips.forEach((s, i) => {
       if (!(Number.isInteger(s.readBlock) && s.readBlock >= 0 && s.readBlock < s.writeBlock && s.writeBlock < c.layers)) {
-        throw new ConfigError(`skips.${i}`, `needs 0 ≤ readBlock < writeBlock < layers (${c.layers}), got ${s.readBlock} → ${s.writeBlock}`);
+        throw new ConfigError(
+          `skips.${i}`,
+          `needs 0 ≤ readBlock < writeBlock < layers (${c.layers}), got ${s.readBlock} → ${s.writeBlock}`,
+        );
       }
       for (const [name, v] of Object.entries(s.variables())) this.params.adopt(`skips.${i}.${name}`, v);
     });
@@ -263,7 +266,8 @@ export class LanguageModel {
   inspectMemory(tokens: number[]): MemoryInspection[] {
     const T = tokens.length;
     const idArr = this.checkTokens(tokens, 'tokens');
-    if (T === 0 || T > this.config.maxSeqLen) throw new ValueError('tokens', `length ${T} must be in [1, maxSeqLen = ${this.config.maxSeqLen}]`);
+    if (T === 0 || T > this.config.maxSeqLen)
+      throw new ValueError('tokens', `length ${T} must be in [1, maxSeqLen = ${this.config.maxSeqLen}]`);
     const out: MemoryInspection[] = [];
     tf.tidy(() => {
       this.run(idArr, 1, T, this.fullContext(T), false, (block, x) => {
@@ -345,10 +349,14 @@ export class LanguageModel {
     const B = rows.length;
     const T = rows[0]!.length;
     const caches = handles.map((h, b) => {
-      if (!(h instanceof ModelKVCache) || h.owner !== this) throw new ValueError(`caches.${b}`, 'was not made by this model; use model.newCache()');
+      if (!(h instanceof ModelKVCache) || h.owner !== this)
+        throw new ValueError(`caches.${b}`, 'was not made by this model; use model.newCache()');
       if (h.disposed) throw new ValueError(`caches.${b}`, 'is disposed; use model.newCache()');
       if (h.length + T > c.maxSeqLen) {
-        throw new ValueError(`caches.${b}`, `holds ${h.length} tokens; ${T} more exceed maxSeqLen ${c.maxSeqLen}. Start a new sequence or shorten it`);
+        throw new ValueError(
+          `caches.${b}`,
+          `holds ${h.length} tokens; ${T} more exceed maxSeqLen ${c.maxSeqLen}. Start a new sequence or shorten it`,
+        );
       }
       return h;
     });
@@ -370,7 +378,14 @@ export class LanguageModel {
           const row = (t: tf.Tensor4D) => tf.reshape(tf.slice(t, [b, 0, 0, 0], [1, Hk, T, dh]), [Hk, T, dh]) as tf.Tensor3D;
           const full = caches[b]!.append(block, row(k), row(v)); // [Hk, past + T, dh]
           const pad = S - past[b]! - T;
-          const padTo = (t: tf.Tensor3D) => (pad > 0 ? tf.pad(t, [[0, 0], [0, pad], [0, 0]]) : t);
+          const padTo = (t: tf.Tensor3D) =>
+            pad > 0
+              ? tf.pad(t, [
+                  [0, 0],
+                  [0, pad],
+                  [0, 0],
+                ])
+              : t;
           ks.push(padTo(full.k));
           vs.push(padTo(full.v));
         }
@@ -389,11 +404,17 @@ export class LanguageModel {
 
   private checkIds(ids: tf.Tensor2D, minT: number): Int32Array {
     if (!(ids instanceof tf.Tensor) || ids.rank !== 2 || ids.dtype !== 'int32') {
-      throw new ShapeError('ids', `must be an int32 tf.Tensor2D [B, T], got ${ids instanceof tf.Tensor ? `${ids.dtype} [${ids.shape}]` : typeof ids}`);
+      throw new ShapeError(
+        'ids',
+        `must be an int32 tf.Tensor2D [B, T], got ${ids instanceof tf.Tensor ? `${ids.dtype} [${ids.shape}]` : typeof ids}`,
+      );
     }
     const [B, T] = ids.shape;
     if (B < 1 || T < minT || T > this.config.maxSeqLen + minT - 1) {
-      throw new ShapeError('ids', `shape [${B}, ${T}]: need B ≥ 1 and ${minT} ≤ T ≤ ${this.config.maxSeqLen + minT - 1} (maxSeqLen ${this.config.maxSeqLen})`);
+      throw new ShapeError(
+        'ids',
+        `shape [${B}, ${T}]: need B ≥ 1 and ${minT} ≤ T ≤ ${this.config.maxSeqLen + minT - 1} (maxSeqLen ${this.config.maxSeqLen})`,
+      );
     }
     return this.checkTokens(ids.dataSync() as Int32Array, 'ids');
   }
@@ -402,7 +423,8 @@ export class LanguageModel {
     const V = this.config.vocabSize;
     for (let i = 0; i < ids.length; i++) {
       const t = ids[i]!;
-      if (!Number.isInteger(t) || t < 0 || t >= V) throw new ValueError(field, `element ${i} is ${t}; token ids must be integers in [0, ${V})`);
+      if (!Number.isInteger(t) || t < 0 || t >= V)
+        throw new ValueError(field, `element ${i} is ${t}; token ids must be integers in [0, ${V})`);
     }
     return Int32Array.from(ids);
   }

@@ -60,4 +60,3 @@ export function crossEntropy(logits: tf.Tensor2D, targets: Int32Array): tf.Scala
 export function oneHot(indices: Int32Array, depth: number): tf.Tensor2D {
   return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(indices, 'int32'), depth), 'float32') as tf.Tensor2D);
 }
-

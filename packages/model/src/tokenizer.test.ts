@@ -32,7 +32,10 @@ describe('BpeTokenizer', () => {
       fc.property(fc.string({ unit: 'binary', maxLength: 60 }), (s) => tok.decode(tok.encode(s)) === utf8(s)),
       { numRuns: 300 },
     );
-    fc.assert(fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), (s) => tok.decode(tok.encode(s)) === s), { numRuns: 300 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), (s) => tok.decode(tok.encode(s)) === s),
+      { numRuns: 300 },
+    );
   });
 
   it('encodeUpTo: the same ids as encode within the limit, null above it, bounded work for huge one-word texts', () => {

@@ -127,7 +127,7 @@ async function main() {
     const nLast = Math.sqrt(Ns[last]!);
     const flop = 2 * 2 * nLast * (DK / 2) * H; // both halves, per query
     report.note(
-      `Achieved at N = ${Ns[last]}: product keys ${((flop / (pkCost[last]! / 1000)) / 1e9).toFixed(1)} GFLOP/s of sub-key ` +
+      `Achieved at N = ${Ns[last]}: product keys ${(flop / (pkCost[last]! / 1000) / 1e9).toFixed(1)} GFLOP/s of sub-key ` +
         `scoring (${(flop / 1e6).toFixed(1)} MFLOP per query, the top-k work not counted); brute force ` +
         `${((2 * Ns[last]! * DK * H) / (bfCost[last]! / 1000) / 1e9).toFixed(1)} GFLOP/s (tfjs-wasm matMul is single-threaded; ` +
         'its measured ceiling here is ~25 GFLOP/s).',

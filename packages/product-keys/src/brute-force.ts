@@ -53,11 +53,7 @@ export function bruteForceTopK(
  * (tfjs-wasm multiplies by a transposed operand ~10x slower, so the index keeps Kᵀ);
  * `queries` [B, dk]. Chunked over N so no tensor is huge (wasm's heap is 32-bit).
  */
-export function bruteForceTopKTf(
-  queries: tf.Tensor2D,
-  keyChunks: tf.Tensor2D[],
-  k: number,
-): { scores: tf.Tensor2D; ids: tf.Tensor2D } {
+export function bruteForceTopKTf(queries: tf.Tensor2D, keyChunks: tf.Tensor2D[], k: number): { scores: tf.Tensor2D; ids: tf.Tensor2D } {
   return tf.tidy(() => {
     let bestS: tf.Tensor2D | undefined;
     let bestI: tf.Tensor2D | undefined;
@@ -87,13 +83,7 @@ export function bruteForceTopKTf(
 }
 
 /** Materialise one head's explicit keys, transposed: chunks [dk, rows] of ≤ chunkRows slots. */
-export function explicitKeyChunks(
-  subkeys: Float32Array,
-  head: number,
-  n: number,
-  dk: number,
-  chunkRows = 1 << 16,
-): tf.Tensor2D[] {
+export function explicitKeyChunks(subkeys: Float32Array, head: number, n: number, dk: number, chunkRows = 1 << 16): tf.Tensor2D[] {
   const half = dk / 2;
   const N = n * n;
   const chunks: tf.Tensor2D[] = [];

@@ -230,7 +230,9 @@ describe('gradients', () => {
       const lossAt = (q: Float32Array, s: Float32Array) =>
         tf.tidy(() => loss(tf.tensor3d(q, [B, H, dk]), tf.tensor4d(s, [H, 2, n, dk / 2])).dataSync()[0]!);
       const idsAt = (q: Float32Array, sk: Float32Array) =>
-        tf.tidy(() => Array.from(productKeySearch(tf.tensor3d(q, [B, H, dk]), tf.tensor4d(sk, [H, 2, n, dk / 2]), k).ids.dataSync()).join());
+        tf.tidy(() =>
+          Array.from(productKeySearch(tf.tensor3d(q, [B, H, dk]), tf.tensor4d(sk, [H, 2, n, dk / 2]), k).ids.dataSync()).join(),
+        );
       const base = idsAt(qv, kv);
       // Central differences; the loss is linear in each input while the selection stays put, so a
       // coordinate whose ±eps step changes the selected slots (a kink) is not comparable: skip it.
@@ -285,17 +287,37 @@ describe('input validation', () => {
   const s = () => tf.zeros([2, 2, 5, 4]) as tf.Tensor4D;
 
   it.each([
-    ['queries of rank 2', () => productKeySearch(tf.zeros([2, 8]) as unknown as tf.Tensor3D, s(), 2), ShapeError, /^queries: must be \[B, H, dk\]/],
+    [
+      'queries of rank 2',
+      () => productKeySearch(tf.zeros([2, 8]) as unknown as tf.Tensor3D, s(), 2),
+      ShapeError,
+      /^queries: must be \[B, H, dk\]/,
+    ],
     ['sub-keys without 2 halves', () => productKeySearch(q(), tf.zeros([2, 3, 5, 4]) as tf.Tensor4D, 2), ShapeError, /^subkeys: must be/],
-    ['head mismatch', () => productKeySearch(q(), tf.zeros([3, 2, 5, 4]) as tf.Tensor4D, 2), ShapeError, /^subkeys: has 3 heads but queries have 2/],
+    [
+      'head mismatch',
+      () => productKeySearch(q(), tf.zeros([3, 2, 5, 4]) as tf.Tensor4D, 2),
+      ShapeError,
+      /^subkeys: has 3 heads but queries have 2/,
+    ],
     ['odd dk', () => productKeySearch(tf.zeros([1, 2, 7]) as tf.Tensor3D, s(), 2), ShapeError, /^queries: .*even/],
     ['sub-key width ≠ dk/2', () => productKeySearch(tf.zeros([1, 2, 6]) as tf.Tensor3D, s(), 2), ShapeError, /^subkeys: sub-key width 4/],
     ['k > n', () => productKeySearch(q(), s(), 6), ConfigError, /^k: must be in \[1, 5\], got 6/],
     ['k = 0', () => productKeySearch(q(), s(), 0), ConfigError, /^k:/],
     ['non-integer k', () => productKeySearch(q(), s(), 2.5), ConfigError, /^k: must be an integer/],
     ['int32 queries', () => productKeySearch(tf.zeros([2, 2, 8], 'int32') as tf.Tensor3D, s(), 2), ShapeError, /^queries: must be float32/],
-    ['NaN queries', () => productKeySearch(tf.fill([2, 2, 8], Number.NaN) as tf.Tensor3D, s(), 2), ValueError, /^queries: element 0 is NaN/],
-    ['Infinite sub-keys', () => productKeySearch(q(), tf.fill([2, 2, 5, 4], Number.POSITIVE_INFINITY) as tf.Tensor4D, 2), ValueError, /^subkeys:/],
+    [
+      'NaN queries',
+      () => productKeySearch(tf.fill([2, 2, 8], Number.NaN) as tf.Tensor3D, s(), 2),
+      ValueError,
+      /^queries: element 0 is NaN/,
+    ],
+    [
+      'Infinite sub-keys',
+      () => productKeySearch(q(), tf.fill([2, 2, 5, 4], Number.POSITIVE_INFINITY) as tf.Tensor4D, 2),
+      ValueError,
+      /^subkeys:/,
+    ],
   ])('%s', (_name, f, cls, re) => {
     expect(f).toThrow(cls as unknown as ErrorConstructor);
     expect(f).toThrow(re as RegExp);

@@ -52,12 +52,7 @@ export function checkSearchInputs(queries: tf.Tensor, subkeys: tf.Tensor, k: num
  * Exact multi-head product-key top-k. `queries` [B, H, dk], `subkeys` [H, 2, n, dk/2] →
  * `{ scores [B, H, k], ids [B, H, k] }`. Gradients reach the queries and the selected sub-key rows.
  */
-export function productKeySearch(
-  queries: tf.Tensor3D,
-  subkeys: tf.Tensor4D,
-  k: number,
-  opts: SearchOptions = {},
-): SearchResult {
+export function productKeySearch(queries: tf.Tensor3D, subkeys: tf.Tensor4D, k: number, opts: SearchOptions = {}): SearchResult {
   const dims = checkSearchInputs(queries, subkeys, k);
   const { batch, heads, n, dk } = dims;
   const half = dk / 2;

@@ -87,7 +87,11 @@ describe('implicit value expansion', () => {
     const one = new ExpandedAddressor(new Fixed(E * N, 1, virtual), { expansion: E, physicalRows: N, chunks: C, perm });
     const w1 = one.address(x, { training: false }).weights.dataSync();
     expect(Array.from(w1.slice(0, 4))).toEqual(Array.from(w1.slice(4, 8)));
-    expect(() => new ExpandedAddressor(new Fixed(10, 1, virtual), { expansion: E, physicalRows: N, chunks: C, perm })).toThrow(/^expansion:/);
-    expect(() => new ExpandedAddressor(new Fixed(E * N, 3, virtual), { expansion: E, physicalRows: N, chunks: C, perm })).toThrow(/^cores:/);
+    expect(() => new ExpandedAddressor(new Fixed(10, 1, virtual), { expansion: E, physicalRows: N, chunks: C, perm })).toThrow(
+      /^expansion:/,
+    );
+    expect(() => new ExpandedAddressor(new Fixed(E * N, 3, virtual), { expansion: E, physicalRows: N, chunks: C, perm })).toThrow(
+      /^cores:/,
+    );
   });
 });

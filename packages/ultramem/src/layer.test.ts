@@ -73,7 +73,9 @@ describe('UltraMemLayer', () => {
     expect(() => parseUltraMemConfig({ ...base, expansion: 3 })).toThrow(/^expansion: must be a perfect square/);
     expect(() => parseUltraMemConfig({ ...base, valueDim: 5 })).toThrow(/^valueDim: 5 must be divisible by cores/);
     expect(() => parseUltraMemConfig({ ...base, topM: 13 })).toThrow(/^topM:/);
-    expect(() => new UltraMemLayer(base, { pool: new MemoryPool({ rows: 36, dim: 4 }) })).toThrow(/^pool: is 36×4; this UltraMem layer needs 72×2/);
+    expect(() => new UltraMemLayer(base, { pool: new MemoryPool({ rows: 36, dim: 4 }) })).toThrow(
+      /^pool: is 36×4; this UltraMem layer needs 72×2/,
+    );
     const c = parseUltraMemConfig(base);
     const layer = new UltraMemLayer(c);
     const n = Object.values(layer.variables()).reduce((s, v) => s + v.size, 0);

@@ -9,7 +9,14 @@
  * Writes into `out` (length ≥ k) the positions p ∈ [0, n) of the k largest `sign·value(p)`,
  * best first; ties → lower `key(p)`. Returns the count written (min(k, n)).
  */
-export function selectTop(n: number, k: number, value: (p: number) => number, key: (p: number) => number, out: Int32Array, sign = 1): number {
+export function selectTop(
+  n: number,
+  k: number,
+  value: (p: number) => number,
+  key: (p: number) => number,
+  out: Int32Array,
+  sign = 1,
+): number {
   const kk = Math.min(k, n);
   const vals = new Float64Array(kk);
   const keys = new Float64Array(kk);

@@ -81,7 +81,8 @@ function setRank1(a: TdqkrAddressor, seed: number) {
   for (let h = 0; h < H; h++) {
     for (let c = 0; c < Hc; c++) {
       const wc = 0.5 + Math.abs(rand[H * 2 * r + c]!);
-      for (let p = 0; p < r; p++) for (let q = 0; q < r; q++) data[((c * H + h) * r + p) * r + q] = wc * rand[h * 2 * r + p]! * rand[h * 2 * r + r + q]!;
+      for (let p = 0; p < r; p++)
+        for (let q = 0; q < r; q++) data[((c * H + h) * r + p) * r + q] = wc * rand[h * 2 * r + p]! * rand[h * 2 * r + r + q]!;
     }
   }
   a.tuckerCore.assign(tf.tensor4d(data, [Hc, H, r, r]));
@@ -91,7 +92,13 @@ describe('TdqkrAddressor', () => {
   it('with a rank-1 core, its top-m equals the exact top-m over the full n² grid (ties → lower grid id)', () => {
     fc.assert(
       fc.property(
-        fc.record({ n: fc.integer({ min: 3, max: 14 }), m: fc.integer({ min: 1, max: 5 }), r: fc.integer({ min: 1, max: 3 }), B: fc.integer({ min: 1, max: 4 }), seed: fc.integer({ min: 0, max: 1e6 }) }),
+        fc.record({
+          n: fc.integer({ min: 3, max: 14 }),
+          m: fc.integer({ min: 1, max: 5 }),
+          r: fc.integer({ min: 1, max: 3 }),
+          B: fc.integer({ min: 1, max: 4 }),
+          seed: fc.integer({ min: 0, max: 1e6 }),
+        }),
         ({ n, m, r, B, seed }) => {
           const topM = Math.min(m, n);
           const a = make({ gridSize: n, topM, rank: r, seed });
@@ -124,7 +131,7 @@ describe('TdqkrAddressor', () => {
       for (let b = 0; b < 16; b++) {
         for (let h = 0; h < H; h++) {
           const want = new Set(exactTop(out, (b * H + h) * n * n, n * n, 8));
-          for (let j = 0; j < 8; j++) if (want.has(ids[(b * 2) * H * 8 + h * 8 + j]!)) hit++;
+          for (let j = 0; j < 8; j++) if (want.has(ids[b * 2 * H * 8 + h * 8 + j]!)) hit++;
         }
       }
       a.dispose();
@@ -132,7 +139,9 @@ describe('TdqkrAddressor', () => {
     };
     const signed = recall('signed');
     const top = recall('top');
-    console.log(`TDQKR rank 2, n = 32, m = 8: recall of the exact top-m ${(100 * signed).toFixed(1)}% (signed), ${(100 * top).toFixed(1)}% (top-m only, the paper's)`);
+    console.log(
+      `TDQKR rank 2, n = 32, m = 8: recall of the exact top-m ${(100 * signed).toFixed(1)}% (signed), ${(100 * top).toFixed(1)}% (top-m only, the paper's)`,
+    );
     expect(signed).toBeGreaterThan(0.5);
     expect(signed).toBeGreaterThanOrEqual(top);
   });
@@ -152,7 +161,7 @@ describe('TdqkrAddressor', () => {
           for (let j = 0; j < 3; j++) {
             const pos = (b * 3 + c) * K + h * 3 + j;
             expect(ids[pos]).toBe(ids[b * 3 * K + h * 3 + j]); // same ids in every core's bag
-            expect(w[pos]!).toBeCloseTo(per[c]!.out[((b * H + h) * n * n) + ids[pos]!]!, 4);
+            expect(w[pos]!).toBeCloseTo(per[c]!.out[(b * H + h) * n * n + ids[pos]!]!, 4);
           }
         }
       }

@@ -82,7 +82,9 @@ export class TdqkrAddressor implements Addressor {
     const Hq = Math.ceil(H / 2);
     const half = dk / 2;
     this.wq = tf.tidy(() => tf.variable(tf.randomNormal([D, Hq * dk], 0, D ** -0.5, 'float32', seed + 1), true, `${name}/wq`));
-    this.keys = tf.tidy(() => tf.variable(tf.randomNormal([H, 2, n * r, half], 0, half ** -0.5, 'float32', seed + 2), true, `${name}/keys`));
+    this.keys = tf.tidy(() =>
+      tf.variable(tf.randomNormal([H, 2, n * r, half], 0, half ** -0.5, 'float32', seed + 2), true, `${name}/keys`),
+    );
     // cores U[0, 1) as in the reference code
     this.tuckerCore = tf.tidy(() => tf.variable(tf.randomUniform([Hc, H, r, r], 0, 1, 'float32', seed + 3), true, `${name}/tuckerCore`));
   }

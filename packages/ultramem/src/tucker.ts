@@ -61,14 +61,18 @@ export function tuckerAuxLoss(cores: tf.Tensor4D, alpha: number, tau: number): t
         const excess = Math.max(0, d.s[i]! - tau);
         loss += excess * excess;
         const g = (2 * alpha * excess) / ((r - 1) * H);
-        for (let a = 0; a < r; a++) for (let b = 0; b < r; b++) grad[h * r * r + a * r + b] = grad[h * r * r + a * r + b]! + g * d.u[i]![a]! * d.t[i]![b]!;
+        for (let a = 0; a < r; a++)
+          for (let b = 0; b < r; b++) grad[h * r * r + a * r + b] = grad[h * r * r + a * r + b]! + g * d.u[i]![a]! * d.t[i]![b]!;
       }
     }
     return {
       value: tf.scalar((alpha / (r - 1)) * (loss / H)),
       gradFunc: (dy: tf.Tensor) => {
         const k = dy.dataSync()[0]!;
-        const one = tf.tensor3d(grad.map((v) => v * k), [H, r, r]);
+        const one = tf.tensor3d(
+          grad.map((v) => v * k),
+          [H, r, r],
+        );
         return tf.tidy(() => tf.tile(tf.expandDims(one, 0), [Hc, 1, 1, 1]));
       },
     };

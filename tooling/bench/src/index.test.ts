@@ -23,14 +23,24 @@ describe('bench harness', () => {
 
   it('fits growth exponents', () => {
     const xs = [1, 4, 16, 64];
-    expect(logLogSlope(xs, xs.map((x) => 3 * Math.sqrt(x)))).toBeCloseTo(0.5, 10);
-    expect(logLogSlope(xs, xs.map((x) => x))).toBeCloseTo(1, 10);
+    expect(
+      logLogSlope(
+        xs,
+        xs.map((x) => 3 * Math.sqrt(x)),
+      ),
+    ).toBeCloseTo(0.5, 10);
+    expect(
+      logLogSlope(
+        xs,
+        xs.map((x) => x),
+      ),
+    ).toBeCloseTo(1, 10);
   });
 
   it('writes JSON and markdown', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-'));
     const r = new BenchReport('unit', { title: 'Unit', outDir: dir });
-    r.addRow({ N: 4096, 'ms': 1.23456, ok: true }).note('a note');
+    r.addRow({ N: 4096, ms: 1.23456, ok: true }).note('a note');
     const { json, md } = r.write();
     const parsed = JSON.parse(readFileSync(json, 'utf8'));
     expect(parsed.rows).toEqual([{ N: 4096, ms: 1.23456, ok: true }]);

@@ -48,10 +48,7 @@ export function summarize(samples: number[]): Stats {
 }
 
 /** Time `fn` (sync or async): warm-up calls, then timed repeats. Milliseconds. */
-export async function measure(
-  fn: () => unknown | Promise<unknown>,
-  opts: MeasureOptions = {},
-): Promise<Stats> {
+export async function measure(fn: () => unknown | Promise<unknown>, opts: MeasureOptions = {}): Promise<Stats> {
   const warmup = opts.warmup ?? 2;
   const repeats = Math.max(1, opts.repeats ?? 10);
   const minTime = opts.minTimeMs ?? 0;

@@ -31,18 +31,32 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     const o = ctx.options;
     const modelId = engine.info.id;
     if (body.model != null && body.model !== modelId) {
-      throw new ApiError(404, `The model '${body.model}' does not exist; this server serves '${modelId}'.`, 'invalid_request_error', 'model', 'model_not_found');
+      throw new ApiError(
+        404,
+        `The model '${body.model}' does not exist; this server serves '${modelId}'.`,
+        'invalid_request_error',
+        'model',
+        'model_not_found',
+      );
     }
     const maxTokens = body.max_tokens ?? Math.min(DEFAULT_MAX_TOKENS, o.maxTokens);
     if (maxTokens > o.maxTokens) {
-      throw invalidRequest('max_tokens', `max_tokens is ${maxTokens}; this server allows at most ${o.maxTokens} (--max-tokens).`, 'max_tokens_too_large');
+      throw invalidRequest(
+        'max_tokens',
+        `max_tokens is ${maxTokens}; this server allows at most ${o.maxTokens} (--max-tokens).`,
+        'max_tokens_too_large',
+      );
     }
     const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]!;
     const promptLimit = Math.min(o.maxPromptTokens, engine.info.maxSeqLen);
     // bounded: a prompt over the limit is refused without tokenizing all of it
     let promptIds = engine.encodeUpTo(prompt, promptLimit);
     if (promptIds === null) {
-      throw invalidRequest('prompt', `The prompt is more than ${promptLimit} tokens, the limit (${o.maxPromptTokens < engine.info.maxSeqLen ? '--max-prompt-tokens' : "the model's context length"}). Shorten it.`, 'context_length_exceeded');
+      throw invalidRequest(
+        'prompt',
+        `The prompt is more than ${promptLimit} tokens, the limit (${o.maxPromptTokens < engine.info.maxSeqLen ? '--max-prompt-tokens' : "the model's context length"}). Shorten it.`,
+        'context_length_exceeded',
+      );
     }
     // an empty prompt starts from the beginning-of-sequence token, as the library's generate does
     if (promptIds.length === 0) promptIds = [engine.bosId];
@@ -123,7 +137,13 @@ function failure(r: JobResult): ApiError {
     case 'cancelled':
       return new ApiError(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled');
     default:
-      return new ApiError(500, `Generation failed: ${r.error?.message ?? 'unknown error'}. The server is still up; retry.`, 'server_error', null, 'generation_failed');
+      return new ApiError(
+        500,
+        `Generation failed: ${r.error?.message ?? 'unknown error'}. The server is still up; retry.`,
+        'server_error',
+        null,
+        'generation_failed',
+      );
   }
 }
 

@@ -26,10 +26,20 @@ export function registerLookup(app: FastifyInstance, ctx: ServerContext): void {
     const { engine, scheduler } = ctx.model();
     const info = engine.info;
     if (body.model != null && body.model !== info.id) {
-      throw new ApiError(404, `The model '${body.model}' does not exist; this server serves '${info.id}'.`, 'invalid_request_error', 'model', 'model_not_found');
+      throw new ApiError(
+        404,
+        `The model '${body.model}' does not exist; this server serves '${info.id}'.`,
+        'invalid_request_error',
+        'model',
+        'model_not_found',
+      );
     }
     if (info.memoryBlocks.length === 0) {
-      throw invalidRequest(null, `The model '${info.id}' has no memory layers (all its FFN blocks are dense or MoE); there is nothing to look up.`, 'no_memory_layers');
+      throw invalidRequest(
+        null,
+        `The model '${info.id}' has no memory layers (all its FFN blocks are dense or MoE); there is nothing to look up.`,
+        'no_memory_layers',
+      );
     }
     const limit = Math.min(ctx.options.maxPromptTokens, info.maxSeqLen);
     const ids = engine.encodeUpTo(body.text, limit);

@@ -28,7 +28,13 @@ export function registerOps(app: FastifyInstance, ctx: ServerContext): void {
   app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {
     const card = modelCard(ctx);
     if (req.params.id !== card.id) {
-      throw new ApiError(404, `The model '${req.params.id}' does not exist; this server serves '${card.id}'.`, 'invalid_request_error', 'model', 'model_not_found');
+      throw new ApiError(
+        404,
+        `The model '${req.params.id}' does not exist; this server serves '${card.id}'.`,
+        'invalid_request_error',
+        'model',
+        'model_not_found',
+      );
     }
     return card;
   });

@@ -5,10 +5,7 @@ import type { Engine } from '../engine';
 import type { ServerOptionsInput } from '../options';
 import { MnemoServer } from '../server';
 
-export async function startServer(
-  engine: Engine | null,
-  options: ServerOptionsInput = {},
-): Promise<{ server: MnemoServer; url: string }> {
+export async function startServer(engine: Engine | null, options: ServerOptionsInput = {}): Promise<{ server: MnemoServer; url: string }> {
   const server = new MnemoServer({ port: 0, ...options });
   await server.listen();
   if (engine) server.setEngine(engine);

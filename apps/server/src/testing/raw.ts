@@ -10,7 +10,6 @@ export interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
 }
 
-
 export interface RawResponse {
   status: number;
   headers: Record<string, string>;
@@ -74,14 +73,24 @@ function unchunk(s: string): string {
 /** A request with a JSON body. */
 export function rawJson(method: string, target: string, body: unknown, headers: Record<string, string> = {}): string {
   const b = typeof body === 'string' ? body : JSON.stringify(body);
-  const h = { host: '127.0.0.1', 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(b)), connection: 'close', ...headers };
-  return `${method} ${target} HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${b}`;
+  const h = {
+    host: '127.0.0.1',
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(b)),
+    connection: 'close',
+    ...headers,
+  };
+  return `${method} ${target} HTTP/1.1\r\n${Object.entries(h)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n')}\r\n\r\n${b}`;
 }
 
 /** A request without a body. */
 export function rawGet(target: string, headers: Record<string, string> = {}, method = 'GET'): string {
   const h = { host: '127.0.0.1', connection: 'close', ...headers };
-  return `${method} ${target} HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
+  return `${method} ${target} HTTP/1.1\r\n${Object.entries(h)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\r\n')}\r\n\r\n`;
 }
 
 /** the OpenAI error shape, exactly */
@@ -101,4 +110,3 @@ export function expectErrorShape(body: string, status: number): ErrorBody {
   expect(e.error.code === null || typeof e.error.code === 'string').toBe(true);
   return e;
 }
-

@@ -48,7 +48,9 @@ describe('synthetic facts', () => {
   it('held-out text states other facts, about entities the training text never names', () => {
     const d = generateFacts({ count: 40, seed: 5, filler, fillerRatio: 0 });
     const trained = new Set(d.facts.map((f) => f.entity));
-    const named = [...d.heldOutText.matchAll(/\b[A-Z][a-z]{5,}\b/g)].map((m) => m[0]).filter((w) => !['People', 'Builders', 'The'].includes(w));
+    const named = [...d.heldOutText.matchAll(/\b[A-Z][a-z]{5,}\b/g)]
+      .map((m) => m[0])
+      .filter((w) => !['People', 'Builders', 'The'].includes(w));
     expect(named.length).toBeGreaterThan(8);
     const entities = new Set(named.filter((w) => d.heldOutText.split(w).length - 1 >= 12)); // each held-out entity: 4 facts × 3 templates
     expect(entities.size).toBeGreaterThanOrEqual(2);

@@ -13,7 +13,9 @@ const write = (text: string) => {
 
 describe('readQaFile (--eval-qa)', () => {
   it('reads {"prompt","answer"} lines, skipping blank lines and ignoring extra fields', () => {
-    const qa = readQaFile(write('{"prompt":"The capital of Velmora is","answer":"Qantir"}\n\n{"prompt":"Ahab hunts","answer":"Moby Dick","id":7}\n'));
+    const qa = readQaFile(
+      write('{"prompt":"The capital of Velmora is","answer":"Qantir"}\n\n{"prompt":"Ahab hunts","answer":"Moby Dick","id":7}\n'),
+    );
     expect(qa).toEqual([
       { prompt: 'The capital of Velmora is', answer: 'Qantir' },
       { prompt: 'Ahab hunts', answer: 'Moby Dick' },

@@ -29,11 +29,7 @@ const strict = process.env.MNEMO_CUDA_STRICT === '1';
 const CUDA_SOURCES = ['embedding_bag_bwd.cu', 'embedding_bag_fwd.cu', 'pk_topk.cu'];
 const HOST_SOURCES = ['addon.cc'];
 const HEADERS = ['common.cuh', 'kernels.h'];
-const GENCODE = [
-  '-gencode=arch=compute_80,code=sm_80',
-  '-gencode=arch=compute_90,code=sm_90',
-  '-gencode=arch=compute_90,code=compute_90',
-];
+const GENCODE = ['-gencode=arch=compute_80,code=sm_80', '-gencode=arch=compute_90,code=sm_90', '-gencode=arch=compute_90,code=compute_90'];
 const HOST_FLAGS = ['-Xcompiler=-fPIC,-fvisibility=hidden'];
 
 function log(msg) {
@@ -134,23 +130,13 @@ async function main() {
   for (const src of HOST_SOURCES) {
     const obj = path.join(objDir, src.replace(/\.cc$/, '.o'));
     objects.push(obj);
-    jobs.push(() =>
-      run(nvcc, ['-c', src, '-o', obj, '-O2', '-std=c++17', `-I${nodeHeaders}`, `-DNAPI_VERSION=8`, ...HOST_FLAGS]),
-    );
+    jobs.push(() => run(nvcc, ['-c', src, '-o', obj, '-O2', '-std=c++17', `-I${nodeHeaders}`, `-DNAPI_VERSION=8`, ...HOST_FLAGS]));
   }
   const width = Math.max(1, Math.min(4, os.availableParallelism?.() ?? os.cpus().length));
   try {
     await parallel(jobs, width);
     const tmp = `${target}.tmp`;
-    await run(nvcc, [
-      '-shared',
-      '-cudart=static',
-      ...GENCODE,
-      '-o',
-      tmp,
-      ...objects,
-      '-Xlinker=--exclude-libs,ALL',
-    ]);
+    await run(nvcc, ['-shared', '-cudart=static', ...GENCODE, '-o', tmp, ...objects, '-Xlinker=--exclude-libs,ALL']);
     fs.renameSync(tmp, target); // atomic: a half-written addon is never loaded
   } catch (err) {
     console.warn(String(err.message ?? err));

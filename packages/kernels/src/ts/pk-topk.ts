@@ -29,14 +29,7 @@ export interface PkTopKResult {
  * Insert (score, id) into the sorted buffers (descending score, ascending id on ties) of
  * current length `len` and capacity `cap`. Returns the new length.
  */
-function insertSorted(
-  sc: Float64Array,
-  id: Int32Array,
-  len: number,
-  cap: number,
-  s: number,
-  i: number,
-): number {
+function insertSorted(sc: Float64Array, id: Int32Array, len: number, cap: number, s: number, i: number): number {
   let p = len < cap ? len : cap - 1;
   if (len === cap) {
     // full: beat the last one?

@@ -9,7 +9,16 @@ import { LanguageModel } from '../model';
 
 const [dir, step, n] = process.argv.slice(2);
 await initBackend({ log: false });
-const model = new LanguageModel({ vocabSize: 40, dim: 16, layers: 2, heads: 2, maxSeqLen: 16, ffn: ['dense', 'memoryPlus'], memory: { numKeys: 8, heads: 1, topK: 2, keyDim: 8 }, seed: 1 });
+const model = new LanguageModel({
+  vocabSize: 40,
+  dim: 16,
+  layers: 2,
+  heads: 2,
+  maxSeqLen: 16,
+  ffn: ['dense', 'memoryPlus'],
+  memory: { numKeys: 8, heads: 1, topK: 2, keyDim: 8 },
+  seed: 1,
+});
 saveCheckpoint(
   dir!,
   { model, tokenizer: { toJSON: () => ({ kind: 'test', merges: [] }) }, extra: { step: Number(n) } },
