@@ -163,7 +163,10 @@ describe('the prompt limit bounds tokenizer work before it starts (real BPE)', (
     if (process.env.MNEMO_SEC_LOG) console.log(answers, Math.max(...health));
     for (const [what, status, ms] of answers) {
       expect([what, status]).toEqual([what, 400]);
-      expect([what, ms < 100]).toEqual([what, true]);
+      // wall clock includes waiting for a core when the suite runs beside other packages' tests on
+      // 2 cores (the fastest of 5 tries took > 100 ms there); the strict 100 ms bound is the event
+      // loop's block below. The old code took ~4,000 ms per MB on every try.
+      expect([what, ms < 500]).toEqual([what, true]);
     }
     expect(health.length).toBeGreaterThan(3);
     expect(loop.max / 1e6).toBeLessThan(100); // ns → ms: no block of the event loop reached 100 ms
