@@ -60,13 +60,9 @@ function checkCudaConfig(cfg: TableConfig): void {
 }
 
 function checkCudaOptimizer(o: ResolvedOptimizer): void {
-  if (o.clip)
-    throw new ConfigError('optimizer.clip', 'gradient clipping is not implemented in the CUDA kernels; remove it or use a ValueStore');
+  if (o.clip) throw new ConfigError('optimizer.clip', 'the CUDA kernels have no gradient clipping; remove it or use a ValueStore');
   if (o.weightDecay !== 0) {
-    throw new ConfigError(
-      'optimizer.weightDecay',
-      `weight decay is not implemented in the CUDA kernels (got ${o.weightDecay}); use 0 or a ValueStore`,
-    );
+    throw new ConfigError('optimizer.weightDecay', `the CUDA kernels have no weight decay (got ${o.weightDecay}); use 0 or a ValueStore`);
   }
 }
 
