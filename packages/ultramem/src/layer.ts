@@ -16,25 +16,19 @@ import {
   type Addressor,
   IdentityReadout,
   Memory,
+  type MemoryLayerOptions,
   MemoryPool,
-  type MemoryPoolOptions,
   ProductKeyAddressor,
   ProjectionReadout,
   type Readout,
-  type ValuePool,
 } from '@mnemo/memory-layer';
 import { type UltraMemConfig, type UltraMemConfigInput, parseUltraMemConfig, ultraMemShape, ultraMemValueStd } from './config';
 import { hasProjection } from './flops';
 import { ExpandedAddressor, permutation } from './ive';
 import { TdqkrAddressor } from './tdqkr';
 
-export interface UltraMemLayerOptions {
-  /** the shared pool, of ultraMemShape(config).poolRows × poolDim; default: a new one */
-  pool?: ValuePool;
-  poolOptions?: Partial<MemoryPoolOptions>;
-  /** prefix of the tfjs variable names */
-  name?: string;
-}
+/** The same options as a MemoryLayer's; a given pool must be ultraMemShape(config).poolRows × poolDim. */
+export type UltraMemLayerOptions = MemoryLayerOptions;
 
 let counter = 0;
 
