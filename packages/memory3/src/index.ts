@@ -1,0 +1,6 @@
+/**
+ * @mnemo/memory3: Memory³ explicit memory (Yang et al. 2024): sparse attention K/V of reference
+ * texts, written by the model, kept on disk, retrieved every 64 tokens and prepended to the
+ * attention of the memory-reading blocks.
+ */
+export type { ExplicitMemory, MemoryEntry, MemoryInfo, MemoryShape, StoredMemory } from './types';
