@@ -4,3 +4,5 @@
  * attention of the memory-reading blocks.
  */
 export type { ExplicitMemory, MemoryEntry, MemoryInfo, MemoryShape, StoredMemory } from './types';
+export type { MemoryBank, MemoryHit } from './types';
+export { InMemoryBank, checkEntry, cosine, memoryLength } from './in-memory-bank';

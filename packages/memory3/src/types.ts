@@ -54,3 +54,32 @@ export interface MemoryInfo {
   /** encoded bytes on disk for the K/V */
   bytes: number;
 }
+
+/** A retrieval hit: a memory id and its cosine similarity to the query embedding. */
+export interface MemoryHit {
+  id: number;
+  score: number;
+}
+
+/**
+ * Where memories live: a store of records plus a nearest-neighbour index over their embeddings.
+ * The reader calls `search` and `get` synchronously inside generation; writes are async and
+ * durable once their promise resolves. `InMemoryBank` is the RAM implementation (tests, small
+ * stores); the on-disk default is built on lmdb + usearch; a networked store implements the same.
+ */
+export interface MemoryBank {
+  readonly shape: MemoryShape;
+  readonly embedDim: number;
+  /** memories stored */
+  readonly size: number;
+  /** store entries; resolves with their ids once they are durable */
+  add(entries: MemoryEntry[]): Promise<number[]>;
+  /** the k nearest memories by cosine similarity, best first (fewer when the bank holds fewer) */
+  search(embedding: Float32Array, k: number): MemoryHit[];
+  /** one memory, decoded; throws a MnemoError naming the id when it is missing or corrupt */
+  get(id: number): StoredMemory;
+  /** true when it existed */
+  delete(id: number): Promise<boolean>;
+  list(opts?: { offset?: number; limit?: number }): MemoryInfo[];
+  close(): Promise<void>;
+}
