@@ -10,7 +10,47 @@
 export interface EngineCache {
   /** tokens held */
   readonly length: number;
+  /** Memory³: ids of the references this sequence has read so far, in first-read order */
+  readonly references?: readonly number[];
   dispose(): void;
+}
+
+/** One stored reference of the engine's knowledge base (Memory³ explicit memory). */
+export interface ReferenceInfo {
+  id: number;
+  text: string;
+  /** tokens of the reference (prefix excluded) */
+  tokens: number;
+  /** ms since the epoch */
+  createdAt: number;
+  /** bytes its encoded K/V take on disk */
+  bytes: number;
+}
+
+/** A text split into references and written into memories, not yet stored. */
+export interface WrittenReferences {
+  readonly count: number;
+}
+
+/**
+ * The knowledge base a Memory³ engine reads: texts become references (≤ `maxReferenceTokens`
+ * each) whose sparse K/V the model writes; completions retrieve from it every 64 tokens.
+ * Writing is model compute (synchronous, queued with the generations); storing is durable I/O.
+ */
+export interface EngineMemories {
+  readonly maxReferenceTokens: number;
+  /** references stored */
+  readonly size: number;
+  /** split `text` into references and write their memories (model compute) */
+  write(text: string): WrittenReferences;
+  /** store them; resolves once durable, with their infos in text order */
+  store(written: WrittenReferences): Promise<ReferenceInfo[]>;
+  list(offset: number, limit: number): ReferenceInfo[];
+  get(id: number): ReferenceInfo | undefined;
+  /** false when no such reference */
+  delete(id: number): Promise<boolean>;
+  /** the references each 64-token chunk of `tokens` would read: [start, end) token ranges and ids */
+  references(tokens: number[]): { start: number; end: number; ids: number[] }[];
 }
 
 export interface SamplingParams {
@@ -66,6 +106,8 @@ export interface Engine {
   rng(seed: number): () => number;
   /** per memory block, the slots each token of `tokens` reads */
   lookup(tokens: number[]): MemoryReads[];
+  /** Memory³ knowledge base, when the engine reads one (absent: /v1/memories answers 400) */
+  readonly memories?: EngineMemories;
   /** live tensors held by the tensor runtime (leak check, /metrics) */
   numTensors(): number;
   dispose(): void;

@@ -130,6 +130,10 @@ export class ServerMetrics {
   );
   readonly queueRejections = new Counter('mnemo_queue_rejections_total', 'Requests answered 429 because the queue was full.');
   readonly memoryLookups = new Counter('mnemo_memory_lookups_total', 'POST /v1/memory/lookup requests served.');
+  readonly memoryWrites = new Counter('mnemo_memory_references_written_total', 'References written into the Memory³ store.');
+  readonly memoryDeletes = new Counter('mnemo_memory_references_deleted_total', 'References deleted from the Memory³ store.');
+  private referenceSource = () => 0;
+  readonly referencesStored = new Gauge('mnemo_memory_references', 'References in the Memory³ store.', () => this.referenceSource());
   readonly decodeBatchSize = new Histogram(
     'mnemo_decode_batch_size',
     'Sequences decoded together per step.',
@@ -142,7 +146,8 @@ export class ServerMetrics {
   readonly activeSequences = new Gauge('mnemo_active_sequences', 'Sequences being decoded.', () => this.activeSource());
   readonly tensors = new Gauge('mnemo_tfjs_tensors', 'Live tfjs tensors (tf.memory().numTensors).', () => this.tensorSource());
 
-  bind(sources: { queue?: () => number; active?: () => number; tensors?: () => number }): void {
+  bind(sources: { queue?: () => number; active?: () => number; tensors?: () => number; references?: () => number }): void {
+    if (sources.references) this.referenceSource = sources.references;
     if (sources.queue) this.queueSource = sources.queue;
     if (sources.active) this.activeSource = sources.active;
     if (sources.tensors) this.tensorSource = sources.tensors;
@@ -156,6 +161,9 @@ export class ServerMetrics {
       this.completions,
       this.queueRejections,
       this.memoryLookups,
+      this.memoryWrites,
+      this.memoryDeletes,
+      this.referencesStored,
       this.decodeBatchSize,
       this.queueDepth,
       this.activeSequences,

@@ -39,6 +39,8 @@ export interface JobResult {
   tokens: number[];
   promptTokens: number;
   completionTokens: number;
+  /** Memory³: ids of the references the sequence read (empty without a knowledge base) */
+  references: number[];
   error?: Error;
 }
 
@@ -117,6 +119,7 @@ export class Job {
   }
 
   end(outcome: JobOutcome, error?: Error): JobResult {
+    const references = [...(this.cache?.references ?? [])];
     this.cache?.dispose();
     this.cache = null;
     this.ended = true;
@@ -128,6 +131,7 @@ export class Job {
       tokens: [...c.tokens],
       promptTokens: this.request.promptIds.length,
       completionTokens: c.tokens.length,
+      references,
       error,
     };
     this.resolve(r);

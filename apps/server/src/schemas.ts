@@ -55,3 +55,21 @@ export const lookupRequestSchema = z
   .strict();
 
 export type LookupRequest = z.output<typeof lookupRequestSchema>;
+
+/** POST /v1/memories: one text or several; each is split into references of ≤ 128 tokens. */
+export const memoryCreateSchema = z
+  .object({
+    model: z.string().optional(),
+    text: z.union([
+      z.string().min(1, 'must not be empty'),
+      z.array(z.string().min(1, 'texts must not be empty')).min(1, 'must hold at least one text').max(64, 'at most 64 texts per request'),
+    ]),
+  })
+  .strict();
+
+export const memoryListSchema = z
+  .object({
+    offset: z.coerce.number().int().min(0).optional(),
+    limit: z.coerce.number().int().min(1).max(100, 'at most 100 per page').optional(),
+  })
+  .strict();

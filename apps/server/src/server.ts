@@ -23,6 +23,7 @@ import { ServerMetrics } from './metrics';
 import { type ServerOptions, type ServerOptionsInput, parseServerOptions } from './options';
 import { registerCompletions } from './routes/completions';
 import { registerLookup } from './routes/lookup';
+import { registerMemories } from './routes/memories';
 import { registerOps } from './routes/ops';
 import { Scheduler, shuttingDown } from './scheduler';
 
@@ -85,6 +86,7 @@ export class MnemoServer implements ServerContext {
       queue: () => this.scheduler?.queueDepth ?? 0,
       active: () => this.scheduler?.activeCount ?? 0,
       tensors: () => this.engine?.numTensors() ?? 0,
+      references: () => this.engine?.memories?.size ?? 0,
     });
     this.install();
   }
@@ -237,6 +239,7 @@ export class MnemoServer implements ServerContext {
     registerOps(app, this);
     registerCompletions(app, this);
     registerLookup(app, this);
+    registerMemories(app, this);
   }
 
   private send(reply: FastifyReply, err: ApiError): void {

@@ -10,6 +10,9 @@
  * 408 with an error object; a stream already under way gets a final
  * `data: {"error": {..., "code": "timeout"}}` event and then `data: [DONE]`.
  * A client that disconnects cancels its generation; its KV cache is freed at the next step.
+ *
+ * With a Memory³ knowledge base (--memory-store) the response, and the stream's finish chunk,
+ * carry `references`: the ids of the stored references the completion read.
  */
 import { randomInt } from 'node:crypto';
 import { PassThrough } from 'node:stream';
@@ -91,6 +94,8 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
         model: modelId,
         choices: [{ text: r.text, index: 0, logprobs: null, finish_reason: r.finishReason }],
         usage: usage(r),
+        // Memory³: the stored references the completion read (ids of GET /v1/memories)
+        ...(engine.memories ? { references: r.references } : {}),
       };
     }
 
@@ -102,7 +107,7 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     }
     job.result.then((r) => {
       if (r.outcome === 'finished') {
-        sse.event(chunk(id, created, modelId, '', r.finishReason));
+        sse.event({ ...chunk(id, created, modelId, '', r.finishReason), ...(engine.memories ? { references: r.references } : {}) });
         if (body.stream_options?.include_usage) sse.event({ ...chunk(id, created, modelId, '', null), choices: [], usage: usage(r) });
       } else if (r.outcome !== 'cancelled') {
         sse.event(failure(r).toJSON());

@@ -6,6 +6,7 @@
  *
  *   {object: 'memory.lookup', model, tokens: [{position, id, text}],
  *    layers: [{block, heads, top_k, reads}],   reads[t][h] = {slots: [k], weights: [k]}
+ *    references: [{start, end, ids}],          with a Memory³ knowledge base: what each 64-token chunk reads
  *    usage: {prompt_tokens}}
  *
  * A lookup is model compute like a prefill, so it waits in the scheduler's queue with the
@@ -34,10 +35,10 @@ export function registerLookup(app: FastifyInstance, ctx: ServerContext): void {
         'model_not_found',
       );
     }
-    if (info.memoryBlocks.length === 0) {
+    if (info.memoryBlocks.length === 0 && !engine.memories) {
       throw invalidRequest(
         null,
-        `The model '${info.id}' has no memory layers (all its FFN blocks are dense or MoE); there is nothing to look up.`,
+        `The model '${info.id}' has no memory layers (all its FFN blocks are dense or MoE) and reads no knowledge base; there is nothing to look up.`,
         'no_memory_layers',
       );
     }
@@ -79,6 +80,8 @@ function respond(engine: Engine, ids: number[], topK: number | undefined) {
       }
       return { block: r.block, heads: r.heads, top_k: k, reads: perToken };
     }),
+    // Memory³: per 64-token chunk, the stored references it reads
+    ...(engine.memories ? { references: engine.memories.references(ids).map((c) => ({ start: c.start, end: c.end, ids: c.ids })) } : {}),
     usage: { prompt_tokens: T },
   };
 }

@@ -4,13 +4,15 @@
  * probability on a next byte computed from the previous token and the position, so greedy
  * output is predictable and sampling at temperature > 0 really depends on the seed.
  */
-import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from '../engine';
 import { mulberry32 } from '@mnemo/core';
+import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from '../engine';
+import type { FakeMemories } from './fake-memories';
 
 export class FakeCache implements EngineCache {
   tokens: number[] = [];
   promptLen = -1;
   disposed = false;
+  references: number[] = [];
   constructor(private readonly owner: FakeEngine) {
     owner.liveCaches++;
   }
@@ -33,6 +35,8 @@ export interface FakeEngineOptions {
   memoryBlocks?: number[];
   /** busy-wait per memory lookup, ms */
   lookupMs?: number;
+  /** a Memory³ knowledge base: each 64-token chunk reads references from it */
+  memories?: FakeMemories;
 }
 
 export class FakeEngine implements Engine {
@@ -40,10 +44,12 @@ export class FakeEngine implements Engine {
   readonly bosId = 10;
   readonly info: EngineInfo;
   liveCaches = 0;
+  readonly memories: FakeMemories | undefined;
   readonly batchSizes: number[] = [];
   prefills = 0;
 
   constructor(private readonly opts: FakeEngineOptions = {}) {
+    this.memories = opts.memories;
     this.info = {
       id: 'fake',
       vocabSize: 257,
@@ -82,8 +88,11 @@ export class FakeEngine implements Engine {
     this.spin();
     const c = cache as FakeCache;
     if (c.disposed) throw new Error('prefill on a disposed cache');
+    const from = c.length;
     c.tokens.push(...tokens);
     if (c.promptLen < 0) c.promptLen = c.length;
+    // every 64-token chunk of the prompt reads references retrieved by its own text
+    for (let s = from - (from % 64); s < c.length; s += 64) this.read(c, c.tokens.slice(s, s + 64));
     if (c.length > this.info.maxSeqLen) throw new Error(`cache overflow ${c.length}`);
     return this.logits(c);
   }
@@ -96,6 +105,7 @@ export class FakeEngine implements Engine {
       if (c.disposed) throw new Error('decode on a disposed cache');
       c.tokens.push(t);
       if (c.length > this.info.maxSeqLen) throw new Error(`cache overflow ${c.length}`);
+      if (c.length % 64 === 0) this.read(c, c.tokens.slice(c.length - 64)); // the next chunk reads by this one
       return this.logits(c);
     });
   }
@@ -142,6 +152,10 @@ export class FakeEngine implements Engine {
       });
       return { block, heads: H, topK: k, ids, weights };
     });
+  }
+
+  private read(c: FakeCache, chunk: number[]): void {
+    for (const id of this.memories?.retrieve(chunk) ?? []) if (!c.references.includes(id)) c.references.push(id);
   }
 
   numTensors(): number {
