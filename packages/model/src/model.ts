@@ -303,9 +303,19 @@ export class LanguageModel {
         const data = (t: tf.Tensor4D) => t.dataSync() as Float32Array; // [1, n, T, dh] → [n, T, dh]
         out.blocks.push({ block, q: data(q), k: data(k), v: data(v) });
       };
-      const { h } = this.run(idArr, 1, T, att, false, undefined, (layer, x) => {
-        if (layer === opts.hidden) out.hidden = x.dataSync() as Float32Array;
-      });
+      const upTo = Math.max(opts.hidden ?? 0, ...opts.blocks.map((b) => b + 1)); // blocks needed
+      const { h } = this.run(
+        idArr,
+        1,
+        T,
+        att,
+        false,
+        undefined,
+        (layer, x) => {
+          if (layer === opts.hidden) out.hidden = x.dataSync() as Float32Array;
+        },
+        upTo,
+      );
       if (opts.hidden === c.layers) out.hidden = h.dataSync() as Float32Array;
     });
     out.blocks.sort((a, b) => a.block - b.block);
@@ -352,6 +362,7 @@ export class LanguageModel {
     training: boolean,
     onFfnInput?: (block: number, x: tf.Tensor2D) => void,
     onResidual?: (layer: number, h: tf.Tensor3D) => void,
+    upTo = this.blocks.length,
   ): { h: tf.Tensor3D; aux: tf.Scalar } {
     const c = this.config;
     const D = c.dim;
@@ -360,6 +371,7 @@ export class LanguageModel {
     const pending = new Map<number, tf.Tensor2D[]>(); // skip-layer outputs, by the block they write after
     this.blocks.forEach((blk, i) => {
       onResidual?.(i, h);
+      if (i >= upTo) return; // captureKV: the blocks after those it reads are not run
       h = tf.add(h, blk.attn.apply(rmsNorm(h, blk.attnNorm as tf.Tensor1D, c.normEps), att));
       const x = tf.reshape(rmsNorm(h, blk.ffnNorm as tf.Tensor1D, c.normEps), [B * T, D]) as tf.Tensor2D; // [B·T, D]
       onFfnInput?.(i, x);
