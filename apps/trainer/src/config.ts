@@ -65,6 +65,21 @@ export const trainerConfigSchema = z
       })
       .strict()
       .default({ maxQuestions: 200, periodicQuestions: 50, valWindows: 16, answerTokens: 8 }),
+    /**
+     * Memory³ stage 2 (docs/design.md §4.7): after step `fromStep`, every `chunk`-token chunk reads
+     * the memories of the facts' statements retrieved by its text (needs data.facts > 0)
+     */
+    memory3: z
+      .object({
+        fromStep: int.min(0),
+        topK: int.positive().default(5),
+        refreshEvery: int.positive().default(50),
+        maxOverlap: z.number().min(0).max(1).default(0.9),
+        chunk: int.positive().default(64),
+        embedLayer: int.min(0).default(0),
+      })
+      .strict()
+      .optional(),
     out: z.string().default('runs/run'),
   })
   .strict();
@@ -76,7 +91,14 @@ export function parseTrainerConfig(input: unknown): TrainerConfig {
   const r = trainerConfigSchema.safeParse(input);
   if (!r.success) throw zodToConfigError(r.error);
   // the model part is checked now too (with a placeholder vocabulary) so errors show up before any work
-  modelConfigFor(r.data, 512);
+  const model = modelConfigFor(r.data, 512);
+  const m3 = r.data.memory3;
+  if (m3) {
+    if (r.data.data.facts === 0) throw new ConfigError('memory3', "reads the facts' statements as references: set data.facts > 0");
+    if (m3.fromStep >= r.data.train.steps)
+      throw new ConfigError('memory3.fromStep', `is ${m3.fromStep}, not before train.steps ${r.data.train.steps}: stage 2 would never run`);
+    if (m3.embedLayer > model.layers) throw new ConfigError('memory3.embedLayer', `must be ≤ model.layers ${model.layers}`);
+  }
   return r.data;
 }
 

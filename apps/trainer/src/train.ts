@@ -28,6 +28,7 @@ import { Batcher, evalWindows } from './data/batcher';
 import { readCorpus } from './data/corpus';
 import { generateFacts, sentences } from './data/facts';
 import { type QaPair, readQaFile } from './data/qa';
+import { ReferenceMemory } from './memory3';
 import { lossCurveSvg } from './plot';
 
 export interface RunData {
@@ -237,11 +238,20 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   const progress = opts.quiet ? undefined : new Progress(lastStep - startStep, `[${cfg.name}]`, 'step');
   let trainMs = 0;
   let stepsTimed = 0;
+  // Memory³ stage 2: the facts' statements as references, rewritten by the model as it trains
+  const m3 = cfg.memory3;
+  const refs = m3 ? new ReferenceMemory(model, tok, data.factStatements ?? [], m3) : undefined;
   for (let step = startStep + 1; step <= lastStep; step++) {
-    const ids = tf.tensor2d(batcher.at(step - 1), [batch, seqLen + 1], 'int32');
+    const flat = batcher.at(step - 1);
+    const ids = tf.tensor2d(flat, [batch, seqLen + 1], 'int32');
     const t0 = performance.now();
+    let external: ReturnType<ReferenceMemory['external']> | undefined;
+    if (refs && m3 && step > m3.fromStep) {
+      if (step === startStep + 1 || (step - m3.fromStep - 1) % m3.refreshEvery === 0) await refs.refresh();
+      external = refs.external(flat, batch, seqLen + 1);
+    }
     model.scheduleValueLr(step - 1, cfg.train.steps); // UltraMem's value-LR decay, when configured
-    const { loss, gradNorm } = opt.minimize(() => model.loss(ids, { training: true }), lrAt(step));
+    const { loss, gradNorm } = opt.minimize(() => model.loss(ids, { training: true, external }), lrAt(step));
     model.stepMemory();
     const dt = performance.now() - t0;
     ids.dispose();
@@ -253,7 +263,14 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     const tps = stepsTimed ? (stepsTimed * batch * seqLen) / (trainMs / 1000) : 0;
     progress?.tick(1, `loss ${loss.toFixed(3)} ${Math.round(tps)} tok/s`);
     if (step % cfg.train.logEvery === 0 || step === lastStep) {
-      metric({ step, loss, lr: lrAt(step), gradNorm, tokensPerSec: Math.round(tps) });
+      metric({
+        step,
+        loss,
+        lr: lrAt(step),
+        gradNorm,
+        tokensPerSec: Math.round(tps),
+        ...(external && refs ? { memoriesRead: refs.lastRead, memoriesFiltered: refs.lastFiltered } : {}),
+      });
     }
     if (step % cfg.train.evalEvery === 0 && step !== cfg.train.steps) metric({ step, eval: evaluate(cfg.eval.periodicQuestions) });
     if (step % cfg.train.checkpointEvery === 0 || step === cfg.train.steps) {
@@ -277,6 +294,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     writePlots(out, cfg.name, model, valWindows);
     log(`[trainer] ${cfg.name}: ${JSON.stringify(summary.final)}`);
   }
+  refs?.dispose();
   opt.dispose();
   model.dispose();
   return summary;

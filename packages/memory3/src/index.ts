@@ -6,3 +6,17 @@
 export type { ExplicitMemory, MemoryEntry, MemoryInfo, MemoryShape, StoredMemory } from './types';
 export type { MemoryBank, MemoryHit } from './types';
 export { InMemoryBank, checkEntry, cosine, memoryLength } from './in-memory-bank';
+export {
+  type CapturedBlock,
+  type Memory3Options,
+  type MemoryHost,
+  type MemoryKV,
+  REFERENCE_POSITIONS,
+  type ResolvedMemory3,
+  memoryShapeOf,
+  resolveOptions,
+} from './host';
+export { tokenImportance, topPositions, writeEntry, writeMemory } from './writer';
+export { embedTokens, meanPool } from './embed';
+export { MemoryReader, MemorySession, type ReaderOptions } from './reader';
+export { KnowledgeBase, type ReferenceCodec, bankShapeFor, defaultOptions, splitReferences } from './knowledge';

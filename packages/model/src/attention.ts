@@ -20,9 +20,12 @@ export interface AttnContext {
   mask: tf.Tensor4D;
   /**
    * Hook on this block's new keys/values (after RoPE) [B, Hkv, T, dh]; returns those to attend
-   * to [B, Hkv, S, dh]. The KV cache appends here; Memory³ would prepend retrieved K/V here.
+   * to [B, Hkv, S, dh]. The KV cache appends here; Memory³ prepends retrieved K/V here and
+   * returns the widened mask [B or 1, 1, G·T, S] that replaces `mask` for this block.
    */
-  kv?: (block: number, k: tf.Tensor4D, v: tf.Tensor4D) => { k: tf.Tensor4D; v: tf.Tensor4D };
+  kv?: (block: number, k: tf.Tensor4D, v: tf.Tensor4D) => { k: tf.Tensor4D; v: tf.Tensor4D; mask?: tf.Tensor4D };
+  /** capture (Memory³ writer): this block's q (after RoPE, pre-scaled by 1/√dh) [B, H, T, dh] and k, v [B, Hkv, T, dh] */
+  onQKV?: (block: number, q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D) => void;
 }
 
 export class Attention {
@@ -62,9 +65,15 @@ export class Attention {
       const q = this.rope.apply(heads(tf.mul(q0, 1 / Math.sqrt(dh)), H), ctx.cos, ctx.sin); // [B, H, T, dh], pre-scaled
       let k = this.rope.apply(heads(k0, Hk), ctx.cos, ctx.sin); // [B, Hk, T, dh]
       let v = heads(v0, Hk); // [B, Hk, T, dh]
-      if (ctx.kv) ({ k, v } = ctx.kv(this.block, k, v)); // [B, Hk, S, dh]
+      ctx.onQKV?.(this.block, q, k, v);
+      let mask = ctx.mask;
+      if (ctx.kv) {
+        const r = ctx.kv(this.block, k, v); // [B, Hk, S, dh]
+        ({ k, v } = r);
+        if (r.mask) mask = r.mask;
+      }
       const qg = tf.reshape(q, [B, Hk, G * T, dh]); // heads h = kv·G + g share KV head kv
-      const scores = tf.add(bmm(qg, k, false, true), ctx.mask); // [B, Hk, G·T, S]
+      const scores = tf.add(bmm(qg, k, false, true), mask); // [B, Hk, G·T, S]
       const o = bmm(tf.softmax(scores, -1), v); // [B, Hk, G·T, dh]
       const merged = tf.reshape(tf.transpose(tf.reshape(o, [B, H, T, dh]), [0, 2, 1, 3]), [B * T, H * dh]);
       return tf.reshape(tf.matMul(merged, this.wo as tf.Tensor2D), [B, T, this.dim]) as tf.Tensor3D;

@@ -24,16 +24,29 @@ export interface SkipLayerMemory {
 }
 
 /**
- * Memory³ explicit memories (docs/design.md §4): sparse K/V of retrieved reference chunks,
- * prepended to the keys/values of the memory layers (the first half of the blocks) for each KV
- * head. Plug in at the attention's `kv` hook (attention.ts, AttnContext.kv): concatenate
- * `[external | own]` along the key axis and widen the mask; the external keys already carry
- * their RoPE positions (one shared interval before the context).
- * Not wired yet: LanguageModel takes no ExternalKV today.
+ * Memory³ explicit memories (docs/design.md §4.6): sparse K/V of retrieved reference chunks,
+ * prepended to the keys/values of the memory-reading blocks for each KV head. The attention's
+ * `kv` hook concatenates `[external | own]` along the key axis and widens the mask.
+ *
+ * Parallel position encoding: the external keys already carry their RoPE positions inside their
+ * reference ([0, contextStart), all memories the same interval); the context then starts at
+ * position `contextStart`. Pass it to `forward`/`loss` (`{ external }`) or to the cached calls
+ * (`prefill`, `decodeBatch`): the KV cache holds the context's K/V only, so memories can be
+ * swapped between calls (every 64 tokens).
+ *
+ *   forward / loss: query t of row b reads get(block, b, ⌊t / chunk⌋) (block-diagonal over chunks)
+ *   cached calls:   every new query of row b reads get(block, b, 0) (the current memories)
  */
 export interface ExternalKV {
   /** blocks whose attention reads external memories */
   readonly blocks: number[];
-  /** memories for batch row `row` at block `block`: k, v [Hkv, M, dh] after RoPE; undefined = none */
-  get(block: number, row: number): { k: tf.Tensor3D; v: tf.Tensor3D } | undefined;
+  /** the context's first position (default 0, at most EXTERNAL_POSITIONS = 128); fixed for a cache's life */
+  readonly contextStart?: number;
+  /** forward / loss: tokens per chunk (default: the whole sequence is chunk 0) */
+  readonly chunk?: number;
+  /** memories of batch row `row`, chunk `chunk` at block `block`: k, v [Hkv, M, dh] after RoPE; undefined = none */
+  get(block: number, row: number, chunk: number): { k: tf.Tensor3D; v: tf.Tensor3D } | undefined;
 }
+
+/** Positions reserved before the context for external memories (RoPE rows beyond maxSeqLen). */
+export const EXTERNAL_POSITIONS = 128;

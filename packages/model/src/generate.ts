@@ -4,7 +4,20 @@
  * the same text.
  */
 import { ConfigError, mulberry32 } from '@mnemo/core';
+import type { ExternalKV } from './extensions';
 import type { LanguageModel } from './model';
+
+/**
+ * Memory³ reading during generation (docs/design.md §4.6): every `every` tokens the current
+ * memories are dropped and `refresh` retrieves new ones. A prompt chunk retrieves with its own
+ * tokens; a chunk of generated tokens with the `every` tokens before it. Keep one contextStart
+ * across the refreshes of a completion (the cache's positions depend on it).
+ */
+export interface GenerateMemory {
+  /** tokens per chunk (64) */
+  readonly every: number;
+  refresh(tokens: number[]): ExternalKV;
+}
 
 /** What generate needs of a tokenizer (BpeTokenizer has it). */
 export interface TextCodec {
@@ -28,6 +41,8 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** streaming: called per generated token with its new text ('' while held back); the pieces concatenate to `text` */
   onToken?: (text: string, id: number) => void;
+  /** Memory³ explicit memories (e.g. a @mnemo/memory3 MemoryReader's session()) */
+  memory?: GenerateMemory;
 }
 
 export interface GenerateResult {
@@ -66,8 +81,30 @@ export function generate(model: LanguageModel, tokenizer: TextCodec, prompt: str
     opts.onToken(result.text.slice(emitted, Math.max(emitted, upTo)), id);
     emitted = Math.max(emitted, upTo);
   };
+  const mem = opts.memory;
+  if (mem && !(Number.isInteger(mem.every) && mem.every >= 1))
+    throw new ConfigError('memory.every', `must be an integer ≥ 1, got ${mem.every}`);
+  let external: ExternalKV | undefined;
+  /** feed tokens at the cache's end, refreshing memories at chunk starts */
+  const feed = (tokens: number[]): Float32Array => {
+    if (!mem) return model.prefill(tokens, cache);
+    let logits: Float32Array | undefined;
+    let i = 0;
+    while (i < tokens.length) {
+      const p = cache.length;
+      const end = i + Math.min(tokens.length - i, mem.every - (p % mem.every));
+      if (p % mem.every === 0 || !external) {
+        // a prompt chunk reads memories of its own text; a generated chunk those of the chunk before
+        const own = p < ids.length;
+        external = mem.refresh(own ? tokens.slice(i, end) : [...ids, ...result.tokens].slice(Math.max(0, p - mem.every), p));
+      }
+      logits = model.prefill(tokens.slice(i, end), cache, { external });
+      i = end;
+    }
+    return logits!;
+  };
   try {
-    let logits = model.prefill(ids, cache);
+    let logits = feed(ids);
     while (result.tokens.length < opts.maxTokens) {
       if (opts.signal?.aborted) {
         result.finishReason = 'abort';
@@ -90,7 +127,7 @@ export function generate(model: LanguageModel, tokenizer: TextCodec, prompt: str
       emit(safeEnd(result.text, stops), id);
       if (result.tokens.length >= opts.maxTokens) break;
       if (cache.length >= maxLen) break; // context full: 'length'
-      logits = model.prefill([id], cache);
+      logits = feed([id]);
     }
   } finally {
     cache.dispose();

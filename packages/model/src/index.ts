@@ -12,10 +12,10 @@ export {
   parseModelConfig,
 } from './config';
 export { type ModelCounts, modelCounts } from './counts';
-export { LanguageModel, type LanguageModelOptions, type MemoryInspection, type MemorySite } from './model';
+export { type CapturedKV, LanguageModel, type LanguageModelOptions, type MemoryInspection, type MemorySite } from './model';
 export type { KVCache } from './kv-cache';
 export type { FfnSlot } from './ffn';
-export type { ExternalKV, SkipLayerMemory } from './extensions';
+export { EXTERNAL_POSITIONS, type ExternalKV, type SkipLayerMemory } from './extensions';
 export { MoeFfn } from './moe';
 export { MemoryFfn } from './memory-ffn';
 export {
@@ -31,7 +31,7 @@ export {
   poolShapeOf,
   usesMemoryPool,
 } from './ffn-kinds';
-export { type GenerateOptions, type GenerateResult, type TextCodec, generate, sampleToken } from './generate';
+export { type GenerateMemory, type GenerateOptions, type GenerateResult, type TextCodec, generate, sampleToken } from './generate';
 export {
   CHECKPOINT_WRITE_STEPS,
   type CheckpointParts,

@@ -12,6 +12,8 @@ export interface KVCache {
 
 export class ModelKVCache implements KVCache {
   length = 0;
+  /** position of the first token (Memory³: the context starts after the memories' interval) */
+  start = 0;
   readonly k: (tf.Tensor3D | undefined)[]; // per block [Hkv, length, dh]
   readonly v: (tf.Tensor3D | undefined)[];
   disposed = false;
@@ -42,6 +44,7 @@ export class ModelKVCache implements KVCache {
     this.k.fill(undefined);
     this.v.fill(undefined);
     this.length = 0;
+    this.start = 0;
     this.disposed = true;
   }
 }

@@ -12,6 +12,8 @@
  * dense tensors only.
  * Incremental decoding keeps per-sequence KV caches; `decodeBatch` decodes several sequences of
  * different lengths at once (per-row positions and masks, caches padded to the longest).
+ * Memory³ explicit memories plug in as an `ExternalKV` (extensions.ts, external-kv.ts) on
+ * forward/loss and on the cached calls; `captureKV` hands the writer a block's q, k, v.
  */
 import { ConfigError, ShapeError, ValueError, subSeed } from '@mnemo/core';
 import { type Memory, MemoryPool, type ValuePool } from '@mnemo/memory-layer';
@@ -19,7 +21,8 @@ import { valueLrMultiplier } from '@mnemo/ultramem';
 import * as tf from '@tensorflow/tfjs-core';
 import { Attention, type AttnContext, cachedMask, causalMask } from './attention';
 import { type ModelConfig, type ModelConfigInput, parseModelConfig } from './config';
-import type { SkipLayerMemory } from './extensions';
+import { EXTERNAL_POSITIONS, type ExternalKV, type SkipLayerMemory } from './extensions';
+import { cachedExternalMask, chunkedMask, contextStartOf, gatherExternal } from './external-kv';
 import type { FfnSlot } from './ffn';
 import { FFN_REGISTRY, isMemoryKind, memoryKind, poolShapeOf } from './ffn-kinds';
 import { type KVCache, ModelKVCache } from './kv-cache';
@@ -73,6 +76,14 @@ export interface MemoryInspection {
   topK: number;
 }
 
+/** What `captureKV` returns (plain arrays, nothing to dispose). */
+export interface CapturedKV {
+  /** per requested block, in block order: q [H, T, dh] (after RoPE, × 1/√dh), k, v [Hkv, T, dh] (k after RoPE) */
+  blocks: { block: number; q: Float32Array; k: Float32Array; v: Float32Array }[];
+  /** [T, D]: the residual stream entering block `hidden` (layers: final-normed) */
+  hidden?: Float32Array;
+}
+
 export class LanguageModel {
   readonly config: ModelConfig;
   readonly pool?: ValuePool;
@@ -93,7 +104,7 @@ export class LanguageModel {
     const D = c.dim;
     this.groups = c.heads / c.kvHeads;
     this.params = new ParamStore(c.seed);
-    this.rope = new Rope(c.maxSeqLen, D / c.heads, c.ropeTheta);
+    this.rope = new Rope(c.maxSeqLen + EXTERNAL_POSITIONS, D / c.heads, c.ropeTheta); // room for memories' positions
     const outStd = 0.02 / Math.sqrt(2 * c.layers); // residual projections (GPT-2 scaling)
     this.tokEmb = this.params.normal('tok_emb', [c.vocabSize, D], 0.02);
 
@@ -206,12 +217,15 @@ export class LanguageModel {
     this.pool?.step();
   }
 
-  /** ids [B, T] int32 → logits [B, T, V]; auxLoss = Σ MoE balance losses (scaled by balanceCoef), 0 without MoE. */
-  forward(ids: tf.Tensor2D, opts: { training?: boolean } = {}): { logits: tf.Tensor3D; auxLoss: tf.Scalar } {
+  /**
+   * ids [B, T] int32 → logits [B, T, V]; auxLoss = Σ MoE balance losses (scaled by balanceCoef), 0 without MoE.
+   * `external`: Memory³ memories read by its blocks, per row and chunk (extensions.ts).
+   */
+  forward(ids: tf.Tensor2D, opts: { training?: boolean; external?: ExternalKV } = {}): { logits: tf.Tensor3D; auxLoss: tf.Scalar } {
     const idArr = this.checkIds(ids, 1);
     const [B, T] = ids.shape;
     return tf.tidy(() => {
-      const { h, aux } = this.run(idArr, B, T, this.fullContext(T), opts.training ?? false);
+      const { h, aux } = this.run(idArr, B, T, this.fullContext(T, B, opts.external), opts.training ?? false);
       const logits = tf.reshape(this.head(tf.reshape(h, [B * T, this.config.dim]) as tf.Tensor2D), [B, T, this.config.vocabSize]);
       return { logits: logits as tf.Tensor3D, auxLoss: aux };
     });
@@ -221,7 +235,7 @@ export class LanguageModel {
    * Mean next-token cross-entropy of ids[:, 1:] given ids[:, :-1], plus auxLoss (the training
    * objective); `aux: false` leaves out the MoE balance term (evaluation: comparable across kinds).
    */
-  loss(ids: tf.Tensor2D, opts: { training?: boolean; aux?: boolean } = {}): tf.Scalar {
+  loss(ids: tf.Tensor2D, opts: { training?: boolean; aux?: boolean; external?: ExternalKV } = {}): tf.Scalar {
     const idArr = this.checkIds(ids, 2);
     const [B, T] = ids.shape;
     const T1 = T - 1;
@@ -232,7 +246,7 @@ export class LanguageModel {
       targets.set(idArr.subarray(b * T + 1, (b + 1) * T), b * T1);
     }
     return tf.tidy(() => {
-      const { h, aux } = this.run(inputs, B, T1, this.fullContext(T1), opts.training ?? false);
+      const { h, aux } = this.run(inputs, B, T1, this.fullContext(T1, B, opts.external), opts.training ?? false);
       const logits = this.head(tf.reshape(h, [B * T1, this.config.dim]) as tf.Tensor2D); // [B·T1, V]
       const ce = crossEntropy(logits, targets);
       return (opts.aux === false ? ce : tf.add(ce, aux)) as tf.Scalar;
@@ -244,14 +258,17 @@ export class LanguageModel {
     return new ModelKVCache(this, this.config.layers);
   }
 
-  /** Feed `tokens` (a prompt, or the token just generated) to one sequence; logits of its last position [V]. */
-  prefill(tokens: number[], cache: KVCache): Float32Array {
+  /**
+   * Feed `tokens` (a prompt, or the token just generated) to one sequence; logits of its last position [V].
+   * `external`: the memories these tokens read (row 0, chunk 0); they are not kept in the cache.
+   */
+  prefill(tokens: number[], cache: KVCache, opts: { external?: ExternalKV } = {}): Float32Array {
     if (tokens.length === 0) throw new ValueError('tokens', 'is empty; feed at least one token');
-    return this.runCached([tokens], [cache])[0]!;
+    return this.runCached([tokens], [cache], opts.external)[0]!;
   }
 
   /** One step for several sequences: tokens[b] is appended to caches[b] (lengths may differ). Logits [V] per row. */
-  decodeBatch(tokens: number[], caches: KVCache[]): Float32Array[] {
+  decodeBatch(tokens: number[], caches: KVCache[], opts: { external?: ExternalKV } = {}): Float32Array[] {
     if (tokens.length !== caches.length) {
       throw new ShapeError('tokens', `has ${tokens.length} entries for ${caches.length} caches; give one token per sequence`);
     }
@@ -259,7 +276,50 @@ export class LanguageModel {
     return this.runCached(
       tokens.map((t) => [t]),
       caches,
+      opts.external,
     );
+  }
+
+  /**
+   * The Memory³ writer's view of one sequence (no gradient, positions 0..T−1, causal): for each
+   * block in `blocks`, q after RoPE pre-scaled by 1/√dh [H, T, dh] and k (after RoPE), v
+   * [Hkv, T, dh]; with `hidden: l`, the residual stream [T, D] entering block l (0: the token
+   * embeddings; l = layers: the final-normed states the head reads).
+   */
+  captureKV(tokens: number[], opts: { blocks: number[]; hidden?: number }): CapturedKV {
+    const c = this.config;
+    const T = tokens.length;
+    const idArr = this.checkTokens(tokens, 'tokens');
+    if (T === 0 || T > c.maxSeqLen) throw new ValueError('tokens', `length ${T} must be in [1, maxSeqLen = ${c.maxSeqLen}]`);
+    for (const b of opts.blocks)
+      if (!Number.isInteger(b) || b < 0 || b >= c.layers) throw new ValueError('blocks', `${b} is not a block in [0, ${c.layers})`);
+    if (opts.hidden !== undefined && !(Number.isInteger(opts.hidden) && opts.hidden >= 0 && opts.hidden <= c.layers))
+      throw new ValueError('hidden', `must be an integer in [0, layers = ${c.layers}], got ${opts.hidden}`);
+    const out: CapturedKV = { blocks: [] };
+    tf.tidy(() => {
+      const att = this.fullContext(T, 1);
+      att.onQKV = (block, q, k, v) => {
+        if (!opts.blocks.includes(block)) return;
+        const data = (t: tf.Tensor4D) => t.dataSync() as Float32Array; // [1, n, T, dh] → [n, T, dh]
+        out.blocks.push({ block, q: data(q), k: data(k), v: data(v) });
+      };
+      const upTo = Math.max(opts.hidden ?? 0, ...opts.blocks.map((b) => b + 1)); // blocks needed
+      const { h } = this.run(
+        idArr,
+        1,
+        T,
+        att,
+        false,
+        undefined,
+        (layer, x) => {
+          if (layer === opts.hidden) out.hidden = x.dataSync() as Float32Array;
+        },
+        upTo,
+      );
+      if (opts.hidden === c.layers) out.hidden = h.dataSync() as Float32Array;
+    });
+    out.blocks.sort((a, b) => a.block - b.block);
+    return out;
   }
 
   /** Per token, per memory (blocks, then skips reading the same block), per head: the slots read and their weights ([T, H, k] each). */
@@ -270,7 +330,7 @@ export class LanguageModel {
       throw new ValueError('tokens', `length ${T} must be in [1, maxSeqLen = ${this.config.maxSeqLen}]`);
     const out: MemoryInspection[] = [];
     tf.tidy(() => {
-      this.run(idArr, 1, T, this.fullContext(T), false, (block, x) => {
+      this.run(idArr, 1, T, this.fullContext(T, 1), false, (block, x) => {
         for (const s of this.sites) {
           if (s.readBlock !== block) continue;
           const t = s.memory.inspect(x);
@@ -301,6 +361,8 @@ export class LanguageModel {
     att: AttnContext,
     training: boolean,
     onFfnInput?: (block: number, x: tf.Tensor2D) => void,
+    onResidual?: (layer: number, h: tf.Tensor3D) => void,
+    upTo = this.blocks.length,
   ): { h: tf.Tensor3D; aux: tf.Scalar } {
     const c = this.config;
     const D = c.dim;
@@ -308,6 +370,8 @@ export class LanguageModel {
     const auxes: tf.Scalar[] = [];
     const pending = new Map<number, tf.Tensor2D[]>(); // skip-layer outputs, by the block they write after
     this.blocks.forEach((blk, i) => {
+      onResidual?.(i, h);
+      if (i >= upTo) return; // captureKV: the blocks after those it reads are not run
       h = tf.add(h, blk.attn.apply(rmsNorm(h, blk.attnNorm as tf.Tensor1D, c.normEps), att));
       const x = tf.reshape(rmsNorm(h, blk.ffnNorm as tf.Tensor1D, c.normEps), [B * T, D]) as tf.Tensor2D; // [B·T, D]
       onFfnInput?.(i, x);
@@ -332,19 +396,37 @@ export class LanguageModel {
     return this.lmHead ? tf.matMul(h, this.lmHead as tf.Tensor2D) : tf.matMul(h, this.tokEmb as tf.Tensor2D, false, true);
   }
 
-  /** Attention context of a fresh sequence of length T (positions 0..T−1, causal). */
-  private fullContext(T: number): AttnContext {
+  /**
+   * Attention context of B fresh sequences of length T: positions 0..T−1 and causal; with
+   * `external`, positions start at its contextStart and its blocks read its chunked memories.
+   */
+  private fullContext(T: number, B: number, external?: ExternalKV): AttnContext {
     let mask = this.masks.get(T);
     if (!mask) {
       mask = causalMask(T, this.groups); // [1, 1, G·T, T]; disposed by the caller's tidy unless cached
       if (this.masks.size < MASK_CACHE) this.masks.set(T, tf.keep(mask)); // training repeats a few lengths
     }
-    const { cos, sin } = this.rope.prefix(T);
-    return { cos, sin, mask };
+    if (!external) return { ...this.rope.prefix(T), mask };
+    const start = contextStartOf(external);
+    const chunk = external.chunk ?? T;
+    if (!Number.isInteger(chunk) || chunk < 1) throw new ValueError('external.chunk', `must be an integer ≥ 1, got ${chunk}`);
+    const chunks = Math.ceil(T / chunk);
+    const G = this.groups;
+    const kv = (block: number, k: tf.Tensor4D, v: tf.Tensor4D) => {
+      const [, Hk, , dh] = k.shape;
+      const ext = gatherExternal(external, block, B, chunks, Hk, dh);
+      if (!ext) return { k, v };
+      return {
+        k: tf.concat([ext.k, k], 2) as tf.Tensor4D, // [B, Hk, E + T, dh]
+        v: tf.concat([ext.v, v], 2) as tf.Tensor4D,
+        mask: chunkedMask(ext.counts, ext.width, T, chunk, G),
+      };
+    };
+    return { ...this.rope.prefix(T, start), mask, kv };
   }
 
   /** Feed rows[b] (all of one length T) to caches[b]; logits of each row's last position. */
-  private runCached(rows: number[][], handles: KVCache[]): Float32Array[] {
+  private runCached(rows: number[][], handles: KVCache[], external?: ExternalKV): Float32Array[] {
     const c = this.config;
     const B = rows.length;
     const T = rows[0]!.length;
@@ -361,11 +443,21 @@ export class LanguageModel {
       return h;
     });
     if (new Set(caches).size !== B) throw new ValueError('caches', 'lists one cache twice; each sequence needs its own cache');
+    const start = contextStartOf(external);
+    caches.forEach((h, b) => {
+      if (h.length === 0)
+        h.start = start; // a cache's positions are fixed by its first feed
+      else if (h.start !== start)
+        throw new ValueError(
+          `caches.${b}`,
+          `holds positions from ${h.start}; external.contextStart ${start} would shift them: keep one contextStart per sequence`,
+        );
+    });
     const idArr = this.checkTokens(rows.flat(), 'tokens');
     const past = caches.map((k) => k.length);
     const S = Math.max(...past) + T;
     const positions = new Int32Array(B * T);
-    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = past[b]! + t;
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) positions[b * T + t] = start + past[b]! + t;
     const G = this.groups;
     const logits = tf.tidy(() => {
       const { cos, sin } = this.rope.at(positions, B, T);
@@ -389,7 +481,14 @@ export class LanguageModel {
           ks.push(padTo(full.k));
           vs.push(padTo(full.v));
         }
-        return { k: tf.stack(ks) as tf.Tensor4D, v: tf.stack(vs) as tf.Tensor4D }; // [B, Hk, S, dh]
+        const own = { k: tf.stack(ks) as tf.Tensor4D, v: tf.stack(vs) as tf.Tensor4D }; // [B, Hk, S, dh]
+        const ext = external && gatherExternal(external, block, B, 1, Hk, dh); // not cached: swapped between calls
+        if (!ext) return own;
+        return {
+          k: tf.concat([ext.k, own.k], 2) as tf.Tensor4D, // [B, Hk, E + S, dh]
+          v: tf.concat([ext.v, own.v], 2) as tf.Tensor4D,
+          mask: cachedExternalMask(ext.counts, ext.width, past, T, G, S),
+        };
       };
       const { h } = this.run(idArr, B, T, { cos, sin, mask, kv }, false);
       const last = tf.reshape(tf.slice(h, [0, T - 1, 0], [B, 1, c.dim]), [B, c.dim]) as tf.Tensor2D;

@@ -46,13 +46,13 @@ export class Rope {
     });
   }
 
-  /** cos/sin for positions 0..T−1 of every row: [1, 1, T, dh]. */
-  prefix(T: number): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
+  /** cos/sin for positions start..start+T−1 of every row: [1, 1, T, dh]. */
+  prefix(T: number, start = 0): { cos: tf.Tensor4D; sin: tf.Tensor4D } {
     return tf.tidy(() => {
       const shape: [number, number, number, number] = [1, 1, T, this.headDim];
       return {
-        cos: tf.reshape(tf.slice(this.cos, [0, 0], [T, this.headDim]), shape),
-        sin: tf.reshape(tf.slice(this.sin, [0, 0], [T, this.headDim]), shape),
+        cos: tf.reshape(tf.slice(this.cos, [start, 0], [T, this.headDim]), shape),
+        sin: tf.reshape(tf.slice(this.sin, [start, 0], [T, this.headDim]), shape),
       };
     });
   }

@@ -1,0 +1,73 @@
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ConfigError } from '@mnemo/core';
+import { initBackend } from '@mnemo/kernels';
+import { BpeTokenizer, LanguageModel, parseModelConfig } from '@mnemo/model';
+import { describe, expect, it } from 'vitest';
+import { type TrainerConfigInput, parseTrainerConfig } from './config';
+import { ReferenceMemory, tokenOverlap } from './memory3';
+import { readLines, runTraining } from './train';
+
+describe('tokenOverlap', () => {
+  it('is the fraction of the reference tokens found in the chunk, counting repeats', () => {
+    expect(tokenOverlap([1, 2, 3, 4], [9, 4, 3, 2, 1])).toBe(1);
+    expect(tokenOverlap([1, 1, 2, 5], [1, 2, 7])).toBe(0.5);
+    expect(tokenOverlap([], [1])).toBe(0);
+  });
+});
+
+describe('Memory³ stage 2', () => {
+  it('a chunk reads retrieved statements, never one it contains (> 90% overlap)', async () => {
+    await initBackend({ log: false });
+    const texts = [' The capital of Zoukra is Kemat.', ' Bravol was founded by Tisen.', ' The flag of Quaimo is green.'];
+    const tok = BpeTokenizer.train(texts, { vocabSize: 300 });
+    const model = new LanguageModel(
+      parseModelConfig({ vocabSize: tok.vocabSize, dim: 32, layers: 2, heads: 4, kvHeads: 2, maxSeqLen: 64 }),
+    );
+    const refs = new ReferenceMemory(model, tok, texts, {
+      fromStep: 0,
+      topK: 2,
+      refreshEvery: 10,
+      maxOverlap: 0.9,
+      chunk: 64,
+      embedLayer: 0,
+    });
+    await refs.refresh();
+    // one chunk: a paraphrase of statement 0, then statement 1 verbatim
+    const window = tok.encode(` In Zoukra, the seat of power is Kemat.${texts[1]}`);
+    const ext = refs.external(Int32Array.from(window), 1, window.length);
+    expect(ext.chunk).toBe(64);
+    const read = refs.lastTable[0]![0]!.map((id) => refs.textOf(id));
+    expect(read.length).toBe(2);
+    expect(read).toContain(texts[0]);
+    expect(read).not.toContain(texts[1]);
+    expect(refs.lastFiltered).toBe(1);
+    expect(ext.get(0, 0, 0)!.k.shape[1]).toBe(16);
+    refs.dispose();
+    model.dispose();
+  });
+
+  it('a run trains stage 1 without memory, then reads memories (metrics), and checks its config', async () => {
+    const out = mkdtempSync(path.join(os.tmpdir(), 'trainer-m3-'));
+    const cfg: TrainerConfigInput = {
+      name: 'm3',
+      model: { dim: 32, layers: 2, heads: 4, kvHeads: 2, seed: 3 },
+      tokenizer: { vocabSize: 300 },
+      data: { maxChars: 20_000, facts: 20, factsSeed: 5 },
+      train: { steps: 4, batch: 2, seqLen: 32, lr: 1e-2, warmup: 1, checkpointEvery: 100, evalEvery: 100, logEvery: 1, seed: 9 },
+      eval: { maxQuestions: 2, periodicQuestions: 2, valWindows: 2, answerTokens: 2 },
+      memory3: { fromStep: 2, topK: 2, chunk: 16 },
+      out,
+    };
+    const r = await runTraining(parseTrainerConfig(cfg), { quiet: true, skipFinalEval: true });
+    expect(Object.keys(r.losses).length).toBe(4);
+    const lines = readLines(path.join(out, 'metrics.jsonl'));
+    expect(lines.filter((m) => (m.step as number) <= 2).every((m) => m.memoriesRead === undefined)).toBe(true);
+    const stage2 = lines.filter((m) => (m.step as number) > 2);
+    expect(stage2.length).toBe(2);
+    for (const m of stage2) expect(m.memoriesRead as number).toBeGreaterThan(0);
+    expect(() => parseTrainerConfig({ ...cfg, data: { facts: 0 } })).toThrow(ConfigError);
+    expect(() => parseTrainerConfig({ ...cfg, memory3: { fromStep: 4 } })).toThrow(/fromStep/);
+  }, 120_000);
+});

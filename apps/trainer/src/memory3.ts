@@ -1,0 +1,114 @@
+/**
+ * Memory³ stage 2 (docs/design.md §4.7): continual training in which every 64-token chunk of a
+ * training window reads the explicit memories of references retrieved by its own text.
+ *
+ *   references: written by the CURRENT model without gradient, rewritten every `refreshEvery` steps
+ *   chunk c of row b: hits = retrieve(chunk tokens, 2·topK); drop references whose tokens overlap
+ *                     the chunk > maxOverlap (token multiset); keep the best topK
+ *   loss(ids, { external: chunked memories })   the memories are constants: gradients reach the
+ *                     model through the queries reading them (and the writer at the next refresh)
+ *
+ * Stage 1 (steps ≤ fromStep) trains without memory, else the model learns to ignore it.
+ */
+import { KnowledgeBase, type MemoryKV, type MemoryReader } from '@mnemo/memory3';
+import type { BpeTokenizer, LanguageModel } from '@mnemo/model';
+
+export interface Memory3TrainOptions {
+  /** the last step of stage 1; memory reading starts after it */
+  fromStep: number;
+  /** references read per chunk (5) */
+  topK: number;
+  /** rewrite the references with the current model every this many stage-2 steps */
+  refreshEvery: number;
+  /** a reference whose tokens overlap the chunk more than this is not read (0.9) */
+  maxOverlap: number;
+  /** tokens per chunk (64) */
+  chunk: number;
+  /** the embedding's residual stream (memory3's embedLayer, 0 = token embeddings) */
+  embedLayer: number;
+}
+
+/** Fraction of the reference's tokens found in the chunk (multiset intersection / reference length). */
+export function tokenOverlap(reference: ArrayLike<number>, chunk: ArrayLike<number>): number {
+  if (reference.length === 0) return 0;
+  const left = new Map<number, number>();
+  for (let i = 0; i < chunk.length; i++) left.set(chunk[i]!, (left.get(chunk[i]!) ?? 0) + 1);
+  let hit = 0;
+  for (let i = 0; i < reference.length; i++) {
+    const n = left.get(reference[i]!) ?? 0;
+    if (n > 0) {
+      hit++;
+      left.set(reference[i]!, n - 1);
+    }
+  }
+  return hit / reference.length;
+}
+
+/** The reference texts of a run and their memories, rewritten by the model as it trains. */
+export class ReferenceMemory {
+  private kb: KnowledgeBase | undefined;
+  private reader: MemoryReader | undefined;
+  private refTokens = new Map<number, number[]>(); // memory id → reference tokens
+  /** memories read in the last batch / chunks that read at least one */
+  lastRead = 0;
+  lastFiltered = 0;
+  /** the memory ids each row and chunk of the last batch read */
+  lastTable: number[][][] = [];
+
+  constructor(
+    readonly model: LanguageModel,
+    readonly tokenizer: BpeTokenizer,
+    readonly texts: string[],
+    readonly opts: Memory3TrainOptions,
+  ) {}
+
+  /** Write every reference with the current model (replacing the previous memories). */
+  async refresh(): Promise<void> {
+    this.dispose();
+    const kb = KnowledgeBase.inMemory(this.model, this.tokenizer, { embedLayer: this.opts.embedLayer });
+    const ids = await kb.addTexts(this.texts);
+    this.refTokens = new Map(ids.map((id) => [id, this.tokenizer.encode(kb.bank.get(id).text)]));
+    this.kb = kb;
+    this.reader = kb.reader({ topK: 2 * this.opts.topK, every: this.opts.chunk, cacheSize: 4096 });
+  }
+
+  /** Memories for the inputs of a batch `ids` [B, W] (the loss predicts ids[:, 1:] from ids[:, :-1]). */
+  external(ids: Int32Array, B: number, W: number): MemoryKV {
+    if (!this.reader) throw new Error('ReferenceMemory.refresh() must run before external()');
+    const { chunk, topK, maxOverlap } = this.opts;
+    const T = W - 1;
+    const table: number[][][] = [];
+    this.lastRead = 0;
+    this.lastFiltered = 0;
+    for (let b = 0; b < B; b++) {
+      const row: number[][] = [];
+      for (let s = 0; s < T; s += chunk) {
+        const inputs = Array.from(ids.subarray(b * W + s, b * W + Math.min(s + chunk, T)));
+        const seen = ids.subarray(b * W + s, b * W + Math.min(s + chunk, T) + 1); // with the last target
+        const kept: number[] = [];
+        for (const h of this.reader.retrieve(inputs)) {
+          if (kept.length >= topK) break;
+          if (tokenOverlap(this.refTokens.get(h.id)!, seen) > maxOverlap) this.lastFiltered++;
+          else kept.push(h.id);
+        }
+        this.lastRead += kept.length;
+        row.push(kept);
+      }
+      table.push(row);
+    }
+    this.lastTable = table;
+    return this.reader.chunked(table, chunk);
+  }
+
+  /** The reference text of a memory id. */
+  textOf(id: number): string {
+    if (!this.kb) throw new Error('ReferenceMemory.refresh() must run first');
+    return this.kb.bank.get(id).text;
+  }
+
+  dispose(): void {
+    this.reader?.dispose();
+    this.reader = undefined;
+    this.kb = undefined;
+  }
+}
