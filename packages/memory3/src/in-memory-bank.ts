@@ -73,6 +73,11 @@ export class InMemoryBank implements MemoryBank {
     }));
   }
 
+  info(id: number): MemoryInfo | undefined {
+    const r = this.records.get(id);
+    return r && { id: r.id, text: r.text, tokens: r.tokens, createdAt: r.createdAt, bytes: r.memory.kv.length * 4 };
+  }
+
   async close(): Promise<void> {
     this.records.clear();
   }

@@ -81,5 +81,7 @@ export interface MemoryBank {
   /** true when it existed */
   delete(id: number): Promise<boolean>;
   list(opts?: { offset?: number; limit?: number }): MemoryInfo[];
+  /** one memory's listing entry without decoding it; undefined when missing (optional: get() answers too) */
+  info?(id: number): MemoryInfo | undefined;
   close(): Promise<void>;
 }
