@@ -6,3 +6,26 @@
 export type { ExplicitMemory, MemoryEntry, MemoryInfo, MemoryShape, StoredMemory } from './types';
 export type { MemoryBank, MemoryHit } from './types';
 export { InMemoryBank, checkEntry, cosine, memoryLength } from './in-memory-bank';
+export {
+  type CodecKind,
+  type CodecSpec,
+  type KvCodec,
+  type KvQuantizer,
+  type KvQuantizerOptions,
+  codecError,
+  makeCodec,
+  trainKvQuantizer,
+} from './codec';
+export { type ModelKvShape, fullKvBytes, pqKvBytes, sparseKvBytes } from './codec-size';
+export {
+  type PqTrainOptions,
+  ProductQuantizer,
+  deserializeQuantizer,
+  relativeError,
+  serializeQuantizer,
+  trainProductQuantizer,
+} from './pq';
+export { anisotropicGaussian } from './pq-synthetic';
+export { type AnnOptions, AnnIndex } from './ann-index';
+export { CorruptMemoryError } from './store-record';
+export { BANK_FORMAT, type BankEvent, type IndexRecovery, LmdbMemoryBank, type MemoryBankOptions, openMemoryBank } from './lmdb-bank';
