@@ -20,3 +20,26 @@ export { tokenImportance, topPositions, writeEntry, writeMemory } from './writer
 export { embedTokens, meanPool } from './embed';
 export { MemoryReader, MemorySession, type ReaderOptions } from './reader';
 export { KnowledgeBase, type ReferenceCodec, bankShapeFor, defaultOptions, splitReferences } from './knowledge';
+export {
+  type CodecKind,
+  type CodecSpec,
+  type KvCodec,
+  type KvQuantizer,
+  type KvQuantizerOptions,
+  codecError,
+  makeCodec,
+  trainKvQuantizer,
+} from './codec';
+export { type ModelKvShape, fullKvBytes, pqKvBytes, sparseKvBytes } from './codec-size';
+export {
+  type PqTrainOptions,
+  ProductQuantizer,
+  deserializeQuantizer,
+  relativeError,
+  serializeQuantizer,
+  trainProductQuantizer,
+} from './pq';
+export { anisotropicGaussian } from './pq-synthetic';
+export { type AnnOptions, AnnIndex } from './ann-index';
+export { CorruptMemoryError } from './store-record';
+export { BANK_FORMAT, type BankEvent, type IndexRecovery, LmdbMemoryBank, type MemoryBankOptions, openMemoryBank } from './lmdb-bank';
