@@ -8,6 +8,8 @@
  */
 import { MnemoError } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
+import { openKnowledgeStore } from './knowledge-store';
+import { Memory3Engine } from './memory3-engine';
 import { ModelEngine } from './model-engine';
 import { USAGE, parseCli } from './options';
 import { MnemoServer } from './server';
@@ -24,7 +26,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const { checkpoint, logLevel, help: _help, warnings, ...serverOpts } = opts;
+  const { checkpoint, logLevel, help: _help, warnings, memoryStore, memoryStoreAnyWriter, ...serverOpts } = opts;
   const server = new MnemoServer(serverOpts, { logger: logLevel === 'silent' ? false : { level: logLevel } });
   const say = (msg: string) => process.stderr.write(`mnemo-serve: ${msg}\n`);
   for (const w of warnings) say(`warning: ${w}`);
@@ -55,7 +57,22 @@ async function main(): Promise<number> {
   const backend = await initBackend();
   say(`listening on ${address}; tensor backend ${backend.name}; loading ${checkpoint}`);
   const t0 = performance.now();
-  const engine = ModelEngine.load(checkpoint, { id: serverOpts.modelName });
+  let engine = ModelEngine.load(checkpoint, { id: serverOpts.modelName });
+  if (memoryStore !== undefined) {
+    const { knowledge, bank, created } = await openKnowledgeStore(memoryStore, {
+      checkpoint,
+      model: engine.model,
+      tokenizer: engine.tokenizer,
+      anyWriter: memoryStoreAnyWriter,
+      onEvent: (e) => {
+        if (e.kind === 'index-rebuilt')
+          say(`memory store: index ${e.reason}, rebuilt (${e.mode}, ${e.added} vectors, ${e.ms.toFixed(0)} ms)`);
+        if (e.kind === 'record-skipped') say(`memory store: record ${e.id} is corrupt and was left out of the index: ${e.error.message}`);
+      },
+    });
+    say(`memory store ${memoryStore}: ${created ? 'created, empty (POST /v1/memories adds texts)' : `${bank.size} references`}`);
+    engine = new Memory3Engine(engine.model, engine.tokenizer, engine.info.id, knowledge);
+  }
   server.setEngine(engine);
   const i = engine.info;
   say(

@@ -110,5 +110,6 @@ export interface Engine {
   readonly memories?: EngineMemories;
   /** live tensors held by the tensor runtime (leak check, /metrics) */
   numTensors(): number;
-  dispose(): void;
+  /** free the model (and close what it reads: a Memory³ store); the server awaits it at shutdown */
+  dispose(): void | Promise<void>;
 }

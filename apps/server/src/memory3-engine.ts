@@ -113,9 +113,11 @@ export class Memory3Engine extends ModelEngine {
     return out;
   }
 
-  override dispose(): void {
+  /** free the model and the decoded memories, then close the knowledge base's store */
+  override async dispose(): Promise<void> {
     this.reader.dispose();
     super.dispose();
+    await this.knowledge.bank.close();
   }
 
   /** The rows' current memories as the model's ExternalKV (row b: caches[b]'s). */

@@ -63,6 +63,10 @@ export function parseServerOptions(input: unknown): ServerOptions {
 
 export interface CliOptions extends ServerOptions {
   checkpoint: string;
+  /** Memory³ knowledge base folder (created when missing); undefined: none */
+  memoryStore?: string;
+  /** read a store another checkpoint wrote */
+  memoryStoreAnyWriter: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
   help: boolean;
   /** things the operator should hear about (a key given on the command line) */
@@ -130,6 +134,16 @@ const CLI_FLAGS = defineFlags({
   'body-limit': { type: 'int', min: 0, placeholder: 'BYTES', description: 'largest request body', default: DEFAULTS.bodyLimit },
   'shutdown-grace-ms': { type: 'int', min: 0, description: 'time in-flight requests get after SIGTERM', default: DEFAULTS.shutdownGraceMs },
   'model-name': { type: 'string', placeholder: 'NAME', description: 'model id in responses', defaultText: 'checkpoint folder name' },
+  'memory-store': {
+    type: 'string',
+    placeholder: 'DIR',
+    description:
+      'Memory³ knowledge base completions read every 64 tokens (created when missing; fill it with POST /v1/memories or mnemo-memory build)',
+  },
+  'memory-store-any-writer': {
+    type: 'boolean',
+    description: "read a --memory-store written by another checkpoint (its memories are another model's K/V)",
+  },
   'log-level': {
     type: 'string',
     placeholder: 'LEVEL',
@@ -209,7 +223,16 @@ export function parseCli(
     }
     throw e;
   }
-  return { ...opts, checkpoint: v.checkpoint ?? '', logLevel: v['log-level'], help, warnings };
+  if (v['memory-store-any-writer'] && !v['memory-store']) throw new ConfigError('--memory-store-any-writer', 'needs --memory-store DIR');
+  return {
+    ...opts,
+    checkpoint: v.checkpoint ?? '',
+    memoryStore: v['memory-store'],
+    memoryStoreAnyWriter: v['memory-store-any-writer'],
+    logLevel: v['log-level'],
+    help,
+    warnings,
+  };
 }
 
 function kebab(s: string): string {

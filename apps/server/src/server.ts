@@ -160,7 +160,7 @@ export class MnemoServer implements ServerContext {
       this.app.server.closeAllConnections();
       await closing;
       clearTimeout(grace);
-      this.engine?.dispose();
+      await this.engine?.dispose(); // a Memory³ engine also closes its store
     })();
     return this.closed;
   }

@@ -258,6 +258,13 @@ export class LmdbMemoryBank implements MemoryBank {
     return m;
   }
 
+  /** One memory's listing entry, read without decoding its K/V; undefined when missing. */
+  info(id: number): MemoryInfo | undefined {
+    this.checkOpen();
+    const buf = Number.isInteger(id) && id > 0 && id < 2 ** 32 ? this.records.getBinary(id) : undefined;
+    return buf ? recordInfo(buf, id, this.ctx) : undefined;
+  }
+
   delete(id: number): Promise<boolean> {
     this.checkWritable();
     if (!Number.isInteger(id) || id <= 0 || id >= 2 ** 32) return Promise.resolve(false);

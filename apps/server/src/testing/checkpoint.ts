@@ -13,9 +13,9 @@ export const tinyCorpus = [
 ];
 
 /** Train the tokenizer, build the model, save both to `dir`; returns the vocabulary size. */
-export function saveTinyCheckpoint(dir: string): number {
+export function saveTinyCheckpoint(dir: string, over: { seed?: number } = {}): number {
   const tokenizer = BpeTokenizer.train(tinyCorpus, { vocabSize: 300 });
-  const model = new LanguageModel({ ...tinyConfig, vocabSize: tokenizer.vocabSize });
+  const model = new LanguageModel({ ...tinyConfig, vocabSize: tokenizer.vocabSize, ...over });
   try {
     saveCheckpoint(dir, { model, tokenizer, extra: { step: 0 } });
   } finally {
