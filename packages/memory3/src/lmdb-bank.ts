@@ -105,7 +105,7 @@ export async function openMemoryBank(dir: string, options: MemoryBankOptions): P
     const records = env.openDB<Buffer, number>({ name: 'records', keyEncoding: 'uint32', encoding: 'binary' });
     const codec = await resolveCodec(dir, env, meta, o.shape, o.embedDim, options.codec);
     const bank = new LmdbMemoryBank(dir, env, meta, records, codec, o.shape, o.embedDim, o.cacheSize, o.indexSaveEvery, options);
-    bank.recoverIndex();
+    if (bank.recoverIndex()) await bank.saveIndex(); // a crash right after must not redo the rebuild
     return bank;
   } catch (e) {
     await env.close();
@@ -311,8 +311,8 @@ export class LmdbMemoryBank implements MemoryBank {
     }
   }
 
-  /** Load the index, or rebuild it from the records (called once by openMemoryBank). */
-  recoverIndex(): void {
+  /** Load the index, or rebuild it from the records (called once by openMemoryBank); true when it rebuilt. */
+  recoverIndex(): boolean {
     const t0 = performance.now();
     const saved = (this.meta.get('index') as IndexMeta | undefined) ?? null;
     const failure = this.index.load(this.indexFile, saved);
@@ -335,10 +335,10 @@ export class LmdbMemoryBank implements MemoryBank {
       this.index.clear();
       for (const { key, value } of this.records.getRange()) added += this.indexRecord(key, value) ? 1 : 0;
     }
-    if (!reason) return;
+    if (!reason) return false;
     this.indexRecovery = { kind: 'index-rebuilt', reason, mode, added, ms: performance.now() - t0 };
     this.options.onEvent?.(this.indexRecovery);
-    this.writesSinceSave = this.indexSaveEvery; // save the rebuilt index at the next write or close
+    return true;
   }
 
   /** add one record's embedding to the index; a corrupt record is reported and left out (get still refuses it by name) */
