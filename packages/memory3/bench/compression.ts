@@ -52,6 +52,10 @@ const MODELS: ModelSpec[] = [
   { name: 'dense preset', blocks: 4, heads: 4, kvHeads: 2, headDim: 32, subspaces: 6, embedDim: 128 },
 ];
 
+/** reference / bytes, or '—' where the representation is the larger one */
+const ratio = (reference: number, bytes: number, digits: number): number | string =>
+  bytes > reference ? '—' : +(reference / bytes).toFixed(digits);
+
 const memShape = (m: ModelSpec): MemoryShape => ({ layers: Math.floor(m.blocks / 2), kvHeads: m.kvHeads, tokens: 8, headDim: m.headDim });
 
 /** synthetic memories: keys and values from different anisotropic Gaussians (seeded) */
@@ -101,9 +105,9 @@ async function main() {
         shape: `blocks ${m.blocks}, H ${m.heads}, Hkv ${m.kvHeads}, dh ${m.headDim}, L_mem ${s.layers}`,
         representation,
         'bytes/ref': bytes,
-        '× vs full (all heads)': +(fullAll / bytes).toFixed(1),
-        '× vs full (GQA)': +(fullGqa / bytes).toFixed(1),
-        '× vs sparse bf16': +(sparse16 / bytes).toFixed(2),
+        '× vs full (all heads)': ratio(fullAll, bytes, 1),
+        '× vs full (GQA)': ratio(fullGqa, bytes, 1),
+        '× vs sparse bf16': ratio(sparse16, bytes, 2),
         'rel. error': error === null ? '—' : +error.toExponential(2),
         ...extra,
       });
