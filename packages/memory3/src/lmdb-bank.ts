@@ -136,7 +136,8 @@ export class LmdbMemoryBank implements MemoryBank {
   }
 
   /** Store entries in one transaction; resolves with their ids once it is flushed to disk. */
-  add(entries: MemoryEntry[]): Promise<number[]> {
+  async add(entries: MemoryEntry[]): Promise<number[]> {
+    // async: a bad entry rejects; the checks and encoding still run synchronously, at the call
     this.checkWritable();
     for (const e of entries) checkEntry(e, this.shape, this.embedDim);
     const now = Date.now();
@@ -177,9 +178,9 @@ export class LmdbMemoryBank implements MemoryBank {
     return m;
   }
 
-  delete(id: number): Promise<boolean> {
+  async delete(id: number): Promise<boolean> {
     this.checkWritable();
-    if (!Number.isInteger(id) || id <= 0 || id >= 2 ** 32) return Promise.resolve(false);
+    if (!Number.isInteger(id) || id <= 0 || id >= 2 ** 32) return false;
     this.deleting.add(id);
     return this.track(async () => {
       let existed = false;
