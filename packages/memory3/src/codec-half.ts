@@ -66,8 +66,9 @@ export function encodeHalf(x: Float32Array, kind: 'f16' | 'bf16'): Uint16Array {
 export function decodeHalf(h: Uint16Array, kind: 'f16' | 'bf16'): Float32Array {
   const out = new Float32Array(h.length);
   if (kind === 'bf16') {
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < h.length; i++) bits[i] = h[i]! << 16;
+    // the bf16 bits are the high half of each f32: little-endian, that is every odd u16
+    const halves = new Uint16Array(out.buffer);
+    for (let i = 0; i < h.length; i++) halves[2 * i + 1] = h[i]!;
     return out;
   }
   for (let i = 0; i < h.length; i++) out[i] = fromF16(h[i]!);

@@ -10,7 +10,8 @@
  * Encoded layout: half/f32 codecs keep the kv order; pq writes all key codes [L_mem, H_kv, T, m_K]
  * then all value codes [L_mem, H_kv, T, m_V].
  */
-import { ConfigError, ShapeError, ValueError } from '@mnemo/core';
+import { endianness } from 'node:os';
+import { BackendError, ConfigError, ShapeError, ValueError } from '@mnemo/core';
 import { decodeHalf, encodeHalf } from './codec-half';
 import { type PqTrainOptions, type ProductQuantizer, checkQuantizerDim, relativeError, trainProductQuantizer } from './pq';
 import type { ExplicitMemory, MemoryShape } from './types';
@@ -44,6 +45,8 @@ export function rowsPerHalf(s: MemoryShape): number {
 }
 
 export function makeCodec(kind: CodecKind, quantizer: KvQuantizer | null = null): KvCodec {
+  // records hold typed arrays in host order; files are little-endian everywhere Node runs today
+  if (endianness() !== 'LE') throw new BackendError('memory3 codecs need a little-endian host (records are little-endian)');
   if (kind === 'pq') {
     if (!quantizer) throw new ConfigError('codec.quantizer', "codec 'pq' needs a trained quantiser: trainKvQuantizer(memories, opts)");
     return pqCodec(quantizer);

@@ -42,4 +42,5 @@ export {
 export { anisotropicGaussian } from './pq-synthetic';
 export { type AnnOptions, AnnIndex } from './ann-index';
 export { CorruptMemoryError } from './store-record';
-export { BANK_FORMAT, type BankEvent, type IndexRecovery, LmdbMemoryBank, type MemoryBankOptions, openMemoryBank } from './lmdb-bank';
+export { type BankEvent, type IndexRecovery, LmdbMemoryBank, type MemoryBankOptions, openMemoryBank } from './lmdb-bank';
+export { BANK_FORMAT } from './store-meta';

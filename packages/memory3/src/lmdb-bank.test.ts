@@ -143,8 +143,8 @@ describe('index recovery', () => {
     if (mode) expect(bank.indexRecovery?.mode).toBe(mode);
     if (reason) expect(events[0]).toMatchObject({ kind: 'index-rebuilt', reason });
     for (const id of [1, 10, 20]) if (id <= bank.size) expect(bank.search(entry(id).embedding, 1)[0]!.id).toBe(id);
-    await bank.close();
-    const clean = await openMemoryBank(dir, { shape, embedDim }); // the rebuilt index was saved
+    await crash(bank);
+    const clean = await openMemoryBank(dir, { shape, embedDim }); // the rebuilt index was saved at once
     expect(clean.indexRecovery).toBeNull();
     await clean.close();
   }
@@ -220,6 +220,15 @@ describe('corrupt records', () => {
     expect(again.get(ids[0]!).memory.kv).toEqual(entry(1).memory.kv);
     expect(again.get(ids[2]!).text).toBe(entry(3).text);
     await again.close();
+    // a rebuild meets the record: reported and left out of the index, never dropped from the store
+    rmSync(path.join(dir, 'index.usearch'));
+    const events: BankEvent[] = [];
+    const rebuilt = await openMemoryBank(dir, { shape, embedDim, onEvent: (ev) => events.push(ev) });
+    expect(events.filter((ev) => ev.kind === 'record-skipped')).toMatchObject([{ id: ids[1] }]);
+    expect(rebuilt.indexRecovery).toMatchObject({ reason: 'missing', added: 2 });
+    expect(rebuilt.size).toBe(3);
+    expect(() => rebuilt.get(ids[1]!)).toThrow(CorruptMemoryError);
+    await rebuilt.close();
   });
 });
 

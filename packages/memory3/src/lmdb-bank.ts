@@ -17,19 +17,16 @@
  */
 import { rmSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, DisposedError, ValueError, parseConfig } from '@mnemo/core';
+import { DisposedError, ValueError, parseConfig } from '@mnemo/core';
 import { type Database, type RootDatabase, open } from 'lmdb';
 import { z } from 'zod';
 import { type AnnOptions, AnnIndex } from './ann-index';
-import { type CodecKind, type CodecSpec, type KvCodec, type KvQuantizer, makeCodec } from './codec';
+import type { CodecSpec, KvCodec } from './codec';
 import { checkEntry } from './in-memory-bank';
-import { deserializeQuantizer, serializeQuantizer } from './pq';
 import { LruCache } from './store-cache';
-import { RECORD_VERSION, type RecordContext, decodeRecord, encodeRecord, recordEmbedding, recordInfo, stampRecordId } from './store-record';
+import { type IndexMeta, resolveCodec } from './store-meta';
+import { type RecordContext, decodeRecord, encodeRecord, recordEmbedding, recordInfo, stampRecordId } from './store-record';
 import type { MemoryBank, MemoryEntry, MemoryHit, MemoryInfo, MemoryShape, StoredMemory } from './types';
-
-/** the bank's on-disk layout version (meta 'format') */
-export const BANK_FORMAT = 1;
 
 export interface MemoryBankOptions {
   shape: MemoryShape;
@@ -76,19 +73,6 @@ const optionsSchema = z.object({
   indexSaveEvery: z.number().int().positive().default(1000),
 });
 
-interface FormatRecord {
-  version: number;
-  recordVersion: number;
-  shape: MemoryShape;
-  embedDim: number;
-  codec: CodecKind;
-}
-interface IndexMeta {
-  crc: number;
-  bytes: number;
-  vectors: number;
-}
-
 const INDEX_FILE = 'index.usearch';
 
 /**
@@ -105,77 +89,12 @@ export async function openMemoryBank(dir: string, options: MemoryBankOptions): P
     const records = env.openDB<Buffer, number>({ name: 'records', keyEncoding: 'uint32', encoding: 'binary' });
     const codec = await resolveCodec(dir, env, meta, o.shape, o.embedDim, options.codec);
     const bank = new LmdbMemoryBank(dir, env, meta, records, codec, o.shape, o.embedDim, o.cacheSize, o.indexSaveEvery, options);
-    bank.recoverIndex();
+    if (bank.recoverIndex()) await bank.saveIndex(); // a crash right after must not redo the rebuild
     return bank;
   } catch (e) {
     await env.close();
     throw e;
   }
-}
-
-async function resolveCodec(
-  dir: string,
-  env: RootDatabase,
-  meta: Database<unknown, string>,
-  shape: MemoryShape,
-  embedDim: number,
-  spec: CodecSpec | undefined,
-): Promise<KvCodec> {
-  const file = path.join(dir, 'data.mdb');
-  const stored = meta.get('format') as FormatRecord | undefined;
-  const askedKind: CodecKind | undefined = spec === undefined ? undefined : typeof spec === 'string' ? spec : spec.kind;
-  const askedQuantizer = typeof spec === 'object' ? spec.quantizer : null;
-  if (askedKind !== undefined && !['f32', 'f16', 'bf16', 'pq'].includes(askedKind))
-    throw new ConfigError('codec', `unknown codec '${askedKind}'; choose f32, f16, bf16 or pq`);
-  if (!stored) {
-    const kind = askedKind ?? 'bf16';
-    const codec = makeCodec(kind, askedQuantizer); // refuses pq without a quantiser
-    const format: FormatRecord = { version: BANK_FORMAT, recordVersion: RECORD_VERSION, shape: { ...shape }, embedDim, codec: kind };
-    await env.transaction(() => {
-      meta.put('format', format);
-      meta.put('nextId', 1);
-      if (askedQuantizer) {
-        meta.put('quantizer.keys', Buffer.from(serializeQuantizer(askedQuantizer.keys)));
-        meta.put('quantizer.values', Buffer.from(serializeQuantizer(askedQuantizer.values)));
-      }
-    });
-    return codec;
-  }
-  if (stored.version !== BANK_FORMAT)
-    throw new ConfigError('format', `${file}: bank format ${stored.version}; this build reads ${BANK_FORMAT}`);
-  for (const k of ['layers', 'kvHeads', 'tokens', 'headDim'] as const)
-    if (stored.shape[k] !== shape[k])
-      throw new ConfigError(
-        `shape.${k}`,
-        `the bank in ${path.dirname(file)} holds memories with ${k} ${stored.shape[k]}, not ${shape[k]}; open it with its shape or use another dir`,
-      );
-  if (stored.embedDim !== embedDim)
-    throw new ConfigError('embedDim', `the bank in ${path.dirname(file)} indexes ${stored.embedDim}-dim embeddings, not ${embedDim}`);
-  if (askedKind !== undefined && askedKind !== stored.codec)
-    throw new ConfigError(
-      'codec',
-      `the bank in ${path.dirname(file)} was written with codec '${stored.codec}', not '${askedKind}'; omit codec to use it`,
-    );
-  let quantizer: KvQuantizer | null = null;
-  if (stored.codec === 'pq') {
-    const kb = meta.get('quantizer.keys') as Uint8Array | undefined;
-    const vb = meta.get('quantizer.values') as Uint8Array | undefined;
-    if (!kb || !vb) throw new ConfigError('codec', `${file}: a pq bank without its quantiser in meta; the file is damaged`);
-    quantizer = {
-      keys: deserializeQuantizer(kb, `${file}:meta.quantizer.keys`),
-      values: deserializeQuantizer(vb, `${file}:meta.quantizer.values`),
-    };
-    if (
-      askedQuantizer &&
-      (!Buffer.from(serializeQuantizer(askedQuantizer.keys)).equals(Buffer.from(kb)) ||
-        !Buffer.from(serializeQuantizer(askedQuantizer.values)).equals(Buffer.from(vb)))
-    )
-      throw new ConfigError(
-        'codec.quantizer',
-        "differs from the quantiser this bank was written with; open with codec 'pq' to use the stored one",
-      );
-  }
-  return makeCodec(stored.codec, quantizer);
 }
 
 export class LmdbMemoryBank implements MemoryBank {
@@ -217,7 +136,8 @@ export class LmdbMemoryBank implements MemoryBank {
   }
 
   /** Store entries in one transaction; resolves with their ids once it is flushed to disk. */
-  add(entries: MemoryEntry[]): Promise<number[]> {
+  async add(entries: MemoryEntry[]): Promise<number[]> {
+    // async: a bad entry rejects; the checks and encoding still run synchronously, at the call
     this.checkWritable();
     for (const e of entries) checkEntry(e, this.shape, this.embedDim);
     const now = Date.now();
@@ -265,9 +185,9 @@ export class LmdbMemoryBank implements MemoryBank {
     return buf ? recordInfo(buf, id, this.ctx) : undefined;
   }
 
-  delete(id: number): Promise<boolean> {
+  async delete(id: number): Promise<boolean> {
     this.checkWritable();
-    if (!Number.isInteger(id) || id <= 0 || id >= 2 ** 32) return Promise.resolve(false);
+    if (!Number.isInteger(id) || id <= 0 || id >= 2 ** 32) return false;
     this.deleting.add(id);
     return this.track(async () => {
       let existed = false;
@@ -318,8 +238,8 @@ export class LmdbMemoryBank implements MemoryBank {
     }
   }
 
-  /** Load the index, or rebuild it from the records (called once by openMemoryBank). */
-  recoverIndex(): void {
+  /** Load the index, or rebuild it from the records (called once by openMemoryBank); true when it rebuilt. */
+  recoverIndex(): boolean {
     const t0 = performance.now();
     const saved = (this.meta.get('index') as IndexMeta | undefined) ?? null;
     const failure = this.index.load(this.indexFile, saved);
@@ -342,10 +262,10 @@ export class LmdbMemoryBank implements MemoryBank {
       this.index.clear();
       for (const { key, value } of this.records.getRange()) added += this.indexRecord(key, value) ? 1 : 0;
     }
-    if (!reason) return;
+    if (!reason) return false;
     this.indexRecovery = { kind: 'index-rebuilt', reason, mode, added, ms: performance.now() - t0 };
     this.options.onEvent?.(this.indexRecovery);
-    this.writesSinceSave = this.indexSaveEvery; // save the rebuilt index at the next write or close
+    return true;
   }
 
   /** add one record's embedding to the index; a corrupt record is reported and left out (get still refuses it by name) */
