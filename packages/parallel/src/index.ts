@@ -16,3 +16,7 @@ export {
 } from './mpi-group';
 export { SoloGroup } from './solo-group';
 export { RESULT_MARK, groupData, openGroup, reportResult } from './group';
+export { DimShardedTable, type ShardedTableOptions, checkDimOptimizer } from './dim-sharded';
+export { RowShardedTable, checkRowOptimizer, localRows } from './row-sharded';
+export { ShardedPool, type ShardedPoolOptions, type ShardScheme, manifestFile, shardFile } from './sharded-pool';
+export { type CostInput, type CostReport, type LinkFigures, type SchemeCost, costModel, memoryPerRank, stepTime } from './cost-model';

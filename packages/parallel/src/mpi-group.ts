@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BackendError, ConfigError, ShapeError, UsageError } from '@mnemo/core';
@@ -277,12 +278,14 @@ export function runMpi<T = unknown>(P: number, file: string, opts: MpiRunOptions
     'MNEMO_GROUP_TIMEOUT_MS',
     ...node,
   ];
-  const env = {
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     MNEMO_GROUP_DATA: JSON.stringify(opts.data ?? null),
     MNEMO_GROUP_TIMEOUT_MS: String(timeoutMs),
     OMPI_MCA_btl_vader_single_copy_mechanism: 'none', // containers often forbid CMA (ptrace)
   };
+  const resultDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnemo-mpi-run-'));
+  env.MNEMO_GROUP_RESULT_DIR = resultDir;
   const t0 = performance.now();
   return new Promise((resolve) => {
     const child = spawn(mpirun, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -298,11 +301,11 @@ export function runMpi<T = unknown>(P: number, file: string, opts: MpiRunOptions
     child.on('close', (code) => {
       clearTimeout(kill);
       const results: (T | undefined)[] = Array(P).fill(undefined);
-      for (const line of stdout.split('\n')) {
-        if (!line.startsWith('@@mnemo-result ')) continue;
-        const { rank, value } = JSON.parse(line.slice('@@mnemo-result '.length)) as { rank: number; value: T };
-        results[rank] = value;
+      for (let r = 0; r < P; r++) {
+        const f = path.join(resultDir, `rank-${r}.json`);
+        if (fs.existsSync(f)) results[r] = JSON.parse(fs.readFileSync(f, 'utf8')) as T;
       }
+      fs.rmSync(resultDir, { recursive: true, force: true });
       resolve({ results, exitCode: code, stdout, stderr, ms: performance.now() - t0 });
     });
   });

@@ -1,0 +1,92 @@
+import { fileURLToPath } from 'node:url';
+import { initBackend } from '@mnemo/kernels';
+import { MemoryPool } from '@mnemo/memory-layer';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { LocalGroup, MpiGroup, mpiAvailable, mpirunPath } from './index';
+import { POOL_CASES, type PoolCase, globalBatch } from './testing';
+
+const worker = fileURLToPath(new URL('./test-workers/pool-worker.ts', import.meta.url));
+type Report = Record<string, { out: number[][]; gw: number[][]; table: number[] }>;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu', log: false });
+});
+
+/** The unsharded computation of a case on the global batch. */
+function reference(c: PoolCase, P: number) {
+  const pool = new MemoryPool({ rows: c.rows, dim: c.dim, optimizer: c.optimizer, deferred: c.deferred, initStd: 0.3, seed: c.seed });
+  const res = { out: [] as Float32Array[], gw: [] as Float32Array[], table: new Float32Array() };
+  for (let call = 0; call < 2; call++) {
+    const g = globalBatch(c, P, call);
+    const ids = tf.tensor2d(g.ids, [P * c.bags, c.K], 'int32');
+    const w = tf.tensor2d(g.w, [P * c.bags, c.K]);
+    const dy = tf.tensor2d(g.gOut, [P * c.bags, c.dim]);
+    const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => pool.lookup(ids, x as tf.Tensor2D))(w, dy);
+    res.out.push(value.dataSync() as Float32Array);
+    res.gw.push(grad.dataSync() as Float32Array);
+    if (c.deferred) pool.step();
+    tf.dispose([ids, w, dy, value, grad]);
+  }
+  res.table = pool.readRows(Int32Array.from({ length: c.rows }, (_, i) => i));
+  pool.dispose();
+  return res;
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+function compare(P: number, reports: (Report | undefined)[]): void {
+  for (const c of POOL_CASES) {
+    const ref = reference(c, P);
+    for (let r = 0; r < P; r++) {
+      const got = reports[r]?.[c.name];
+      expect(got, `rank ${r} reported ${c.name}`).toBeDefined();
+      for (let call = 0; call < 2; call++) {
+        const o = ref.out[call]!.subarray(r * c.bags * c.dim, (r + 1) * c.bags * c.dim);
+        const gw = ref.gw[call]!.subarray(r * c.bags * c.K, (r + 1) * c.bags * c.K);
+        expect(maxDiff(got!.out[call]!, o), `${c.name} P=${P} rank ${r} call ${call} out`).toBeLessThan(1e-5);
+        expect(maxDiff(got!.gw[call]!, gw), `${c.name} P=${P} rank ${r} call ${call} gw`).toBeLessThan(1e-5);
+      }
+      const rows: number[] = [];
+      for (let i = r; i < c.rows; i += P) rows.push(...ref.table.subarray(i * c.dim, (i + 1) * c.dim));
+      const d = maxDiff(got!.table, rows);
+      expect(d, `${c.name} P=${P} rank ${r} table after the steps`).toBeLessThan(1e-5);
+    }
+    // the steps did move the table (a test of updates, not of init)
+    const init = new MemoryPool({ rows: c.rows, dim: c.dim, optimizer: c.optimizer, initStd: 0.3, seed: c.seed });
+    expect(maxDiff(init.readRows(Int32Array.from({ length: c.rows }, (_, i) => i)), ref.table)).toBeGreaterThan(1e-3);
+    init.dispose();
+  }
+}
+
+describe('sharded pools equal the unsharded MemoryPool (local backend)', () => {
+  for (const P of [1, 2, 4]) {
+    it(`P = ${P}: outputs, weight gradients and tables after two steps, Memory+ and UltraMem shapes, dim and row`, async () => {
+      const res = await LocalGroup.run<Report>(P, worker, { timeoutMs: 30_000 });
+      for (const r of res) expect(r.error, String(r.error?.stack)).toBeUndefined();
+      compare(
+        P,
+        res.map((r) => r.result),
+      );
+    });
+  }
+});
+
+const mpi = mpiAvailable();
+const mpiReason = !mpirunPath() ? 'mpirun not on PATH' : !mpi.available ? mpi.reason : '';
+if (mpiReason) console.log(`[parallel] skipping the mpi sharded-pool tests: ${mpiReason}`);
+
+describe.skipIf(mpiReason !== '')('sharded pools equal the unsharded MemoryPool (mpi backend)', () => {
+  for (const P of [2, 4]) {
+    it(`P = ${P} under mpirun`, async () => {
+      const res = await MpiGroup.run<Report>(P, worker, { timeoutMs: 30_000 });
+      expect(res.exitCode, res.stderr).toBe(0);
+      compare(P, res.results);
+    });
+  }
+});
