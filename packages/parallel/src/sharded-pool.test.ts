@@ -16,7 +16,7 @@ beforeAll(async () => {
 /** The unsharded computation of a case on the global batch. */
 function reference(c: PoolCase, P: number) {
   const pool = new MemoryPool({ rows: c.rows, dim: c.dim, optimizer: c.optimizer, deferred: c.deferred, initStd: 0.3, seed: c.seed });
-  const res = { out: [] as Float32Array[], gw: [] as Float32Array[], table: new Float32Array() };
+  const res = { out: [] as Float32Array[], gw: [] as Float32Array[], table: new Float32Array() as Float32Array<ArrayBufferLike> };
   for (let call = 0; call < 2; call++) {
     const g = globalBatch(c, P, call);
     const ids = tf.tensor2d(g.ids, [P * c.bags, c.K], 'int32');
