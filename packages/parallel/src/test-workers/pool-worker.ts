@@ -3,6 +3,7 @@
  * (fused or deferred update), then the whole table read back — reported for the test to compare
  * with an unsharded MemoryPool.
  */
+import { mulberry32 } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { ShardedPool, groupData, openGroup, reportResult } from '../index';
@@ -10,6 +11,37 @@ import { POOL_CASES, globalBatch, rankSlice } from '../testing';
 
 await initBackend({ backend: 'cpu', log: false });
 const group = openGroup();
+const { mode } = (groupData<{ mode?: string }>() ?? {}) as { mode?: string };
+if (mode === 'bytes' || mode === 'kill') {
+  // uniform ids, B = 64 tokens × K = 16 per rank: bytes sent per forward + backward (or a rank dies mid-step)
+  const B = 64;
+  const K = 16;
+  const dv = 48;
+  const N = 4096;
+  const rand = mulberry32(7 + group.rank);
+  const report: Record<string, number | string | boolean> = {};
+  for (const scheme of ['dim', 'row'] as const) {
+    const pool = ShardedPool.create(group, { rows: N, dim: dv, optimizer: { kind: 'sgd', lr: 0.1 }, scheme });
+    const ids = tf.tensor2d(Int32Array.from({ length: B * K }, () => Math.floor(rand() * N)), [B, K], 'int32');
+    const w = tf.tensor2d(Float32Array.from({ length: B * K }, () => rand()), [B, K]);
+    group.resetStats();
+    try {
+      tf.grad((x: tf.Tensor) => {
+        const m = pool.lookup(ids, x as tf.Tensor2D);
+        if (mode === 'kill' && group.rank === 1) process.exit(5); // dies between forward and backward
+        return m;
+      })(w).dispose();
+    } catch (e) {
+      reportResult({ threw: true, name: (e as Error).constructor.name, message: (e as Error).message });
+      process.exit(0);
+    }
+    report[scheme] = group.stats().bytesSent;
+    pool.dispose();
+  }
+  reportResult(report);
+  group.close();
+  process.exit(0);
+}
 const { only } = (groupData<{ only?: string[] }>() ?? {}) as { only?: string[] };
 const out: Record<string, { out: number[][]; gw: number[][]; table: number[] }> = {};
 for (const c of POOL_CASES) {
