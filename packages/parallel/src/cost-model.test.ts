@@ -46,7 +46,10 @@ describe('costModel', () => {
 describe('a rank killed mid-step', () => {
   it('local: the other ranks throw a BackendError naming it, within the timeout', async () => {
     const t0 = Date.now();
-    const res = await LocalGroup.run<{ threw: boolean; name: string; message: string }>(3, worker, { data: { mode: 'kill' }, timeoutMs: 20_000 });
+    const res = await LocalGroup.run<{ threw: boolean; name: string; message: string }>(3, worker, {
+      data: { mode: 'kill' },
+      timeoutMs: 20_000,
+    });
     expect(res[1]!.exitCode).toBe(5);
     for (const r of [0, 2]) {
       expect(res[r]!.result?.threw).toBe(true);

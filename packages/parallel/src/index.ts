@@ -20,3 +20,4 @@ export { DimShardedTable, type ShardedTableOptions, checkDimOptimizer } from './
 export { RowShardedTable, checkRowOptimizer, localRows } from './row-sharded';
 export { ShardedPool, type ShardedPoolOptions, type ShardScheme, manifestFile, shardFile } from './sharded-pool';
 export { type CostInput, type CostReport, type LinkFigures, type SchemeCost, costModel, memoryPerRank, stepTime } from './cost-model';
+export { allReduceGradients, allReduceScalar } from './data-parallel';

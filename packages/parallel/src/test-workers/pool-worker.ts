@@ -22,8 +22,15 @@ if (mode === 'bytes' || mode === 'kill') {
   const report: Record<string, number | string | boolean> = {};
   for (const scheme of ['dim', 'row'] as const) {
     const pool = ShardedPool.create(group, { rows: N, dim: dv, optimizer: { kind: 'sgd', lr: 0.1 }, scheme });
-    const ids = tf.tensor2d(Int32Array.from({ length: B * K }, () => Math.floor(rand() * N)), [B, K], 'int32');
-    const w = tf.tensor2d(Float32Array.from({ length: B * K }, () => rand()), [B, K]);
+    const ids = tf.tensor2d(
+      Int32Array.from({ length: B * K }, () => Math.floor(rand() * N)),
+      [B, K],
+      'int32',
+    );
+    const w = tf.tensor2d(
+      Float32Array.from({ length: B * K }, () => rand()),
+      [B, K],
+    );
     group.resetStats();
     try {
       tf.grad((x: tf.Tensor) => {
