@@ -39,7 +39,7 @@ for (let s = 0; s < steps; s++) {
     vars,
   );
   const summed = allReduceGradients(group, grads);
-  dense.applyGradients(summed);
+  dense.applyGradients(Object.entries(summed).map(([name, tensor]) => ({ name, tensor })));
   losses.push(allReduceScalar(group, value));
   tf.dispose([value, ...Object.values(grads), ...Object.values(summed)]);
 }
