@@ -115,31 +115,36 @@ export class RowShardedTable implements ValueTable {
           `rank ${q} looks up [${dims[2 * q]}, ${dims[2 * q + 1]}], this rank [${B}, ${K}]: every rank must pass the same [B, K]`,
         );
     }
+    const rows = this.rows;
     for (let i = 0; i < ids.length; i++) {
       const r = ids[i]!;
-      if (r < -1 || r >= this.rows || !Number.isInteger(r))
-        throw new ShapeError('ids', `element ${i} is ${r}; ids must be in [0, ${this.rows}) or -1`);
+      if (r < -1 || r >= rows) throw new ShapeError('ids', `element ${i} is ${r}; ids must be in [0, ${rows}) or -1`);
     }
-    // 1. entries to their owners
-    const count = new Array<number>(P).fill(0);
+    // 1. entries to their owners: one buffer, owner-major (prefix offsets), positions increasing
+    const count = new Int32Array(P);
     for (let i = 0; i < ids.length; i++) if (ids[i]! >= 0) count[ids[i]! % P]!++;
-    const pairs: Int32Array[] = count.map((c) => new Int32Array(2 * c));
-    const ws: Float32Array[] = count.map((c) => new Float32Array(c));
-    const fill = new Array<number>(P).fill(0);
+    const start = new Int32Array(P + 1);
+    for (let q = 0; q < P; q++) start[q + 1] = start[q]! + count[q]!;
+    const pairs = new Int32Array(2 * start[P]!); // (position, local row)
+    const ws = new Float32Array(start[P]!);
+    const sentPosAll = new Int32Array(start[P]!);
+    const fill = start.slice(0, P);
     for (let i = 0; i < ids.length; i++) {
       const r = ids[i]!;
       if (r < 0) continue;
       const q = r % P;
       const n = fill[q]!++;
-      pairs[q]![2 * n] = i;
-      pairs[q]![2 * n + 1] = (r - q) / P;
-      ws[q]![n] = weights[i]!;
+      pairs[2 * n] = i;
+      pairs[2 * n + 1] = (r - q) / P;
+      ws[n] = weights[i]!;
+      sentPosAll[n] = i;
     }
+    const counts = Array.from(count);
     const gotPairs = this.group.allToAllV(
-      concatI(pairs),
-      count.map((c) => 2 * c),
+      pairs,
+      counts.map((c) => 2 * c),
     );
-    const gotW = this.group.allToAllV(concatF(ws), count);
+    const gotW = this.group.allToAllV(ws, counts);
     // 2. the owner's bags [P·B, K]
     const li = new Int32Array(P * B * K).fill(-1);
     const lw = new Float32Array(P * B * K);
@@ -159,7 +164,7 @@ export class RowShardedTable implements ValueTable {
       gotPos.push(pos);
       gotTok.push(tokensOf(pos, K));
     }
-    const sentPos = pairs.map((p) => Int32Array.from({ length: p.length / 2 }, (_, n) => p[2 * n]!));
+    const sentPos = Array.from({ length: P }, (_, q) => sentPosAll.subarray(start[q]!, start[q + 1]!));
     const routed: Routed = { weights, B, K, sentPos, sentTok: sentPos.map((p) => tokensOf(p, K)), li, lw, gotPos, gotTok };
     this.cache.set(ids, routed);
     return routed;
