@@ -93,7 +93,10 @@ async function main() {
   const links = results
     .filter((o) => o.link.bandwidth !== null)
     .map((o) => ({ backend: o.backend, P: o.P, bandwidth: o.link.bandwidth!, latency: o.link.latencyMs / 1e3 }));
-  for (const l of links) report.note(`link ${l.backend} P = ${l.P}: all-to-all ${(l.bandwidth / 1e9).toFixed(2)} GB/s per rank, barrier ${(l.latency * 1e6).toFixed(0)} µs.`);
+  for (const l of links)
+    report.note(
+      `link ${l.backend} P = ${l.P}: all-to-all ${(l.bandwidth / 1e9).toFixed(2)} GB/s per rank, barrier ${(l.latency * 1e6).toFixed(0)} µs.`,
+    );
   const p1 = results.find((o) => o.backend === 'local' && o.P === 1)!;
   // compute per step scales with B·K·dv element-ops per rank under both schemes (dim: P·B bags of dv/P; row: ~B·K rows of dv)
   const computePerOp = p1.dim.stepMs / 1e3 / (job.B * job.K * job.dv);

@@ -64,7 +64,13 @@ for (const scheme of ['dim', 'row'] as const) {
     }
   }
   const stats = pool.shard.stats();
-  out[scheme] = { forwardMs: median(fwd), stepMs: median(step), bytesPerStep: bytes / reps, shardBytes: stats.bytes, shardValueBytes: stats.valueBytes };
+  out[scheme] = {
+    forwardMs: median(fwd),
+    stepMs: median(step),
+    bytesPerStep: bytes / reps,
+    shardBytes: stats.bytes,
+    shardValueBytes: stats.valueBytes,
+  };
   pool.dispose();
 }
 // link: one all-to-all of 8 MiB per rank, and barrier latency

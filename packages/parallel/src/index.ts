@@ -3,7 +3,8 @@
  * ValuePool, on a ProcessGroup with two backends (worker threads with shared memory; OpenMPI).
  */
 export type { GroupStats, Numeric, ProcessGroup } from './process-group';
-export { LocalGroup, type LocalRankResult, type LocalRunOptions, inLocalGroup, localGroup } from './local-group';
+export { inLocalGroup, localGroup } from './local-group';
+export { LocalGroup, type LocalRankResult, type LocalRunOptions } from './local-launch';
 export {
   MpiGroup,
   type MpiRunOptions,

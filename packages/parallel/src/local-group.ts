@@ -1,7 +1,7 @@
 /**
  * The `local` ProcessGroup backend: P worker threads of one process (one machine; the tests).
  *
- *   const results = await LocalGroup.run(4, new URL('./my-worker.js', import.meta.url), { data });
+ *   const results = await LocalGroup.run(4, new URL('./my-worker.js', import.meta.url), { data }); // local-launch.ts
  *   // in my-worker.js:  const group = localGroup();  …collectives…;  reportResult(value);
  *
  * Shared memory. One control block (Int32Array over a SharedArrayBuffer) holds
@@ -18,10 +18,7 @@
  * is too small is replaced by a bigger one, announced to each peer on a MessagePort that the peer
  * reads synchronously (receiveMessageOnPort) when it sees the new generation.
  */
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { MessageChannel, type MessagePort, Worker, isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { type MessagePort, isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { BackendError, ConfigError, ShapeError, UsageError } from '@mnemo/core';
 import {
   type GroupStats,
@@ -35,10 +32,7 @@ import {
   viewAs,
 } from './process-group';
 
-const DEFAULT_TIMEOUT_MS = 30_000;
-const DEFAULT_SLAB_BYTES = 1 << 20;
-
-interface LocalInit {
+export interface LocalInit {
   __mnemoLocalGroup: true;
   rank: number;
   size: number;
@@ -119,8 +113,12 @@ class LocalProcessGroup implements ProcessGroup {
     }
   }
 
-  /** The core of every collective: chunks[d] goes to rank d (null = nothing); returns what each rank sent me. */
-  private exchange(name: string, chunks: (Uint8Array | null)[]): Uint8Array[] {
+  /**
+   * The core of every collective: chunks[d] goes to rank d (null = nothing); `read(s, bytes)` is
+   * called for each source rank in rank order with a view of what s sent me (valid only during
+   * the call: it points into s's slab). Returns the byte length received from each rank.
+   */
+  private exchange(name: string, chunks: (Uint8Array | null)[], read: (s: number, bytes: Uint8Array, lengths: number[]) => void): number[] {
     if (this.closed) throw new BackendError(`${name}: the process group of rank ${this.rank} is closed`);
     this.count++;
     const what = `${name} (collective #${this.count})`;
@@ -144,15 +142,42 @@ class LocalProcessGroup implements ProcessGroup {
       if (c && d !== this.rank) this.sent += c.byteLength;
     }
     this.meet(++this.phase, what);
-    const got: Uint8Array[] = [];
+    const lengths: number[] = [];
+    for (let s = 0; s < P; s++) lengths.push(Atomics.load(this.ctl, this.hdrAt(s, this.rank) + 1));
     for (let s = 0; s < P; s++) {
       const off = Atomics.load(this.ctl, this.hdrAt(s, this.rank));
-      const len = Atomics.load(this.ctl, this.hdrAt(s, this.rank) + 1);
-      const slab = this.slabOf(s);
-      got.push(new Uint8Array(slab, off, len).slice());
+      read(s, new Uint8Array(this.slabOf(s), off, lengths[s]!), lengths);
     }
     this.meet(++this.phase, what);
-    return got;
+    return lengths;
+  }
+
+  /** Exchange and concatenate what every rank sent me, in rank order, into one new array. */
+  private exchangeConcat<T extends Numeric>(name: string, like: T, chunks: (Uint8Array | null)[]): { data: T; counts: number[] } {
+    let out: T | null = null;
+    let at = 0;
+    const lengths = this.exchange(name, chunks, (_s, bytes, lens) => {
+      out ??= new (like.constructor as new (n: number) => T)(lens.reduce((a, l) => a + l, 0) / 4);
+      new Uint8Array(out.buffer, out.byteOffset + at, bytes.byteLength).set(bytes);
+      at += bytes.byteLength;
+    });
+    return { data: out ?? new (like.constructor as new (n: number) => T)(0), counts: lengths.map((l) => l / 4) };
+  }
+
+  /** Exchange and sum the float32 blocks every rank sent me (rank order) into [m]. */
+  private exchangeSum(name: string, m: number, chunks: (Uint8Array | null)[]): Float32Array {
+    const out = new Float32Array(m);
+    let bad = -1;
+    const lengths = this.exchange(name, chunks, (s, bytes) => {
+      if (bytes.byteLength !== m * 4) {
+        bad = s; // thrown after the exchange, so no peer is left waiting
+        return;
+      }
+      const v = new Float32Array(bytes.buffer, bytes.byteOffset, m);
+      for (let i = 0; i < m; i++) out[i] = out[i]! + v[i]!;
+    });
+    if (bad >= 0) throw new ShapeError(name, `rank ${bad} sent ${lengths[bad]! / 4} values, this rank expects ${m}`);
+    return out;
   }
 
   private ensureSlab(bytes: number): void {
@@ -180,31 +205,30 @@ class LocalProcessGroup implements ProcessGroup {
 
   allGather<T extends Numeric>(x: T): T {
     checkNumeric('x', x);
-    const got = this.exchange('allGather', Array(this.size).fill(bytesOf(x)));
-    for (const [q, g] of got.entries()) {
-      if (g.byteLength !== x.byteLength)
-        throw new ShapeError('allGather', `rank ${q} sent ${g.byteLength / 4} values, this rank ${x.length}; use allGatherV`);
+    const { data, counts } = this.exchangeConcat('allGather', x, Array(this.size).fill(bytesOf(x)));
+    for (const [q, c] of counts.entries()) {
+      if (c !== x.length) throw new ShapeError('allGather', `rank ${q} sent ${c} values, this rank ${x.length}; use allGatherV`);
     }
-    return concat(x, got);
+    return data;
   }
 
   allGatherV<T extends Numeric>(x: T): { data: T; counts: number[] } {
     checkNumeric('x', x);
-    const got = this.exchange('allGatherV', Array(this.size).fill(bytesOf(x)));
-    return { data: concat(x, got), counts: got.map((g) => g.byteLength / 4) };
+    return this.exchangeConcat('allGatherV', x, Array(this.size).fill(bytesOf(x)));
   }
 
   allToAll<T extends Numeric>(x: T): T {
     checkNumeric('x', x);
     const m = blockLength('allToAll', x, this.size);
     const b = bytesOf(x);
-    const got = this.exchange(
+    const { data, counts } = this.exchangeConcat(
       'allToAll',
+      x,
       Array.from({ length: this.size }, (_, q) => b.subarray(q * m * 4, (q + 1) * m * 4)),
     );
-    for (const [q, g] of got.entries())
-      if (g.byteLength !== m * 4) throw new ShapeError('allToAll', `rank ${q} sent a block of ${g.byteLength / 4} values, this rank ${m}`);
-    return concat(x, got);
+    for (const [q, c] of counts.entries())
+      if (c !== m) throw new ShapeError('allToAll', `rank ${q} sent a block of ${c} values, this rank ${m}`);
+    return data;
   }
 
   allToAllV<T extends Numeric>(x: T, counts: readonly number[]): { data: T; counts: number[] } {
@@ -217,47 +241,36 @@ class LocalProcessGroup implements ProcessGroup {
       off += c;
       return s;
     });
-    const got = this.exchange('allToAllV', chunks);
-    return { data: concat(x, got), counts: got.map((g) => g.byteLength / 4) };
+    return this.exchangeConcat('allToAllV', x, chunks);
   }
 
   reduceScatter(x: Float32Array): Float32Array {
     if (!(x instanceof Float32Array)) throw new ShapeError('x', 'reduceScatter sums a Float32Array');
     const m = blockLength('reduceScatter', x, this.size);
     const b = bytesOf(x);
-    const got = this.exchange(
+    return this.exchangeSum(
       'reduceScatter',
-      Array.from({ length: this.size }, (_, q) => b.subarray(q * m * 4, (q + 1) * m * 4)),
-    );
-    return sumBlocks(
-      got.map((g) => viewAs(x, g)),
       m,
+      Array.from({ length: this.size }, (_, q) => b.subarray(q * m * 4, (q + 1) * m * 4)),
     );
   }
 
   allReduce(x: Float32Array): Float32Array {
     if (!(x instanceof Float32Array)) throw new ShapeError('x', 'allReduce sums a Float32Array');
-    const got = this.exchange('allReduce', Array(this.size).fill(bytesOf(x)));
-    return sumBlocks(
-      got.map((g) => viewAs(x, g)),
-      x.length,
-    );
+    return this.exchangeSum('allReduce', x.length, Array(this.size).fill(bytesOf(x)));
   }
 
   broadcast<T extends Numeric>(x: T, root: number): T {
     checkNumeric('x', x);
     if (!Number.isInteger(root) || root < 0 || root >= this.size)
       throw new ConfigError('root', `must be a rank in [0, ${this.size}), got ${root}`);
-    const chunks = Array(this.size).fill(this.rank === root ? bytesOf(x) : null);
-    const got = this.exchange('broadcast', chunks);
-    const g = got[root]!;
-    if (g.byteLength !== x.byteLength)
-      throw new ShapeError('broadcast', `root sent ${g.byteLength / 4} values, this rank expects ${x.length}`);
-    return viewAs(x, g);
+    const { data } = this.exchangeConcat('broadcast', x, Array(this.size).fill(this.rank === root ? bytesOf(x) : null));
+    if (data.length !== x.length) throw new ShapeError('broadcast', `root sent ${data.length} values, this rank expects ${x.length}`);
+    return data;
   }
 
   barrier(): void {
-    this.exchange('barrier', Array(this.size).fill(null));
+    this.exchange('barrier', Array(this.size).fill(null), () => {});
   }
 
   stats(): GroupStats {
@@ -272,20 +285,6 @@ class LocalProcessGroup implements ProcessGroup {
   close(): void {
     this.closed = true;
   }
-}
-
-function concat<T extends Numeric>(like: T, parts: Uint8Array[]): T {
-  let n = 0;
-  for (const p of parts) n += p.byteLength;
-  const C = like.constructor as new (n: number) => T;
-  const out = new C(n / 4);
-  const b = bytesOf(out);
-  let off = 0;
-  for (const p of parts) {
-    b.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
 }
 
 /** True inside a worker started by LocalGroup.run. */
@@ -312,98 +311,3 @@ export function localGroupData<T = unknown>(): T {
 export function reportResult(value: unknown): void {
   parentPort?.postMessage({ __mnemoResult: value });
 }
-
-export interface LocalRunOptions {
-  /** given to every worker (structured clone); read it with localGroupData() */
-  data?: unknown;
-  /** per-collective timeout in ms (default 30 000) */
-  timeoutMs?: number;
-  /** initial slab bytes per rank (grows on demand; default 1 MiB) */
-  slabBytes?: number;
-  /** extra node flags for the workers (TypeScript workers get --conditions=mnemo-source) */
-  execArgv?: string[];
-}
-
-export interface LocalRankResult<T> {
-  rank: number;
-  /** what the worker passed to reportResult, or undefined */
-  result: T | undefined;
-  /** the worker's uncaught error, if it failed */
-  error?: Error;
-  exitCode: number;
-}
-
-/** tsx's ESM register API (TypeScript workers; tsx is a dev tool, not a dependency). */
-function tsxEsmApi(): string {
-  try {
-    return path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist', 'esm', 'api', 'index.mjs');
-  } catch {
-    throw new UsageError('LocalGroup.run: a .ts worker needs tsx installed (npm i -D tsx), or pass a built .js worker');
-  }
-}
-
-/** Launch P worker threads running `file`, each with a `local` ProcessGroup; resolves when all end. */
-async function run<T = unknown>(P: number, file: string | URL, opts: LocalRunOptions = {}): Promise<LocalRankResult<T>[]> {
-  if (!Number.isInteger(P) || P < 1 || P > 256) throw new ConfigError('P', `must be an integer in [1, 256], got ${P}`);
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new ConfigError('timeoutMs', `must be > 0, got ${timeoutMs}`);
-  const control = new SharedArrayBuffer(4 * (1 + 3 * P + 2 * P * P));
-  const ctl = new Int32Array(control);
-  const slabs = Array.from({ length: P }, () => new SharedArrayBuffer(opts.slabBytes ?? DEFAULT_SLAB_BYTES));
-  const out: (MessagePort | null)[][] = Array.from({ length: P }, () => Array(P).fill(null));
-  const inn: (MessagePort | null)[][] = Array.from({ length: P }, () => Array(P).fill(null));
-  for (let s = 0; s < P; s++)
-    for (let d = 0; d < P; d++)
-      if (s !== d) {
-        const ch = new MessageChannel();
-        out[s]![d] = ch.port1;
-        inn[d]![s] = ch.port2;
-      }
-  const file_ = file instanceof URL ? file.pathname : file.startsWith('file:') ? new URL(file).pathname : file;
-  const ts = file_.endsWith('.ts');
-  const tsx = ts ? tsxEsmApi() : '';
-  const boot = `const { workerData } = require('node:worker_threads');
-(async () => { const { register } = await import(${JSON.stringify(pathToFileURL(tsx).href)}); register(); await import(${JSON.stringify(pathToFileURL(file_).href)}); })().catch((e) => { setImmediate(() => { throw e; }); });`;
-  const execArgv = [...(ts ? ['--conditions=mnemo-source'] : []), ...(opts.execArgv ?? [])];
-  const workers = Array.from({ length: P }, (_, rank) => {
-    const init: LocalInit = {
-      __mnemoLocalGroup: true,
-      rank,
-      size: P,
-      timeoutMs,
-      control,
-      slabs,
-      out: out[rank]!,
-      in: inn[rank]!,
-      data: opts.data,
-    };
-    const ports = [...out[rank]!, ...inn[rank]!].filter((p): p is MessagePort => p !== null);
-    return ts
-      ? new Worker(boot, { eval: true, workerData: init, transferList: ports, execArgv })
-      : new Worker(file_, { workerData: init, transferList: ports, execArgv });
-  });
-  return Promise.all(
-    workers.map(
-      (w, rank) =>
-        new Promise<LocalRankResult<T>>((resolve) => {
-          const res: LocalRankResult<T> = { rank, result: undefined, exitCode: 0 };
-          w.on('message', (m: { __mnemoResult?: T }) => {
-            if (m && '__mnemoResult' in m) res.result = m.__mnemoResult;
-          });
-          w.on('error', (e) => {
-            res.error = e;
-          });
-          w.on('exit', (code) => {
-            res.exitCode = code;
-            // tell the peers: a rank waiting for this one fails now instead of at its timeout
-            Atomics.store(ctl, 1 + P + rank, code + 1);
-            Atomics.add(ctl, 0, 1);
-            Atomics.notify(ctl, 0);
-            resolve(res);
-          });
-        }),
-    ),
-  );
-}
-
-export const LocalGroup = { run };
