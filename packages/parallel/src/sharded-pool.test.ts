@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '@mnemo/kernels';
 import { MemoryPool } from '@mnemo/memory-layer';
@@ -89,4 +92,33 @@ describe.skipIf(mpiReason !== '')('sharded pools equal the unsharded MemoryPool 
       compare(P, res.results);
     });
   }
+});
+
+describe('sharded checkpoints', () => {
+  it('save at P = 2 and load at P = 2 keeps values and optimizer state; P = 4 is refused with the reason', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mnemo-parallel-ckpt-'));
+    const file = path.join(dir, 'values.safetensors');
+    try {
+      const saved = await LocalGroup.run<{ table: number[] | null }>(2, worker, { data: { mode: 'save', file } });
+      for (const r of saved) expect(r.error, String(r.error?.stack)).toBeUndefined();
+      expect(fs.readdirSync(dir).sort()).toEqual([
+        'values.safetensors.shard-0-of-2',
+        'values.safetensors.shard-1-of-2',
+        'values.safetensors.shards.json',
+      ]);
+      const loaded = await LocalGroup.run<{ table: number[] | null }>(2, worker, { data: { mode: 'load', file } });
+      for (const r of loaded) expect(r.error, String(r.error?.stack)).toBeUndefined();
+      // the same next step from the loaded pool gives the same table as from the live one
+      expect(loaded[0]!.result!.table).toEqual(saved[0]!.result!.table);
+      const other = await LocalGroup.run<{ error: string; message: string }>(4, worker, { data: { mode: 'load', file } });
+      expect(other[0]!.result!.error).toBe('CheckpointError');
+      expect(other[0]!.result!.message).toMatch(/was saved by 2 ranks \(dim sharding\) and this group has 4: .*load it with 2 ranks/);
+      fs.writeFileSync(path.join(dir, 'values.safetensors.shards.json'), '{ not json');
+      const corrupt = await LocalGroup.run<{ error: string; message: string }>(2, worker, { data: { mode: 'load', file } });
+      expect(corrupt[0]!.result!.error).toBe('CheckpointError');
+      expect(corrupt[0]!.result!.message).toMatch(/shards\.json: is not valid JSON/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -49,6 +49,38 @@ if (mode === 'bytes' || mode === 'kill') {
   group.close();
   process.exit(0);
 }
+if (mode === 'save' || mode === 'load') {
+  // save: train one step and save; load: load the saved pool (or report why not) and read it back
+  const { file } = groupData<{ file: string }>();
+  const c = POOL_CASES[0]!;
+  const all = Int32Array.from({ length: c.rows }, (_, i) => i);
+  let pool: ShardedPool;
+  if (mode === 'save') {
+    pool = ShardedPool.create(group, {
+      rows: c.rows,
+      dim: c.dim,
+      optimizer: c.optimizer,
+      scheme: 'dim',
+      init: { kind: 'normal', std: 0.3, seed: c.seed },
+    });
+    const s = rankSlice(c, group.rank, globalBatch(c, group.size, 0));
+    tf.grad((x: tf.Tensor) => pool.lookup(tf.tensor2d(s.ids, [c.bags, c.K], 'int32'), x as tf.Tensor2D))(tf.tensor2d(s.w, [c.bags, c.K]));
+    pool.save(file);
+  } else {
+    try {
+      pool = ShardedPool.load(group, file);
+    } catch (e) {
+      reportResult({ error: (e as Error).constructor.name, message: (e as Error).message });
+      process.exit(0);
+    }
+  }
+  // one more step after save / load: equal only if the optimizer state round-tripped too
+  const s = rankSlice(c, group.rank, globalBatch(c, group.size, 1));
+  tf.grad((x: tf.Tensor) => pool.lookup(tf.tensor2d(s.ids, [c.bags, c.K], 'int32'), x as tf.Tensor2D))(tf.tensor2d(s.w, [c.bags, c.K]));
+  reportResult({ table: group.rank === 0 ? [...pool.readRows(all)] : (pool.readRows(new Int32Array(0)), null) });
+  group.close();
+  process.exit(0);
+}
 const { only } = (groupData<{ only?: string[] }>() ?? {}) as { only?: string[] };
 const out: Record<string, { out: number[][]; gw: number[][]; table: number[] }> = {};
 for (const c of POOL_CASES) {
