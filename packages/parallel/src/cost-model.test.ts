@@ -36,7 +36,7 @@ describe('costModel', () => {
         expect(r.error).toBeUndefined();
         // dim: exact (local collectives send no headers)
         expect(r.result!.dim).toBe(model.dim.bytes);
-        // row: the model uses the expected ρ; 64 tokens of uniform ids land within 10 %; + 8 bytes of [B, K] header per peer
+        // row: the model uses the expected ρ; 64 tokens of uniform ids land within 10 %; + a 16-byte header per peer
         expect(Math.abs(r.result!.row - model.row.bytes) / model.row.bytes).toBeLessThan(0.1);
       }
     });

@@ -153,7 +153,7 @@ export class DimShardedTable implements ValueTable {
     this.live();
     const P = this.group.size;
     const K = bagSize;
-    const B = K > 0 ? ids.length / K : 0;
+    const B = K > 0 ? ids.length / K : gOut instanceof Float32Array ? gOut.length / this.dim : 0;
     if (!(gOut instanceof Float32Array) || gOut.length !== B * this.dim)
       throw new ShapeError('gOut', `must be a Float32Array [B=${B}, dv=${this.dim}]`);
     const cached = this.cache.get(ids);

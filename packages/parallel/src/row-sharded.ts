@@ -20,7 +20,7 @@
  * order); out is a sum over owners in a different order than one bag (rounding only); gw exact.
  * Refused: clip 'global' (one norm over every touched row of every rank).
  */
-import { ConfigError, DisposedError, ShapeError, checkInt } from '@mnemo/core';
+import { ConfigError, DisposedError, ShapeError, ValueError, checkInt } from '@mnemo/core';
 import {
   type BackwardOptions,
   type OptimizerConfig,
@@ -107,18 +107,24 @@ export class RowShardedTable implements ValueTable {
       throw new ShapeError('weights', `must be a Float32Array [B, K] of ${ids.length} values`);
     const P = this.group.size;
     const B = K > 0 ? ids.length / K : (batch ?? 0);
-    const dims = this.group.allGather(Int32Array.of(B, K));
-    for (let q = 0; q < P; q++) {
-      if (dims[2 * q] !== B || dims[2 * q + 1] !== K)
-        throw new ShapeError(
-          'ids',
-          `rank ${q} looks up [${dims[2 * q]}, ${dims[2 * q + 1]}], this rank [${B}, ${K}]: every rank must pass the same [B, K]`,
-        );
-    }
+    // validate before the first collective, and share the verdict: every rank throws, none waits
     const rows = this.rows;
-    for (let i = 0; i < ids.length; i++) {
+    let bad = -1;
+    for (let i = 0; i < ids.length && bad < 0; i++) {
       const r = ids[i]!;
-      if (r < -1 || r >= rows) throw new ShapeError('ids', `element ${i} is ${r}; ids must be in [0, ${rows}) or -1`);
+      if (r < -1 || r >= rows || (r >= 0 && !Number.isFinite(weights[i]!))) bad = i;
+    }
+    const dims = this.group.allGather(Int32Array.of(B, K, bad, bad >= 0 ? ids[bad]! : 0));
+    for (let q = 0; q < P; q++) {
+      const [Bq, Kq, badq, idq] = [dims[4 * q]!, dims[4 * q + 1]!, dims[4 * q + 2]!, dims[4 * q + 3]!];
+      if (Bq !== B || Kq !== K)
+        throw new ShapeError('ids', `rank ${q} looks up [${Bq}, ${Kq}], this rank [${B}, ${K}]: every rank must pass the same [B, K]`);
+      if (badq >= 0) {
+        throw new ValueError(
+          q === this.group.rank && ids[badq]! >= -1 && ids[badq]! < rows ? 'weights' : 'ids',
+          `rank ${q}, element ${badq}: id ${idq}${q === this.group.rank ? `, weight ${weights[badq]}` : ''}; ids must be in [0, ${rows}) or -1 and weights finite`,
+        );
+      }
     }
     // 1. entries to their owners: one buffer, owner-major (prefix offsets), positions increasing
     const count = new Int32Array(P);
@@ -202,7 +208,10 @@ export class RowShardedTable implements ValueTable {
     const P = this.group.size;
     const dv = this.dim;
     const cached = this.cache.get(ids);
-    const rt = cached && cached.weights === weights ? cached : this.route(ids, weights, bagSize, undefined);
+    const rt =
+      cached && cached.weights === weights
+        ? cached
+        : this.route(ids, weights, bagSize, gOut instanceof Float32Array ? gOut.length / dv : 0);
     this.cache.delete(ids);
     const { B, K } = rt;
     if (!(gOut instanceof Float32Array) || gOut.length !== B * dv)

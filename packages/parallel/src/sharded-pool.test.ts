@@ -122,3 +122,16 @@ describe('sharded checkpoints', () => {
     }
   });
 });
+
+describe('bad input on one rank', () => {
+  it('every rank throws a ValueError at once (dim and row), none waits for a timeout', async () => {
+    const t0 = Date.now();
+    const res = await LocalGroup.run<Record<string, string>>(2, worker, { data: { mode: 'badid' }, timeoutMs: 60_000 });
+    for (const r of res) {
+      expect(r.error).toBeUndefined();
+      expect(r.result!.dim).toMatch(/^ValueError: ids: element 13 is 64/); // rank 1's element 5 in the gathered [2·2, 4]
+      expect(r.result!.row).toMatch(/^ValueError: ids: rank 1, element 5: id 64/);
+    }
+    expect(Date.now() - t0).toBeLessThan(60_000);
+  });
+});

@@ -49,6 +49,24 @@ if (mode === 'bytes' || mode === 'kill') {
   group.close();
   process.exit(0);
 }
+if (mode === 'badid') {
+  // rank 1 passes an id out of range: every rank must throw the same kind of error, none time out
+  const errors: Record<string, string> = {};
+  for (const scheme of ['dim', 'row'] as const) {
+    const pool = ShardedPool.create(group, { rows: 64, dim: 8, optimizer: { kind: 'sgd', lr: 0.1 }, scheme });
+    const ids = Int32Array.from({ length: 8 }, (_, i) => (group.rank === 1 && i === 5 ? 64 : i));
+    try {
+      pool.table.forward(ids, new Float32Array(8).fill(1), 4);
+      errors[scheme] = 'none';
+    } catch (e) {
+      errors[scheme] = `${(e as Error).constructor.name}: ${(e as Error).message}`;
+    }
+    pool.dispose();
+  }
+  reportResult(errors);
+  group.close();
+  process.exit(0);
+}
 if (mode === 'save' || mode === 'load') {
   // save: train one step and save; load: load the saved pool (or report why not) and read it back
   const { file } = groupData<{ file: string }>();
@@ -77,7 +95,8 @@ if (mode === 'save' || mode === 'load') {
   // one more step after save / load: equal only if the optimizer state round-tripped too
   const s = rankSlice(c, group.rank, globalBatch(c, group.size, 1));
   tf.grad((x: tf.Tensor) => pool.lookup(tf.tensor2d(s.ids, [c.bags, c.K], 'int32'), x as tf.Tensor2D))(tf.tensor2d(s.w, [c.bags, c.K]));
-  reportResult({ table: group.rank === 0 ? [...pool.readRows(all)] : (pool.readRows(new Int32Array(0)), null) });
+  const table = pool.readRows(group.rank === 0 ? all : new Int32Array(0)); // a collective: every rank calls it
+  reportResult({ table: group.rank === 0 ? [...table] : null });
   group.close();
   process.exit(0);
 }
