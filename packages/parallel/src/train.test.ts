@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { LocalGroup, MpiGroup, mpiAvailable, mpirunPath } from './index';
 
 const worker = fileURLToPath(new URL('./test-workers/train-worker.ts', import.meta.url));
+const lmWorker = fileURLToPath(new URL('./test-workers/lm-worker.ts', import.meta.url));
 const STEPS = 20;
 /**
  * Tolerance of the loss curves: the dense gradients are sums of per-rank partial gradients and the
@@ -42,5 +43,18 @@ describe('20 training steps of a Memory+ layer: P = 2 gives the losses of P = 1 
   it.skipIf(reason !== '')('mpi backend, dim sharding', async () => {
     const ref = await losses(1, 'dim', 'local');
     expectClose(await losses(2, 'dim', 'mpi'), ref);
+  });
+});
+
+describe('a LanguageModel (@mnemo/model) on a sharded pool', () => {
+  it('trains 20 steps at P = 2 (dim sharding, local backend) with the losses of the unsharded model', async () => {
+    const run = async (P: number, sharded: boolean) => {
+      const res = await LocalGroup.run<{ losses: number[] }>(P, lmWorker, { data: { steps: STEPS, sharded } });
+      for (const r of res) expect(r.error, String(r.error?.stack)).toBeUndefined();
+      return res[0]!.result!.losses;
+    };
+    const ref = await run(1, false); // the model's own MemoryPool
+    expect(ref[STEPS - 1]!).toBeLessThan(ref[0]! * 0.9);
+    expectClose(await run(2, true), ref);
   });
 });
