@@ -1,0 +1,24 @@
+/**
+ * @mnemo/parallel: value pools sharded over P ranks (docs/design.md §5) behind memory-layer's
+ * ValuePool, on a ProcessGroup with two backends (worker threads with shared memory; OpenMPI).
+ */
+export type { GroupStats, Numeric, ProcessGroup } from './process-group';
+export { inLocalGroup, localGroup } from './local-group';
+export { LocalGroup, type LocalRankResult, type LocalRunOptions } from './local-launch';
+export {
+  MpiGroup,
+  type MpiRunOptions,
+  type MpiRunResult,
+  mpiAddonPath,
+  mpiAvailable,
+  mpiGroup,
+  mpirunPath,
+  underMpirun,
+} from './mpi-group';
+export { SoloGroup } from './solo-group';
+export { RESULT_MARK, groupData, openGroup, reportResult } from './group';
+export { DimShardedTable, type ShardedTableOptions, checkDimOptimizer } from './dim-sharded';
+export { RowShardedTable, checkRowOptimizer, localRows } from './row-sharded';
+export { ShardedPool, type ShardedPoolOptions, type ShardScheme, manifestFile, shardFile } from './sharded-pool';
+export { type CostInput, type CostReport, type LinkFigures, type SchemeCost, costModel, memoryPerRank, stepTime } from './cost-model';
+export { allReduceGradients, allReduceScalar } from './data-parallel';
