@@ -21,6 +21,7 @@ import type { Engine } from './engine';
 import { ApiError } from './errors';
 import { ServerMetrics } from './metrics';
 import { type ServerOptions, type ServerOptionsInput, parseServerOptions } from './options';
+import { registerChat } from './routes/chat';
 import { registerCompletions } from './routes/completions';
 import { registerLookup } from './routes/lookup';
 import { registerMemories } from './routes/memories';
@@ -225,7 +226,7 @@ export class MnemoServer implements ServerContext {
         reply,
         new ApiError(
           404,
-          `Unknown route ${req.method} ${shown}. Routes: POST /v1/completions, GET /v1/models, POST /v1/memory/lookup, GET /healthz, GET /readyz, GET /metrics.`,
+          `Unknown route ${req.method} ${shown}. Routes: POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /v1/memory/lookup, GET /healthz, GET /readyz, GET /metrics.`,
           'invalid_request_error',
           null,
           'unknown_url',
@@ -238,6 +239,7 @@ export class MnemoServer implements ServerContext {
 
     registerOps(app, this);
     registerCompletions(app, this);
+    registerChat(app, this);
     registerLookup(app, this);
     registerMemories(app, this);
   }
