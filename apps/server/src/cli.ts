@@ -69,7 +69,8 @@ async function main(): Promise<number> {
   const auth = serverOpts.apiKey !== undefined ? ` -H "Authorization: Bearer $MNEMO_API_KEY"` : '';
   process.stdout.write(
     `mnemo-serve: ready on ${address}\n` +
-      `  curl -s ${address}/v1/completions -H 'Content-Type: application/json'${auth} -d '{"prompt": "The", "max_tokens": 32, "temperature": 0}'\n`,
+      `  curl -s ${address}/v1/completions -H 'Content-Type: application/json'${auth} -d '{"prompt": "The", "max_tokens": 32, "temperature": 0}'\n` +
+      `  inspector page: ${address}/\n`,
   );
   return -1; // keep running
 }
