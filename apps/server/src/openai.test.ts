@@ -295,13 +295,17 @@ describe('openai client: errors are the SDK typed errors', () => {
       // a stream that runs past --timeout-ms: the SDK throws the server's error event
       const stream = await right.chat.completions.create({ model: 'fake', messages, max_tokens: 200, stream: true });
       let got = '';
+      const seen: unknown[] = [];
       const e = await (async () => {
-        for await (const c of stream) got += c.choices[0]?.delta.content ?? '';
+        for await (const c of stream) {
+          seen.push(c);
+          got += c.choices[0]?.delta.content ?? '';
+        }
       })().then(
         () => null,
         (x: unknown) => x,
       );
-      expect(e).toBeInstanceOf(OpenAI.APIError);
+      expect(e, `the stream ended without an error event: ${JSON.stringify(seen.slice(-2))}`).toBeInstanceOf(OpenAI.APIError);
       expect((e as InstanceType<typeof OpenAI.APIError>).code).toBe('timeout');
       expect(got.length).toBeGreaterThan(0);
     } finally {
