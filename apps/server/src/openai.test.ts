@@ -86,6 +86,9 @@ describe('openai client: chat', () => {
     const one = await client.chat.completions.create({ messages, model: 'fake', max_tokens: 16, temperature: 1, seed: 5 });
     const three = await client.chat.completions.create({ messages, model: 'fake', max_tokens: 16, temperature: 1, seed: 5, n: 3 });
     expect(three.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    // the three choices decode together, each on its own cache (freed afterwards)
+    expect(engine.batchSizes).toContain(3);
+    expect(engine.liveCaches).toBe(0);
     expect(three.choices[0]!.message.content).toBe(one.choices[0]!.message.content);
     expect(new Set(three.choices.map((c) => c.message.content)).size).toBeGreaterThan(1);
     expect(three.usage!.completion_tokens).toBe(48);
