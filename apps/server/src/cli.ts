@@ -78,10 +78,16 @@ async function main(): Promise<number> {
   say(
     `model '${i.id}' loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${i.denseParams} dense + ${i.memoryParams} memory params, memory blocks [${i.memoryBlocks.join(', ')}]`,
   );
+  if (engine.chatTemplateSource === 'default') {
+    say(
+      'the checkpoint stores no chat template (trained before mnemo-train wrote one): /v1/chat/completions uses the default ("User: …\\nAssistant: …", see README)',
+    );
+  }
   const auth = serverOpts.apiKey !== undefined ? ` -H "Authorization: Bearer $MNEMO_API_KEY"` : '';
   process.stdout.write(
     `mnemo-serve: ready on ${address}\n` +
-      `  curl -s ${address}/v1/completions -H 'Content-Type: application/json'${auth} -d '{"prompt": "The", "max_tokens": 32, "temperature": 0}'\n`,
+      `  curl -s ${address}/v1/completions -H 'Content-Type: application/json'${auth} -d '{"prompt": "The", "max_tokens": 32, "temperature": 0}'\n` +
+      `  inspector page: ${address}/\n`,
   );
   return -1; // keep running
 }

@@ -27,6 +27,8 @@ export class Completion {
     private readonly stop: string[],
     private readonly eosId: number,
     readonly maxTokens: number,
+    /** drop the text's leading whitespace (a chat reply after "Assistant:") */
+    private readonly trimStart = false,
   ) {}
 
   get done(): boolean {
@@ -46,6 +48,8 @@ export class Completion {
     }
     this.tokens.push(id);
     this.text = this.decode(this.tokens);
+    // a trimmed prefix of a growing text stays a prefix: released deltas never change
+    if (this.trimStart) this.text = this.text.replace(/^\s+/, '');
     const cut = this.firstStop();
     if (cut >= 0) {
       this.text = this.text.slice(0, cut);
@@ -61,6 +65,11 @@ export class Completion {
     const delta = this.text.slice(this.released, end);
     this.released = end;
     return delta;
+  }
+
+  /** End without sampling (max_tokens 0 with echo: only the prompt is scored). */
+  finishEmpty(): void {
+    this.finishReason = 'length';
   }
 
   /** Everything not yet released (at the end of generation). */

@@ -6,6 +6,8 @@
  * may plug in a fake. All calls are synchronous: the model computes on the JS thread.
  */
 
+import type { ChatTemplate } from './chat-template';
+
 /** One sequence's decoding state (the model's KV cache). */
 export interface EngineCache {
   /** tokens held */
@@ -106,6 +108,8 @@ export interface Engine {
   rng(seed: number): () => number;
   /** per memory block, the slots each token of `tokens` reads */
   lookup(tokens: number[]): MemoryReads[];
+  /** how /v1/chat/completions renders messages (absent: the default, chat-template.ts) */
+  readonly chatTemplate?: ChatTemplate;
   /** Memory³ knowledge base, when the engine reads one (absent: /v1/memories answers 400) */
   readonly memories?: EngineMemories;
   /** live tensors held by the tensor runtime (leak check, /metrics) */

@@ -59,6 +59,7 @@ export function zodToApiError(err: z.ZodError): ApiError {
     );
   }
   const param = path.length ? path.join('.') : null;
-  const code = issue.code === 'invalid_type' ? 'invalid_type' : 'invalid_value';
+  const unsupported = issue.code === 'custom' && (issue as { params?: { unsupported?: boolean } }).params?.unsupported === true;
+  const code = unsupported ? 'unsupported_parameter' : issue.code === 'invalid_type' ? 'invalid_type' : 'invalid_value';
   return invalidRequest(param, `${param ?? 'body'}: ${issue.message}`, code);
 }

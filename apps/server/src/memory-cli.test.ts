@@ -102,7 +102,7 @@ describe('mnemo-memory build and mnemo-serve --memory-store', () => {
 
   it('refuses a store written by another checkpoint, unless asked', async () => {
     const other = path.join(tmp, 'other');
-    saveTinyCheckpoint(other, { seed: 8 });
+    saveTinyCheckpoint(other, {}, { seed: 8 });
     const store = path.join(tmp, 'store-a');
     const a = loadCheckpoint(ckpt);
     const first = await openKnowledgeStore(store, { checkpoint: ckpt, model: a.model, tokenizer: a.tokenizer });

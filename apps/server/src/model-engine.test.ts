@@ -18,6 +18,29 @@ beforeAll(async () => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('ModelEngine', () => {
+  it("reads the checkpoint's chat template (extra.chat_template), falls back to the default, refuses a bad one naming the file", () => {
+    const template = {
+      prefix: '',
+      roles: { system: '# {content}\n', user: 'Q: {content}\n', assistant: 'A: {content}\n' },
+      generation: 'A:',
+      stop: ['\nQ:'],
+    };
+    saveTinyCheckpoint(path.join(tmp, 'chat'), { chat_template: template });
+    const e = ModelEngine.load(path.join(tmp, 'chat'));
+    expect(e.chatTemplateSource).toBe('checkpoint');
+    expect(e.chatTemplate).toEqual(template);
+    e.dispose();
+    saveTinyCheckpoint(path.join(tmp, 'old'));
+    const old = ModelEngine.load(path.join(tmp, 'old'));
+    expect(old.chatTemplateSource).toBe('default');
+    expect(old.chatTemplate.roles.user).toBe('User: {content}\n');
+    old.dispose();
+    saveTinyCheckpoint(path.join(tmp, 'bad'), { chat_template: { ...template, roles: { ...template.roles, user: 'Q:' } } });
+    expect(() => ModelEngine.load(path.join(tmp, 'bad'))).toThrow(
+      /config\.json: extra\.chat_template\.roles\.user: must contain \{content\}/,
+    );
+  });
+
   it('loads a checkpoint: info from the model, id from the folder, decoding leaves no tensors', () => {
     const dir = path.join(tmp, 'my-model');
     saveTinyCheckpoint(dir);

@@ -4,7 +4,7 @@
  * (sampleToken, mulberry32), so a seed here means what it means in `generate`.
  */
 import path from 'node:path';
-import { mulberry32 } from '@mnemo/core';
+import { CheckpointError, mulberry32 } from '@mnemo/core';
 import {
   type KVCache,
   type LanguageModel,
@@ -15,19 +15,26 @@ import {
   sampleToken,
 } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
+import { type ChatTemplate, DEFAULT_CHAT_TEMPLATE, parseChatTemplate } from './chat-template';
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from './engine';
 
 export class ModelEngine implements Engine {
   readonly info: EngineInfo;
   readonly eosId: number;
   readonly bosId: number;
+  /** 'default': the checkpoint stores no chat template (trained before they were stored) */
+  readonly chatTemplateSource: 'checkpoint' | 'default';
+  readonly chatTemplate: ChatTemplate;
 
   constructor(
     readonly model: LanguageModel,
     /** a BpeTokenizer (or any codec with the same ids) */
     readonly tokenizer: TextCodec,
     id: string,
+    chatTemplate: ChatTemplate | null = null,
   ) {
+    this.chatTemplateSource = chatTemplate ? 'checkpoint' : 'default';
+    this.chatTemplate = chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
     const cfg = model.config;
     const counts = modelCounts(cfg);
     this.eosId = tokenizer.eosId;
@@ -47,13 +54,28 @@ export class ModelEngine implements Engine {
    * Load a checkpoint folder (saveCheckpoint's layout: config.json, model.safetensors, memory/,
    * tokenizer.json) with `loadCheckpoint`, which verifies checksums, names and shapes and throws
    * CheckpointError naming the bad file. The model id defaults to the folder name.
-   * `codecFromJSON` reads a tokenizer.json other than a BpeTokenizer's.
+   * `codecFromJSON` reads a tokenizer.json other than a BpeTokenizer's. The chat template is
+   * config.json's `extra.chat_template` (mnemo-train writes it); without one the default.
    */
   static load(dir: string, opts: { id?: string; codecFromJSON?: (json: unknown) => TextCodec } = {}): ModelEngine {
-    const { model, tokenizer, extraTensors } = opts.codecFromJSON ? loadCheckpointWith(dir, opts.codecFromJSON) : loadCheckpoint(dir);
+    const { model, tokenizer, extra, extraTensors } = opts.codecFromJSON
+      ? loadCheckpointWith(dir, opts.codecFromJSON)
+      : loadCheckpoint(dir);
     // optimizer state and other training tensors are not needed to serve
     for (const t of Object.values(extraTensors)) t.dispose();
-    return new ModelEngine(model, tokenizer, opts.id ?? path.basename(path.resolve(dir)));
+    let template: ChatTemplate | null = null;
+    if (extra.chat_template != null) {
+      try {
+        template = parseChatTemplate(extra.chat_template);
+      } catch (e) {
+        model.dispose();
+        throw new CheckpointError(
+          path.join(dir, 'config.json'),
+          `extra.${(e as Error).message}; fix or remove it (the default is used without one)`,
+        );
+      }
+    }
+    return new ModelEngine(model, tokenizer, opts.id ?? path.basename(path.resolve(dir)), template);
   }
 
   encode(text: string): number[] {

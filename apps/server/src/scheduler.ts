@@ -18,15 +18,23 @@
 import { Completion, type FinishReason } from './completion';
 import type { Engine, EngineCache, SamplingParams } from './engine';
 import { ApiError } from './errors';
+import { type LogitAdjustments, type TokenLogprob, adjustLogits, tokenLogprob } from './logits';
 
-export interface JobRequest {
+export interface JobRequest extends LogitAdjustments {
   promptIds: number[];
+  /** 0: score the prompt only (echo), nothing is sampled */
   maxTokens: number;
   sampling: SamplingParams;
   stop: string[];
   seed: number;
   /** epoch ms after which the job is dropped with outcome 'timeout' */
   deadline: number;
+  /** record each sampled token's logprob and this many alternatives (undefined: none) */
+  logprobs?: number;
+  /** also the prompt's logprobs (prefilled one token at a time; its first token has none) */
+  promptLogprobs?: boolean;
+  /** drop the completion's leading whitespace (chat replies) */
+  trimStart?: boolean;
 }
 
 /** 'shutdown': cut off when the shutdown grace period ran out */
@@ -41,6 +49,10 @@ export interface JobResult {
   completionTokens: number;
   /** Memory³: ids of the references the sequence read (empty without a knowledge base) */
   references: number[];
+  /** per completion token (request.logprobs set): its logprob and the top alternatives */
+  logprobs: TokenLogprob[];
+  /** per prompt token (request.promptLogprobs): null for the first */
+  promptLogprobs: Array<TokenLogprob | null>;
   error?: Error;
 }
 
@@ -72,6 +84,11 @@ export class Job {
   rng: () => number;
   /** the newest sampled token, fed to the model at the next decoding step */
   last = -1;
+  /** per sampled token (the end-of-sequence one included), when logprobs are asked for */
+  readonly logprobs: TokenLogprob[] = [];
+  readonly promptLogprobs: Array<TokenLogprob | null> = [];
+  /** how often each token was sampled (presence / frequency penalties) */
+  readonly counts = new Map<number, number>();
   private resolve!: (r: JobResult) => void;
   private admit!: () => void;
   private cancelled = false;
@@ -82,7 +99,7 @@ export class Job {
     engine: Engine,
     private readonly onDelta: (text: string) => void,
   ) {
-    this.completion = new Completion((ids) => engine.decode(ids), request.stop, engine.eosId, request.maxTokens);
+    this.completion = new Completion((ids) => engine.decode(ids), request.stop, engine.eosId, request.maxTokens, request.trimStart);
     this.rng = engine.rng(request.seed);
     this.result = new Promise((r) => {
       this.resolve = r;
@@ -132,6 +149,8 @@ export class Job {
       promptTokens: this.request.promptIds.length,
       completionTokens: c.tokens.length,
       references,
+      logprobs: this.logprobs.slice(0, c.tokens.length),
+      promptLogprobs: this.promptLogprobs,
       error,
     };
     this.resolve(r);
@@ -349,9 +368,27 @@ export class Scheduler {
     if (job.isEnded) return;
     try {
       job.cache = this.engine.newCache();
-      const logits = this.engine.prefill(job.request.promptIds, job.cache);
+      const req = job.request;
+      let logits: Float32Array;
+      if (req.promptLogprobs) {
+        // one token at a time: the logits after token i score token i + 1
+        const k = req.logprobs ?? 0;
+        job.promptLogprobs.push(null);
+        logits = this.engine.prefill([req.promptIds[0]!], job.cache);
+        for (let i = 1; i < req.promptIds.length; i++) {
+          job.promptLogprobs.push(tokenLogprob(logits, req.promptIds[i]!, k));
+          logits = this.engine.prefill([req.promptIds[i]!], job.cache);
+        }
+      } else {
+        logits = this.engine.prefill(req.promptIds, job.cache);
+      }
       job.markStarted();
-      this.observer.prefill?.(job.request.promptIds.length);
+      this.observer.prefill?.(req.promptIds.length);
+      if (req.maxTokens === 0) {
+        job.completion.finishEmpty();
+        this.finish(job, 'finished');
+        return;
+      }
       this.take(job, logits);
     } catch (e) {
       this.finish(job, 'error', e as Error);
@@ -374,8 +411,12 @@ export class Scheduler {
   }
 
   /** Sample the next token from `logits`, hand out the text that became final. */
-  private take(job: Job, logits: Float32Array): void {
-    const id = this.engine.sample(logits, job.request.sampling, job.rng);
+  private take(job: Job, raw: Float32Array): void {
+    const req = job.request;
+    const logits = adjustLogits(raw, req, job.counts);
+    const id = this.engine.sample(logits, req.sampling, job.rng);
+    if (req.logprobs !== undefined) job.logprobs.push(tokenLogprob(logits, id, req.logprobs));
+    job.counts.set(id, (job.counts.get(id) ?? 0) + 1);
     this.observer.tokens?.(1);
     const c = job.completion;
     // the token can be fed next step only if the cache has room for it

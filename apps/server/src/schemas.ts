@@ -1,49 +1,132 @@
 /**
  * Request bodies, validated strictly with zod: wrong types, out-of-range values and unknown
- * fields are 400s naming the field. OpenAI fields this server does not implement are accepted
- * only with their neutral value (n = 1, echo = false, penalties = 0, ...), so stock clients
- * that send the defaults keep working and anything else is refused by name.
+ * fields are 400s naming the field. OpenAI fields this server does not implement (`suffix`,
+ * `tools`, `response_format` other than text, ...) are refused by name with code
+ * `unsupported_parameter` unless they carry their neutral value (null, false, empty), so stock
+ * clients that send the defaults keep working. Cross-field rules that need the model (token ids
+ * below the vocabulary, limits) are checked by the routes.
  */
 import { z } from 'zod';
 
-const neutral = <T extends z.ZodType>(schema: T) => schema.nullable().optional();
+/** A field this server does not implement: accepted only as `neutral` values, else refused by name. */
+const unsupported = (what: string, neutral: (v: unknown) => boolean = (v) => v == null) =>
+  z
+    .unknown()
+    .refine(neutral, { message: `${what} is not supported by this server`, params: { unsupported: true } })
+    .optional();
+
+const tokenId = z.number().int().min(0);
+const tokenArray = z
+  .array(tokenId)
+  .min(1, 'a token array must hold at least one id')
+  .max(1 << 16);
+
+/** Sampling fields shared by /v1/completions and /v1/chat/completions. */
+const sampling = {
+  model: z.string().optional(),
+  temperature: z.number().min(0).max(2).nullable().optional(),
+  top_p: z.number().gt(0).max(1).nullable().optional(),
+  n: z.number().int().min(1).max(16, 'at most 16 choices per request').nullable().optional(),
+  stop: z
+    .union([z.string().min(1), z.array(z.string().min(1, 'stop sequences must not be empty')).max(4, 'at most 4 stop sequences')])
+    .nullable()
+    .optional(),
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullable().optional(),
+  seed: z
+    .number()
+    .int()
+    .min(-(2 ** 53) + 1)
+    .max(2 ** 53 - 1)
+    .nullable()
+    .optional(),
+  presence_penalty: z.number().min(-2).max(2).nullable().optional(),
+  frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
+  /** token id (as a string) → bias in [−100, 100]; the ids are checked against the vocabulary by the route */
+  logit_bias: z.record(z.string(), z.number().min(-100).max(100)).nullable().optional(),
+  user: z.string().optional(),
+};
 
 export const completionRequestSchema = z
   .object({
-    model: z.string().optional(),
-    prompt: z.union([z.string(), z.array(z.string()).length(1)], {
-      error: 'must be a string, or an array of exactly one string (required)',
-    }),
-    max_tokens: z.number().int().min(1).nullable().optional(),
-    temperature: z.number().min(0).max(2).nullable().optional(),
-    top_p: z.number().gt(0).max(1).nullable().optional(),
-    stop: z
-      .union([z.string().min(1), z.array(z.string().min(1, 'stop sequences must not be empty')).max(4, 'at most 4 stop sequences')])
-      .nullable()
-      .optional(),
-    stream: z.boolean().nullable().optional(),
-    stream_options: z.object({ include_usage: z.boolean().optional() }).strict().nullable().optional(),
-    seed: z
-      .number()
-      .int()
-      .min(-(2 ** 53) + 1)
-      .max(2 ** 53 - 1)
-      .nullable()
-      .optional(),
-    user: z.string().optional(),
-    // accepted only as their neutral values
-    n: neutral(z.literal(1, 'only n = 1 is supported')),
-    best_of: neutral(z.literal(1, 'only best_of = 1 is supported')),
-    echo: neutral(z.literal(false, 'echo is not supported')),
-    logprobs: neutral(z.literal(0, 'logprobs are not supported')),
-    presence_penalty: neutral(z.literal(0, 'presence_penalty is not supported (only 0)')),
-    frequency_penalty: neutral(z.literal(0, 'frequency_penalty is not supported (only 0)')),
-    suffix: neutral(z.literal('', 'suffix is not supported')),
-    logit_bias: neutral(z.object({}).strict()),
+    ...sampling,
+    prompt: z.union(
+      [
+        z.string(),
+        z.array(z.string()).min(1).max(16, 'at most 16 prompts per request'),
+        tokenArray,
+        z.array(tokenArray).min(1).max(16, 'at most 16 prompts per request'),
+      ],
+      { error: 'must be a string, an array of strings, an array of token ids, or an array of token-id arrays (required)' },
+    ),
+    max_tokens: z.number().int().min(0).nullable().optional(),
+    /** logprobs of the chosen token and this many alternatives */
+    logprobs: z.number().int().min(0).max(20, 'at most 20 alternatives').nullable().optional(),
+    echo: z.boolean().nullable().optional(),
+    best_of: unsupported('best_of other than n (server-side ranking)', (v) => v == null || v === 1),
+    suffix: unsupported('suffix (insertion)', (v) => v == null || v === ''),
   })
   .strict();
 
 export type CompletionRequest = z.output<typeof completionRequestSchema>;
+
+/** a content part: text only ({type: 'text', text}); images, audio, files are refused by name */
+const contentPart = z
+  .object({ type: z.string(), text: z.string().optional() })
+  .loose()
+  .superRefine((p, ctx) => {
+    if (p.type !== 'text') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['type'],
+        message: `content parts of type '${p.type.slice(0, 40)}' are not supported by this server (text only)`,
+        params: { unsupported: true },
+      });
+    } else if (typeof p.text !== 'string') ctx.addIssue({ code: 'custom', path: ['text'], message: 'a text part needs a string text' });
+  });
+
+const message = z
+  .object({
+    role: z.enum(['system', 'developer', 'user', 'assistant'], {
+      error: "must be 'system', 'developer', 'user' or 'assistant' (tool messages are not supported by this server)",
+    }),
+    content: z.union([z.string(), z.array(contentPart)]).nullable(),
+    name: z.string().optional(),
+    refusal: z.string().nullable().optional(),
+    tool_calls: unsupported('tool_calls (tool calling)', (v) => v == null || (Array.isArray(v) && v.length === 0)),
+    function_call: unsupported('function_call (function calling)'),
+  })
+  .strict();
+
+export const chatRequestSchema = z
+  .object({
+    ...sampling,
+    messages: z.array(message).min(1, 'must hold at least one message'),
+    max_tokens: z.number().int().min(1).nullable().optional(),
+    max_completion_tokens: z.number().int().min(1).nullable().optional(),
+    logprobs: z.boolean().nullable().optional(),
+    top_logprobs: z.number().int().min(0).max(20).nullable().optional(),
+    response_format: unsupported(
+      "response_format other than {type: 'text'} (structured output)",
+      (v) => v == null || (typeof v === 'object' && (v as { type?: unknown }).type === 'text'),
+    ),
+    tools: unsupported('tools (tool calling)', (v) => v == null || (Array.isArray(v) && v.length === 0)),
+    tool_choice: unsupported('tool_choice (tool calling)', (v) => v == null || v === 'none'),
+    parallel_tool_calls: unsupported('parallel_tool_calls (tool calling)', (v) => v == null || v === false),
+    functions: unsupported('functions (function calling)'),
+    function_call: unsupported('function_call (function calling)', (v) => v == null || v === 'none'),
+    audio: unsupported('audio output'),
+    modalities: unsupported('modalities other than text', (v) => v == null || (Array.isArray(v) && v.every((m) => m === 'text'))),
+    prediction: unsupported('prediction (predicted outputs)'),
+    reasoning_effort: unsupported('reasoning_effort'),
+    web_search_options: unsupported('web_search_options'),
+    service_tier: unsupported('service_tier', (v) => v == null || v === 'auto' || v === 'default'),
+    store: unsupported('store (stored completions)', (v) => v == null || v === false),
+    metadata: unsupported('metadata (stored completions)'),
+  })
+  .strict();
+
+export type ChatRequest = z.output<typeof chatRequestSchema>;
 
 export const lookupRequestSchema = z
   .object({

@@ -9,7 +9,7 @@
  *
  * Access control is decided on the MATCHED route, never on the raw URL (which may be
  * percent-encoded, `/%761/completions`, or absolute-form, `http://host/v1/completions`): routes
- * registered with `config: { public: true }` (/healthz, /readyz, /metrics) are open; every other
+ * registered with `config: { public: true }` (/healthz, /readyz, /metrics, the page at /) are open; every other
  * route, unknown URLs and wrong methods included, needs the API key when one is set, and is
  * refused with 503 during shutdown. docs/security.md has the threat model and every limit.
  */
@@ -21,10 +21,12 @@ import type { Engine } from './engine';
 import { ApiError } from './errors';
 import { ServerMetrics } from './metrics';
 import { type ServerOptions, type ServerOptionsInput, parseServerOptions } from './options';
+import { registerChat } from './routes/chat';
 import { registerCompletions } from './routes/completions';
 import { registerLookup } from './routes/lookup';
 import { registerMemories } from './routes/memories';
 import { registerOps } from './routes/ops';
+import { registerPage } from './routes/page';
 import { Scheduler, shuttingDown } from './scheduler';
 
 export interface MnemoServerInit {
@@ -225,7 +227,7 @@ export class MnemoServer implements ServerContext {
         reply,
         new ApiError(
           404,
-          `Unknown route ${req.method} ${shown}. Routes: POST /v1/completions, GET /v1/models, POST /v1/memory/lookup, GET /healthz, GET /readyz, GET /metrics.`,
+          `Unknown route ${req.method} ${shown}. Routes: GET / (the inspector page), POST /v1/completions, POST /v1/chat/completions, GET /v1/models, POST /v1/memory/lookup, GET /healthz, GET /readyz, GET /metrics.`,
           'invalid_request_error',
           null,
           'unknown_url',
@@ -237,7 +239,9 @@ export class MnemoServer implements ServerContext {
     app.removeContentTypeParser('text/plain');
 
     registerOps(app, this);
+    registerPage(app);
     registerCompletions(app, this);
+    registerChat(app, this);
     registerLookup(app, this);
     registerMemories(app, this);
   }

@@ -34,6 +34,23 @@ describe('mnemo-train CLI', async () => {
     expect(r.out).toMatch(/--seed S +model init seed S, data-order seed S \+ 4 \(default: the presets' own 7; the demo's 1\)/);
   });
 
+  it('<command> --help also lists every config field with its default, read off the schema', async () => {
+    const { configFields } = await import('./config-help');
+    const fields = configFields();
+    expect(fields.map((f) => f.field)).toEqual(
+      expect.arrayContaining(['data.maxChars', 'train.lr', 'eval.answerTokens', 'chatTemplate', 'out']),
+    );
+    expect(fields.find((f) => f.field === 'train.lr')!.default).toBe('0.003');
+    for (const cmd of ['train', 'compare', 'demo']) {
+      const r = await cli(cmd, '--help');
+      expect(r.code).toBe(0);
+      for (const f of fields)
+        expect(r.out, `${cmd}: ${f.field}`).toMatch(
+          new RegExp(`\\n {2}${f.field.replace('.', '\\.')} +\\S+ +default ${f.default.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+        );
+    }
+  });
+
   it('usage errors exit 2 with one clear line naming the flag', async () => {
     const cases: Array<[string[], RegExp]> = [
       [[], /^mnemo-train: give --config FILE or --preset NAME/],

@@ -10,6 +10,7 @@
  */
 import { type FlagValues, MnemoError, UsageError, defineFlags, parseFlags, usage, writeFileAtomic } from '@mnemo/core';
 import { compare, compareTable } from './compare';
+import { configHelp } from './config-help';
 import { type TrainerConfig, parseTrainerConfig, readTrainerConfig } from './config';
 import { PRESETS, preset, setSeed } from './presets';
 import { runTraining } from './train';
@@ -75,7 +76,10 @@ function configOf(spec: string, flags: Flags, kind?: 'preset' | 'config'): Train
 async function main(argv: string[]): Promise<number> {
   const { values: flags, positionals: positional, help } = parseFlags(FLAGS, argv, { positionals: true });
   if (help) {
-    console.log(`${SYNOPSIS}\n\nflags (given ones override the config's or preset's values):\n${usage(FLAGS)}`);
+    console.log(
+      `${SYNOPSIS}\n\nflags (given ones override the config's or preset's values):\n${usage(FLAGS)}\n\n` +
+        `config fields (--config FILE, YAML or JSON; model.* is a @mnemo/model config):\n${configHelp()}`,
+    );
     return 0;
   }
   const cmd = positional[0] === 'compare' || positional[0] === 'demo' || positional[0] === 'train' ? positional.shift()! : 'train';

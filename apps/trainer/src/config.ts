@@ -9,6 +9,7 @@ import { zodToConfigError } from '@mnemo/core';
 import { type ModelConfig, parseModelConfig } from '@mnemo/model';
 import YAML from 'yaml';
 import { z } from 'zod';
+import { chatTemplateSchema } from './chat-template';
 
 const int = z.number().int();
 
@@ -24,8 +25,11 @@ export const trainerConfigSchema = z
       .object({
         /** text file, folder or .jsonl; default: the bundled Moby Dick */
         path: z.string().optional(),
-        /** characters of the corpus used (train + validation) */
-        maxChars: int.positive().default(400_000),
+        /**
+         * characters of the corpus used (train + validation); unset: all of --data (the bundled
+         * Moby Dick: its first 400,000). A longer text is cut with a warning saying how much.
+         */
+        maxChars: int.positive().optional(),
         /** synthetic facts mixed into the training text (0 = none) */
         facts: int.min(0).default(0),
         factsSeed: int.default(1),
@@ -34,7 +38,7 @@ export const trainerConfigSchema = z
         fillerRatio: int.min(0).default(1),
       })
       .strict()
-      .default({ maxChars: 400_000, facts: 0, factsSeed: 1, factsMode: 'seen', fillerRatio: 1 }),
+      .default({ facts: 0, factsSeed: 1, factsMode: 'seen', fillerRatio: 1 }),
     train: z
       .object({
         steps: int.positive(),
@@ -81,6 +85,8 @@ export const trainerConfigSchema = z
       .strict()
       .optional(),
     out: z.string().default('runs/run'),
+    /** the chat template stored in the checkpoint for mnemo-serve (default: chat-template.ts) */
+    chatTemplate: chatTemplateSchema.optional(),
   })
   .strict();
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CheckpointError, ConfigError } from '@mnemo/core';
@@ -6,6 +6,7 @@ import { initBackend } from '@mnemo/kernels';
 import { LanguageModel, parseModelConfig } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_CHAT_TEMPLATE } from './chat-template';
 import { type TrainerConfigInput, parseTrainerConfig } from './config';
 import { readJsonlTexts } from './data/corpus';
 import { generateFacts } from './data/facts';
@@ -51,6 +52,9 @@ describe('trainer', () => {
     const dir = tmp();
     const cfg = parseTrainerConfig({ ...tiny(dir), train: { ...tiny(dir).train, steps: 3 } });
     await runTraining(cfg, { quiet: true, skipFinalEval: true });
+    // the checkpoint carries the chat template mnemo-serve renders /v1/chat/completions with
+    const meta = JSON.parse(readFileSync(path.join(dir, 'checkpoint', 'config.json'), 'utf8'));
+    expect(meta.extra.chat_template).toEqual(DEFAULT_CHAT_TEMPLATE);
     // a different model config than the checkpoint's is refused, naming the field
     const other = parseTrainerConfig({ ...tiny(dir), model: { ...tiny(dir).model, seed: 4 }, train: { ...tiny(dir).train, steps: 3 } });
     await expect(runTraining(other, { quiet: true, resume: path.join(dir, 'checkpoint') })).rejects.toThrow(

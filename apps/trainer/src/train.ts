@@ -23,6 +23,7 @@ import {
 } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from './adamw';
+import { DEFAULT_CHAT_TEMPLATE } from './chat-template';
 import { type TrainerConfig, modelConfigFor } from './config';
 import { Batcher, evalWindows } from './data/batcher';
 import { readCorpus } from './data/corpus';
@@ -43,8 +44,8 @@ export interface RunData {
  * The run's texts: the corpus (95% train / 5% validation), with synthetic facts when asked; facts
  * without filler (fillerRatio 0) validate on held-out facts' statements instead of the corpus.
  */
-export function prepareData(cfg: TrainerConfig): RunData {
-  const corpus = readCorpus(cfg.data.path).join('\n').slice(0, cfg.data.maxChars);
+export function prepareData(cfg: TrainerConfig, warn: (msg: string) => void = (m) => console.warn(m)): RunData {
+  const corpus = limitCorpus(readCorpus(cfg.data.path).join('\n'), cfg, warn);
   const cut = Math.floor(corpus.length * 0.95);
   const train = corpus.slice(0, cut);
   const data: RunData = { trainText: train, valText: corpus.slice(cut) };
@@ -64,6 +65,26 @@ export function prepareData(cfg: TrainerConfig): RunData {
   }
   if (cfg.eval.qaFile) data.qa = readQaFile(cfg.eval.qaFile);
   return data;
+}
+
+/** Characters of the bundled Moby Dick used when data.maxChars is unset. */
+export const BUNDLED_CHARS = 400_000;
+
+/**
+ * The corpus cut to data.maxChars. A user's text (--data / data.path) is never cut silently:
+ * without data.maxChars it is trained whole; over the limit, `warn` says how much is left out.
+ */
+export function limitCorpus(text: string, cfg: TrainerConfig, warn: (msg: string) => void): string {
+  const limit = cfg.data.maxChars ?? (cfg.data.path === undefined ? BUNDLED_CHARS : Number.POSITIVE_INFINITY);
+  if (text.length <= limit) return text;
+  if (cfg.data.path !== undefined) {
+    const cut = text.length - limit;
+    const f = (n: number) => n.toLocaleString('en-US');
+    warn(
+      `[trainer] warning: ${cfg.data.path} has ${f(text.length)} characters; data.maxChars = ${f(limit)} keeps the first ${f(limit)} and leaves out ${f(cut)} (${((100 * cut) / text.length).toFixed(1)}%). Raise or remove data.maxChars to train on all of it.`,
+    );
+  }
+  return text.slice(0, limit);
 }
 
 export interface EvalResult {
@@ -279,7 +300,8 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
         {
           model,
           tokenizer: tok,
-          extra: { step, adamStep: opt.step, trainer: cfg },
+          // chat_template: how mnemo-serve's /v1/chat/completions renders messages for this model
+          extra: { step, adamStep: opt.step, trainer: cfg, chat_template: cfg.chatTemplate ?? DEFAULT_CHAT_TEMPLATE },
           extraTensors: opt.state(),
         },
         opts.checkpoint,

@@ -1,10 +1,17 @@
 /**
  * POST /v1/completions, OpenAI-compatible, plain or streamed (server-sent events).
  *
- * Stream: one `data: {chunk}` event per piece of final text, then a chunk with the
- * finish_reason (and, with stream_options.include_usage, a chunk with usage), then
- * `data: [DONE]`. Headers go out when the request gets a decoding slot, so a request that
- * is refused or times out while queued still gets a proper status code.
+ * `prompt`: a string, up to 16 strings, an array of token ids, or up to 16 such arrays; `n`
+ * choices per prompt (choice index = prompt · n + j). `logprobs: k` reports each token's logprob
+ * and its k most likely alternatives (the legacy `{tokens, token_logprobs, top_logprobs,
+ * text_offset}` shape); `echo` puts the prompt in front of the text (with `logprobs`, the prompt
+ * tokens are scored too: its first token has null; `max_tokens: 0` with echo scores the prompt
+ * only). Penalties and logit_bias adjust the logits before sampling (logits.ts).
+ *
+ * Stream: one `data: {chunk}` event per piece of final text and choice, then a chunk with each
+ * choice's finish_reason (and, with stream_options.include_usage, a chunk with usage), then
+ * `data: [DONE]`. Headers go out when every choice has a decoding slot, so a request that is
+ * refused or times out while queued still gets a proper status code.
  *
  * Timeouts (--timeout-ms, counted from arrival): before any text was sent the answer is
  * 408 with an error object; a stream already under way gets a final
@@ -14,16 +21,33 @@
  * With a Memory³ knowledge base (--memory-store) the response, and the stream's finish chunk,
  * carry `references`: the ids of the stored references the completion read.
  */
-import { randomInt } from 'node:crypto';
-import { PassThrough } from 'node:stream';
-import type { FastifyInstance, FastifyReply } from 'fastify';
-import { ApiError, invalidRequest, zodToApiError } from '../errors';
-import { type JobResult, shuttingDown, timedOut } from '../scheduler';
-import { type CompletionRequest, completionRequestSchema } from '../schemas';
+import type { FastifyInstance } from 'fastify';
+import type { Engine } from '../engine';
+import { invalidRequest, zodToApiError } from '../errors';
+import type { TokenLogprob } from '../logits';
+import type { JobResult } from '../scheduler';
+import { completionRequestSchema } from '../schemas';
 import type { ServerContext } from '../server';
+import {
+  type ChoicePlan,
+  SseWriter,
+  awaitAdmission,
+  checkModel,
+  checkTokenPrompt,
+  encodePrompt,
+  logitBiasOf,
+  maxTokensOf,
+  pendingLogprobs,
+  randomId,
+  referencesOf,
+  resultsOf,
+  stopsOf,
+  streamChoices,
+  submitChoices,
+  usage,
+} from './generate';
 
-/** OpenAI's default when max_tokens is absent. */
-export const DEFAULT_MAX_TOKENS = 16;
+export { DEFAULT_MAX_TOKENS } from './generate';
 
 export function registerCompletions(app: FastifyInstance, ctx: ServerContext): void {
   app.post('/v1/completions', async (req, reply) => {
@@ -32,152 +56,137 @@ export function registerCompletions(app: FastifyInstance, ctx: ServerContext): v
     const body = parsed.data;
     const { engine, scheduler } = ctx.model();
     const o = ctx.options;
-    const modelId = engine.info.id;
-    if (body.model != null && body.model !== modelId) {
-      throw new ApiError(
-        404,
-        `The model '${body.model}' does not exist; this server serves '${modelId}'.`,
-        'invalid_request_error',
-        'model',
-        'model_not_found',
-      );
+    checkModel(engine, body.model);
+    const maxTokens = maxTokensOf(o, body.max_tokens);
+    const echo = body.echo === true;
+    if (maxTokens === 0 && !echo) {
+      throw invalidRequest('max_tokens', 'max_tokens 0 generates nothing; ask for at least 1 (0 is only for echo: scoring the prompt).');
     }
-    const maxTokens = body.max_tokens ?? Math.min(DEFAULT_MAX_TOKENS, o.maxTokens);
-    if (maxTokens > o.maxTokens) {
-      throw invalidRequest(
-        'max_tokens',
-        `max_tokens is ${maxTokens}; this server allows at most ${o.maxTokens} (--max-tokens).`,
-        'max_tokens_too_large',
-      );
-    }
-    const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]!;
-    const promptLimit = Math.min(o.maxPromptTokens, engine.info.maxSeqLen);
-    // bounded: a prompt over the limit is refused without tokenizing all of it
-    let promptIds = engine.encodeUpTo(prompt, promptLimit);
-    if (promptIds === null) {
-      throw invalidRequest(
-        'prompt',
-        `The prompt is more than ${promptLimit} tokens, the limit (${o.maxPromptTokens < engine.info.maxSeqLen ? '--max-prompt-tokens' : "the model's context length"}). Shorten it.`,
-        'context_length_exceeded',
-      );
-    }
-    // an empty prompt starts from the beginning-of-sequence token, as the library's generate does
-    if (promptIds.length === 0) promptIds = [engine.bosId];
+    const k = body.logprobs ?? undefined;
+    const n = body.n ?? 1;
+
+    // the prompts, as token ids (a text prompt is tokenized with the work bounded by the limit)
+    const p = body.prompt;
+    const prompts: Array<{ ids: number[]; text: string }> =
+      typeof p === 'string'
+        ? [{ ids: encodePrompt(o, engine, p, 'prompt'), text: p }]
+        : p.every((x) => typeof x === 'string')
+          ? (p as string[]).map((s, i) => ({ ids: encodePrompt(o, engine, s, p.length > 1 ? `prompt.${i}` : 'prompt'), text: s }))
+          : p.every((x) => typeof x === 'number')
+            ? [tokenPrompt(ctx, engine, p as number[], 'prompt')]
+            : (p as number[][]).map((ids, i) => tokenPrompt(ctx, engine, ids, `prompt.${i}`));
+    const plans: ChoicePlan[] = prompts.flatMap((pr, i) => Array.from({ length: n }, (_, j) => ({ promptIds: pr.ids, index: i * n + j })));
+    const promptOf = (choice: number) => prompts[Math.floor(choice / n)]!;
 
     const id = `cmpl-${randomId()}`;
     const created = Math.floor(Date.now() / 1000);
-    const stream = body.stream === true;
-    const sse = stream ? new SseWriter() : null;
-    const job = scheduler.submit(
+    const modelId = engine.info.id;
+    const sse = body.stream === true ? new SseWriter() : null;
+    // per choice: characters of text sent so far (text_offset of streamed logprobs)
+    const offsets = plans.map(() => 0);
+    const chunk = (index: number, text: string, lps: Array<TokenLogprob | null> | null, ids: number[], finish: string | null) => ({
+      id,
+      object: 'text_completion',
+      created,
+      model: modelId,
+      choices: [{ text, index, logprobs: lps ? legacyLogprobs(engine, ids, lps, offsets[index]!) : null, finish_reason: finish }],
+    });
+    // echo: the prompt goes first (with its scores, computed when it was prefilled), then the completion
+    const echoed = plans.map(() => !echo);
+    const sendEcho = (i: number) => {
+      if (echoed[i] || !sse) return;
+      echoed[i] = true;
+      const pr = promptOf(i);
+      sse.event(chunk(i, pr.text, k === undefined ? null : jobs[i]!.promptLogprobs, pr.ids, null));
+      offsets[i] = pr.text.length;
+    };
+    const emit = (index: number, text: string, lps: TokenLogprob[] | null) => {
+      sendEcho(index);
+      sse?.event(chunk(index, text, lps, lps?.map((l) => l.id) ?? [], null));
+      offsets[index] = offsets[index]! + text.length;
+    };
+
+    const jobs = submitChoices(
+      scheduler,
+      reply,
+      o.timeoutMs,
+      plans,
       {
-        promptIds,
         maxTokens,
         sampling: { temperature: body.temperature ?? 1, topP: body.top_p ?? 1 },
-        stop: body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop,
-        seed: body.seed ?? randomInt(2 ** 31),
-        deadline: Date.now() + o.timeoutMs,
+        stop: stopsOf(body.stop),
+        logprobs: k,
+        promptLogprobs: echo && k !== undefined,
+        logitBias: logitBiasOf(engine, body.logit_bias),
+        presencePenalty: body.presence_penalty ?? 0,
+        frequencyPenalty: body.frequency_penalty ?? 0,
       },
-      (delta) => sse?.event(chunk(id, created, modelId, delta, null)),
+      body.seed,
+      sse ? (i, text, lps) => emit(i, text, k !== undefined ? lps : null) : undefined,
     );
-    // a client that goes away cancels its generation
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) job.cancel();
-    });
 
     if (!sse) {
-      const r = await job.result;
-      if (r.outcome !== 'finished') throw failure(r);
+      const rs = await resultsOf(jobs);
       return {
         id,
         object: 'text_completion',
         created,
         model: modelId,
-        choices: [{ text: r.text, index: 0, logprobs: null, finish_reason: r.finishReason }],
-        usage: usage(r),
+        choices: rs.map((r, i) => {
+          const pr = promptOf(i);
+          const lps = k === undefined ? null : [...(echo ? r.promptLogprobs : []), ...r.logprobs];
+          const ids = [...(echo ? pr.ids : []), ...r.tokens];
+          return {
+            text: (echo ? pr.text : '') + r.text,
+            index: i,
+            logprobs: lps ? legacyLogprobs(engine, ids, lps, 0) : null,
+            finish_reason: r.finishReason,
+          };
+        }),
+        usage: usage(rs, n),
         // Memory³: the stored references the completion read (ids of GET /v1/memories)
-        ...(engine.memories ? { references: r.references } : {}),
+        ...(engine.memories ? { references: referencesOf(rs) } : {}),
       };
     }
 
-    // stream: wait until the job has a slot (or ended while queued)
-    await Promise.race([job.admitted, job.result]);
-    if (!job.started) {
-      const r = await job.result;
-      throw failure(r);
-    }
-    job.result.then((r) => {
-      if (r.outcome === 'finished') {
-        sse.event({ ...chunk(id, created, modelId, '', r.finishReason), ...(engine.memories ? { references: r.references } : {}) });
-        if (body.stream_options?.include_usage) sse.event({ ...chunk(id, created, modelId, '', null), choices: [], usage: usage(r) });
-      } else if (r.outcome !== 'cancelled') {
-        sse.event(failure(r).toJSON());
-      }
-      sse.done();
-    });
-    return sendSse(reply, sse);
+    await awaitAdmission(jobs);
+    return streamChoices(
+      reply,
+      sse,
+      jobs,
+      (i, r: JobResult) => {
+        sendEcho(i);
+        const rest = k !== undefined ? pendingLogprobs(jobs[i]!) : null;
+        sse.event({
+          ...chunk(i, '', rest, rest?.map((l) => l.id) ?? [], r.finishReason),
+          ...(engine.memories ? { references: r.references } : {}),
+        });
+      },
+      (rs) => {
+        if (body.stream_options?.include_usage)
+          sse.event({ id, object: 'text_completion', created, model: modelId, choices: [], usage: usage(rs, n) });
+      },
+    );
   });
 }
 
-function chunk(id: string, created: number, model: string, text: string, finish: string | null) {
+function tokenPrompt(ctx: ServerContext, engine: Engine, ids: number[], param: string): { ids: number[]; text: string } {
+  return { ids: checkTokenPrompt(ctx.options, engine, ids, param), text: engine.decode(ids) };
+}
+
+/** The legacy completions logprobs: token texts, their logprobs, top alternatives by text, character offsets. */
+function legacyLogprobs(engine: Engine, ids: number[], lps: Array<TokenLogprob | null>, offset: number) {
+  const tokens = ids.map((t) => engine.decode([t]));
+  const text_offset: number[] = [];
+  let at = offset;
+  for (const t of tokens) {
+    text_offset.push(at);
+    at += t.length;
+  }
   return {
-    id,
-    object: 'text_completion',
-    created,
-    model,
-    choices: [{ text, index: 0, logprobs: null, finish_reason: finish }],
+    tokens,
+    token_logprobs: lps.map((l) => l?.logprob ?? null),
+    top_logprobs: lps.map((l) => (l ? Object.fromEntries(l.top.map((a) => [engine.decode([a.id]), a.logprob])) : null)),
+    text_offset,
   };
-}
-
-function usage(r: JobResult) {
-  return { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens, total_tokens: r.promptTokens + r.completionTokens };
-}
-
-/** A job that did not finish normally, as an API error. */
-function failure(r: JobResult): ApiError {
-  switch (r.outcome) {
-    case 'timeout':
-      return timedOut();
-    case 'shutdown':
-      return shuttingDown();
-    case 'cancelled':
-      return new ApiError(499, 'The request was cancelled.', 'invalid_request_error', null, 'cancelled');
-    default:
-      return new ApiError(
-        500,
-        `Generation failed: ${r.error?.message ?? 'unknown error'}. The server is still up; retry.`,
-        'server_error',
-        null,
-        'generation_failed',
-      );
-  }
-}
-
-function randomId(): string {
-  return randomInt(2 ** 47).toString(36) + randomInt(2 ** 47).toString(36);
-}
-
-/** Server-sent events over a PassThrough that Fastify pipes to the socket. */
-class SseWriter {
-  readonly stream = new PassThrough();
-  private ended = false;
-
-  event(data: unknown): void {
-    if (this.ended) return;
-    this.stream.write(`data: ${JSON.stringify(data)}\n\n`);
-  }
-
-  done(): void {
-    if (this.ended) return;
-    this.stream.end('data: [DONE]\n\n');
-    this.ended = true;
-  }
-}
-
-function sendSse(reply: FastifyReply, sse: SseWriter): FastifyReply {
-  reply.raw.on('close', () => sse.done());
-  return reply
-    .header('content-type', 'text/event-stream; charset=utf-8')
-    .header('cache-control', 'no-cache')
-    .header('x-accel-buffering', 'no')
-    .send(sse.stream);
 }

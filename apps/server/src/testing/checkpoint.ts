@@ -13,11 +13,11 @@ export const tinyCorpus = [
 ];
 
 /** Train the tokenizer, build the model, save both to `dir`; returns the vocabulary size. */
-export function saveTinyCheckpoint(dir: string, over: { seed?: number } = {}): number {
+export function saveTinyCheckpoint(dir: string, extra: Record<string, unknown> = {}, over: { seed?: number } = {}): number {
   const tokenizer = BpeTokenizer.train(tinyCorpus, { vocabSize: 300 });
   const model = new LanguageModel({ ...tinyConfig, vocabSize: tokenizer.vocabSize, ...over });
   try {
-    saveCheckpoint(dir, { model, tokenizer, extra: { step: 0 } });
+    saveCheckpoint(dir, { model, tokenizer, extra: { step: 0, ...extra } });
   } finally {
     model.dispose();
   }
