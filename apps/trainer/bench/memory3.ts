@@ -2,7 +2,7 @@
  * Memory³ on synthetic facts: do facts that live ONLY in the explicit-memory store (never in any
  * training text) get answered with memory on and not with it off?
  *
- *   npm run bench:memory3 -w trainer [-- --steps1 300 --steps2 300 --facts 300]
+ *   npm run bench:memory3 -w trainer [-- --steps1 300 --steps2 400 --facts 300 --dim 96 --reuse]
  *     → docs/benchmarks/memory3.{json,md}
  *
  *   stage 1   filler + facts A (each fact in 3 templates), no memory
@@ -16,11 +16,13 @@
  * Throughput: greedy generation of 192 tokens after a 64-token prompt on the memory model, with
  * retrieval every 64 tokens vs without, interleaved rounds, median.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { BenchReport, summarize } from '@mnemo/bench';
 import { defineFlags, parseArgvOrExit } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
-import { type MemoryHit, KnowledgeBase, MemoryReader, embedTokens } from '@mnemo/memory3';
-import { BpeTokenizer, LanguageModel, generate, modelCounts, parseModelConfig } from '@mnemo/model';
+import { type MemoryHit, KnowledgeBase, type MemoryReader, embedTokens } from '@mnemo/memory3';
+import { BpeTokenizer, LanguageModel, generate, loadCheckpoint, modelCounts, parseModelConfig, saveCheckpoint } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW, Batcher, type FactsData, type QaPair, ReferenceMemory, generateFacts, mobyDick, sentences } from '../src/index';
 
@@ -29,10 +31,11 @@ const { values: flags } = parseArgvOrExit(
     steps1: { type: 'int', min: 1, default: 300, description: 'stage-1 steps (no memory)' },
     steps2: { type: 'int', min: 1, default: 400, description: 'stage-2 steps (memory model and dense baseline each)' },
     facts: { type: 'int', min: 8, default: 300, description: 'facts in each of the sets A, B (C has 8×)' },
-    dim: { type: 'int', min: 16, default: 128, description: 'model width' },
+    dim: { type: 'int', min: 16, default: 96, description: 'model width' },
     refresh: { type: 'int', min: 1, default: 100, description: 'stage 2: rewrite the references every N steps' },
     rounds: { type: 'int', min: 1, default: 5, description: 'throughput rounds' },
     out: { type: 'string', default: 'memory3', description: 'report name under docs/benchmarks' },
+    reuse: { type: 'boolean', description: 'reuse the trained models of an earlier run with the same flags (runs/memory3-*)' },
   }),
   { name: 'memory3 bench', synopsis: 'usage: npm run bench:memory3 -w trainer [-- --steps1 N --steps2 N --facts N]' },
 );
@@ -67,7 +70,8 @@ async function train(
     const ids = tf.tensor2d(flat, [BATCH, SEQ + 1], 'int32');
     last = opt.minimize(() => model.loss(ids, { training: true, external }), lrAt(step, steps, lr, Math.min(20, steps))).loss;
     ids.dispose();
-    if (step % 50 === 0 || step === steps) log(`  step ${step}/${steps} loss ${last.toFixed(3)}${refs ? ` (read ${refs.lastRead}, filtered ${refs.lastFiltered})` : ''}`);
+    if (step % 50 === 0 || step === steps)
+      log(`  step ${step}/${steps} loss ${last.toFixed(3)}${refs ? ` (read ${refs.lastRead}, filtered ${refs.lastFiltered})` : ''}`);
   }
   opt.dispose();
   return { loss: last, tokensPerSec: (steps * BATCH * SEQ) / ((performance.now() - t0) / 1000) };
@@ -76,7 +80,12 @@ async function train(
 const hitOf = (text: string, answer: string) => text.startsWith(answer) && !/^[\p{L}\p{N}]/u.test(text.slice(answer.length));
 
 /** Recall on qa: greedy answer with an optional memory reader and an optional text before the prompt. */
-function recall(model: LanguageModel, tok: BpeTokenizer, qa: QaPair[], opts: { reader?: MemoryReader; context?: (i: number) => string } = {}): number {
+function recall(
+  model: LanguageModel,
+  tok: BpeTokenizer,
+  qa: QaPair[],
+  opts: { reader?: MemoryReader; context?: (i: number) => string } = {},
+): number {
   let hit = 0;
   qa.forEach((q, i) => {
     const prompt = `${opts.context?.(i) ?? ''}${q.prompt}`;
@@ -84,6 +93,30 @@ function recall(model: LanguageModel, tok: BpeTokenizer, qa: QaPair[], opts: { r
     if (hitOf(r.text.trimStart(), q.answer)) hit++;
   });
   return hit / qa.length;
+}
+
+/**
+ * Mean negative log-likelihood (nats) of the answer's tokens after the prompt: the same memories
+ * generation would read (retrieved by the prompt's own text), or none.
+ */
+function answerNll(model: LanguageModel, tok: BpeTokenizer, qa: QaPair[], reader?: MemoryReader): number {
+  let sum = 0;
+  let n = 0;
+  for (const q of qa) {
+    const p = tok.encode(q.prompt);
+    const all = tok.encode(`${q.prompt} ${q.answer}`);
+    const k = all.length - p.length; // answer tokens (the boundary may merge: counted from the end)
+    if (k < 1) continue;
+    const external = reader ? reader.external(reader.retrieve(p).map((h) => h.id)) : undefined;
+    sum += tf.tidy(() => {
+      const logits = model.forward(tf.tensor2d([all], [1, all.length], 'int32'), { external }).logits; // [1, T, V]
+      const lp = tf.logSoftmax(tf.slice(logits, [0, all.length - 1 - k, 0], [1, k, tok.vocabSize])) as tf.Tensor3D; // [1, k, V]
+      const target = tf.oneHot(tf.tensor1d(all.slice(all.length - k), 'int32'), tok.vocabSize);
+      return -tf.sum(tf.mul(tf.reshape(lp, [k, tok.vocabSize]), target)).dataSync()[0]!;
+    });
+    n += k;
+  }
+  return sum / n;
 }
 
 function copyWeights(from: LanguageModel, to: LanguageModel): void {
@@ -122,7 +155,16 @@ async function main() {
   const counts = modelCounts(cfg);
   log(`${(counts.denseParams / 1e6).toFixed(2)} M params; A ${A.facts.length}, B ${B.qa.length}, C ${C.facts.length} facts`);
 
-  // ── training ────────────────────────────────────────────────────────────────────────────
+  // ── training (or the models of an earlier run with the same flags) ─────────────────────
+  const key = `${flags.steps1}-${flags.steps2}-${flags.facts}-${flags.dim}-${flags.refresh}`;
+  const runDir = path.resolve('runs', `memory3-${key}`);
+  if (flags.reuse && existsSync(path.join(runDir, 'dense'))) {
+    const m = loadCheckpoint(path.join(runDir, 'memory'));
+    const d = loadCheckpoint(path.join(runDir, 'dense'));
+    log(`reusing the models in ${runDir}`);
+    await evaluate(m.model, d.model, m.tokenizer, m.extra.training as Training);
+    return;
+  }
   const t1 = performance.now();
   const s1 = await train(model, Int32Array.from(tok.encode(A.trainText)), flags.steps1, 3e-3, 1);
   log(`stage 1: loss ${s1.loss.toFixed(3)}, ${Math.round(s1.tokensPerSec)} tok/s`);
@@ -143,130 +185,154 @@ async function main() {
   const d2 = await train(dense, stage2Tokens, flags.steps2, 2e-3, 2);
   log(`stage 2 (dense): loss ${d2.loss.toFixed(3)}, ${Math.round(d2.tokensPerSec)} tok/s`);
   const trainSec = (performance.now() - t1) / 1000;
+  const training: Training = { s1, s2, d2, trainSec };
+  saveCheckpoint(path.join(runDir, 'memory'), { model, tokenizer: tok, extra: { flags, training } });
+  saveCheckpoint(path.join(runDir, 'dense'), { model: dense, tokenizer: tok, extra: { flags, training } });
+  await evaluate(model, dense, tok, training);
 
-  // ── the store: statements of A, B, C written by the final memory model ─────────────────
-  const kb = KnowledgeBase.inMemory(model, tok);
-  const tw = performance.now();
-  const idsA = await kb.addTexts(A.factStatements);
-  const idsB = await kb.addTexts(B.factStatements);
-  const idsC = await kb.addTexts(C.factStatements);
-  const writeMs = (performance.now() - tw) / (idsA.length + idsB.length + idsC.length);
-  const reader = kb.reader();
+  async function evaluate(model: LanguageModel, dense: LanguageModel, tok: BpeTokenizer, t: Training): Promise<void> {
+    const { s1, s2, d2, trainSec } = t;
 
-  // retrieval quality: is the fact's own statement among the 5 hits of its question?
-  const retrievalAt = (qa: QaPair[], ids: number[], embedLayer: number) => {
-    const o = { ...kb.options, embedLayer };
-    const layerKb = embedLayer === 0 ? kb : undefined;
-    let hit = 0;
-    let top1 = 0;
-    const embs = layerKb ? undefined : ids.map((id) => embedTokens(model, tok.encode(kb.bank.get(id).text), o));
-    qa.forEach((q, i) => {
-      let hits: MemoryHit[];
-      if (layerKb) hits = reader.retrieve(tok.encode(q.prompt));
-      else {
-        const e = embedTokens(model, tok.encode(q.prompt), o);
-        hits = embs!
-          .map((x, j) => ({ id: ids[j]!, score: x.reduce((s, v, d) => s + v * e[d]!, 0) }))
-          .sort((a, b) => b.score - a.score)
-          .slice(0, 5);
-      }
-      if (hits.some((h) => h.id === ids[i])) hit++;
-      if (hits[0]?.id === ids[i]) top1++;
-    });
-    return { top5: hit / qa.length, top1: top1 / qa.length };
-  };
-  const retB = retrievalAt(B.qa, idsB, 0);
-  const retB2 = retrievalAt(B.qa, idsB, 2); // within B only, block-2 input
-  log(`retrieval B: top-5 ${retB.top5}, top-1 ${retB.top1}; layer 2 (within B): ${JSON.stringify(retB2)}`);
+    // ── the store: statements of A, B, C written by the final memory model ─────────────────
+    const kb = KnowledgeBase.inMemory(model, tok);
+    const tw = performance.now();
+    const idsA = await kb.addTexts(A.factStatements);
+    const idsB = await kb.addTexts(B.factStatements);
+    const idsC = await kb.addTexts(C.factStatements);
+    const writeMs = (performance.now() - tw) / (idsA.length + idsB.length + idsC.length);
+    const reader = kb.reader();
 
-  // ── recall ──────────────────────────────────────────────────────────────────────────────
-  const qaA = A.qa.slice(0, 200);
-  const qaC = C.qa.slice(0, 200);
-  const rag = (statements: string[]) => (i: number) => statements[i]!;
-  const pct = (x: number) => Number((100 * x).toFixed(1));
-  const rows: { set: string; qa: QaPair[]; statements: string[] }[] = [
-    { set: 'B: only in the store', qa: B.qa, statements: B.factStatements },
-    { set: 'C: stage-2 training text + store', qa: qaC, statements: C.factStatements },
-    { set: 'A: stage-1 training text + store', qa: qaA, statements: A.factStatements },
-  ];
-  const recallTable: Record<string, Record<string, number>> = {};
-  for (const r of rows) {
-    const row = {
-      facts: r.qa.length,
-      'memory on %': pct(recall(model, tok, r.qa, { reader })),
-      'memory off %': pct(recall(model, tok, r.qa)),
-      'dense baseline %': pct(recall(dense, tok, r.qa)),
-      'RAG (statement in prompt), memory model %': pct(recall(model, tok, r.qa, { context: rag(r.statements) })),
-      'RAG, dense baseline %': pct(recall(dense, tok, r.qa, { context: rag(r.statements) })),
-    };
-    recallTable[r.set] = row;
-    report.addRow({ 'fact set': r.set, ...row });
-    log(`${r.set}: ${JSON.stringify(row)}`);
-  }
-
-  // ── throughput: generation with retrieval vs without (same model, interleaved) ─────────
-  const prompt = tok.decode(tok.encode(C.trainText).slice(0, 64));
-  const gen = 192;
-  let refreshMs = 0;
-  let refreshes = 0;
-  const timed = (withMemory: boolean) => {
-    const session = reader.session();
-    const memory = withMemory
-      ? {
-          every: session.every,
-          refresh: (t: number[]) => {
-            const a = performance.now();
-            const ext = session.refresh(t);
-            refreshMs += performance.now() - a;
-            refreshes++;
-            return ext;
-          },
+    // retrieval quality: is the fact's own statement among the 5 hits of its question?
+    const retrievalAt = (qa: QaPair[], ids: number[], embedLayer: number) => {
+      const o = { ...kb.options, embedLayer };
+      const layerKb = embedLayer === 0 ? kb : undefined;
+      let hit = 0;
+      let top1 = 0;
+      const embs = layerKb ? undefined : ids.map((id) => embedTokens(model, tok.encode(kb.bank.get(id).text), o));
+      qa.forEach((q, i) => {
+        let hits: MemoryHit[];
+        if (layerKb) hits = reader.retrieve(tok.encode(q.prompt));
+        else {
+          const e = embedTokens(model, tok.encode(q.prompt), o);
+          hits = embs!
+            .map((x, j) => ({ id: ids[j]!, score: x.reduce((s, v, d) => s + v * e[d]!, 0) }))
+            .sort((a, b) => b.score - a.score)
+            .slice(0, 5);
         }
-      : undefined;
-    const a = performance.now();
-    const r = generate(model, tok, prompt, { maxTokens: gen, memory });
-    return (r.tokens.length + r.promptTokens) / ((performance.now() - a) / 1000);
-  };
-  // greedy runs may stop early at EOS: the tokens actually processed are counted
-  timed(true);
-  timed(false);
-  const on: number[] = [];
-  const off: number[] = [];
-  refreshMs = 0;
-  refreshes = 0;
-  for (let i = 0; i < flags.rounds; i++) {
-    on.push(timed(true));
-    off.push(timed(false));
+        if (hits.some((h) => h.id === ids[i])) hit++;
+        if (hits[0]?.id === ids[i]) top1++;
+      });
+      return { top5: hit / qa.length, top1: top1 / qa.length };
+    };
+    const retB = retrievalAt(B.qa, idsB, 0);
+    const retB2 = retrievalAt(B.qa, idsB, 2); // within B only, block-2 input
+    log(`retrieval B: top-5 ${retB.top5}, top-1 ${retB.top1}; layer 2 (within B): ${JSON.stringify(retB2)}`);
+
+    // ── recall ──────────────────────────────────────────────────────────────────────────────
+    const qaA = A.qa.slice(0, 200);
+    const qaC = C.qa.slice(0, 200);
+    const rag = (statements: string[]) => (i: number) => statements[i]!;
+    const pct = (x: number) => Number((100 * x).toFixed(1));
+    const rows: { set: string; qa: QaPair[]; statements: string[] }[] = [
+      { set: 'B: only in the store', qa: B.qa, statements: B.factStatements },
+      { set: 'C: stage-2 training text + store', qa: qaC, statements: C.factStatements },
+      { set: 'A: stage-1 training text + store', qa: qaA, statements: A.factStatements },
+    ];
+    const recallTable: Record<string, Record<string, number>> = {};
+    for (const r of rows) {
+      const row = {
+        facts: r.qa.length,
+        'answer NLL, memory on': Number(answerNll(model, tok, r.qa, reader).toFixed(3)),
+        'answer NLL, memory off': Number(answerNll(model, tok, r.qa).toFixed(3)),
+        'answer NLL, dense': Number(answerNll(dense, tok, r.qa).toFixed(3)),
+        'memory on %': pct(recall(model, tok, r.qa, { reader })),
+        'memory off %': pct(recall(model, tok, r.qa)),
+        'dense baseline %': pct(recall(dense, tok, r.qa)),
+        'RAG (statement in prompt), memory model %': pct(recall(model, tok, r.qa, { context: rag(r.statements) })),
+        'RAG, dense baseline %': pct(recall(dense, tok, r.qa, { context: rag(r.statements) })),
+      };
+      recallTable[r.set] = row;
+      report.addRow({ 'fact set': r.set, ...row });
+      log(`${r.set}: ${JSON.stringify(row)}`);
+    }
+
+    // ── throughput: generation with retrieval vs without (same model, interleaved) ─────────
+    const prompt = tok.decode(tok.encode(C.trainText).slice(0, 64));
+    const gen = 192;
+    let refreshMs = 0;
+    let refreshes = 0;
+    const timed = (withMemory: boolean) => {
+      const session = reader.session();
+      const memory = withMemory
+        ? {
+            every: session.every,
+            refresh: (t: number[]) => {
+              const a = performance.now();
+              const ext = session.refresh(t);
+              refreshMs += performance.now() - a;
+              refreshes++;
+              return ext;
+            },
+          }
+        : undefined;
+      const a = performance.now();
+      const r = generate(model, tok, prompt, { maxTokens: gen, memory });
+      return (r.tokens.length + r.promptTokens) / ((performance.now() - a) / 1000);
+    };
+    // greedy runs may stop early at EOS: the tokens actually processed are counted
+    timed(true);
+    timed(false);
+    const on: number[] = [];
+    const off: number[] = [];
+    refreshMs = 0;
+    refreshes = 0;
+    for (let i = 0; i < flags.rounds; i++) {
+      on.push(timed(true));
+      off.push(timed(false));
+    }
+    const tpsOn = summarize(on).median;
+    const tpsOff = summarize(off).median;
+    const perRefresh = refreshMs / Math.max(1, refreshes);
+    report.set('recall', recallTable);
+    report.set('retrieval', { B_top5: retB.top5, B_top1: retB.top1, B_withinB_block2_input: retB2 });
+    report.set('throughput', {
+      withRetrieval: tpsOn,
+      without: tpsOff,
+      ratio: tpsOn / tpsOff,
+      refreshMs: perRefresh,
+      paper: { with: 733, without: 1131, ratio: 0.65 },
+    });
+    report.set('training', { stage1: s1, stage2Memory: s2, stage2Dense: d2, seconds: trainSec, params: counts.denseParams });
+    report.note(
+      `Retrieval (the bound on recall with memory): B's own statement is among the 5 references its question retrieves for ${pct(retB.top5)}% of B ` +
+        `(top-1 ${pct(retB.top1)}%) out of ${kb.size} stored references; embedding = mean of the token embeddings (embedLayer 0). ` +
+        `Mean-pooling the stream entering block 2 instead, searched within B alone: top-5 ${pct(retB2.top5)}%, top-1 ${pct(retB2.top1)}%.`,
+    );
+    report.note(
+      `Throughput (prompt + generated tokens per second, 64-token prompt, ${gen} generated, greedy, median of ${flags.rounds} interleaved rounds, ` +
+        `same memory model): ${Math.round(tpsOn)} tok/s with retrieval every 64 tokens vs ${Math.round(tpsOff)} without, ` +
+        `${(tpsOn / tpsOff).toFixed(2)}× (paper: 733 vs 1131 tok/s, 0.65×). One refresh (embed the 64-token span, exact search over ` +
+        `${kb.size} references, decode 5 memories from RAM or the reader's cache) takes ${perRefresh.toFixed(1)} ms; the rest of the gap is the ` +
+        'attention over 40 more keys in blocks 0-1 per token and feeding the prompt in 64-token pieces.',
+    );
+    report.note(
+      `Training: stage 1 ${Math.round(s1.tokensPerSec)} tok/s, stage 2 with memory ${Math.round(s2.tokensPerSec)} tok/s (retrieval per window + ` +
+        `rewrites of ${A.factStatements.length + C.factStatements.length} references every ${flags.refresh} steps), dense stage 2 ` +
+        `${Math.round(d2.tokensPerSec)} tok/s; final training loss ${s2.loss.toFixed(3)} (memory) vs ${d2.loss.toFixed(3)} (dense). ` +
+        `Writing one memory: ${writeMs.toFixed(1)} ms. Total training ${trainSec.toFixed(0)} s.`,
+    );
+    report.write();
+    reader.dispose();
+    model.dispose();
+    dense.dispose();
   }
-  const tpsOn = summarize(on).median;
-  const tpsOff = summarize(off).median;
-  const perRefresh = refreshMs / Math.max(1, refreshes);
-  report.set('recall', recallTable);
-  report.set('retrieval', { B_top5: retB.top5, B_top1: retB.top1, B_withinB_block2_input: retB2 });
-  report.set('throughput', { withRetrieval: tpsOn, without: tpsOff, ratio: tpsOn / tpsOff, refreshMs: perRefresh, paper: { with: 733, without: 1131, ratio: 0.65 } });
-  report.set('training', { stage1: s1, stage2Memory: s2, stage2Dense: d2, seconds: trainSec, params: counts.denseParams });
-  report.note(
-    `Retrieval (the bound on recall with memory): B's own statement is among the 5 references its question retrieves for ${pct(retB.top5)}% of B ` +
-      `(top-1 ${pct(retB.top1)}%) out of ${kb.size} stored references; embedding = mean of the token embeddings (embedLayer 0). ` +
-      `Mean-pooling the stream entering block 2 instead, searched within B alone: top-5 ${pct(retB2.top5)}%, top-1 ${pct(retB2.top1)}%.`,
-  );
-  report.note(
-    `Throughput (prompt + generated tokens per second, 64-token prompt, ${gen} generated, greedy, median of ${flags.rounds} interleaved rounds, ` +
-      `same memory model): ${Math.round(tpsOn)} tok/s with retrieval every 64 tokens vs ${Math.round(tpsOff)} without, ` +
-      `${(tpsOn / tpsOff).toFixed(2)}× (paper: 733 vs 1131 tok/s, 0.65×). One refresh (embed the 64-token span, exact search over ` +
-      `${kb.size} references, decode 5 memories from RAM or the reader's cache) takes ${perRefresh.toFixed(1)} ms; the rest of the gap is the ` +
-      'attention over 40 more keys in blocks 0-1 per token and feeding the prompt in 64-token pieces.',
-  );
-  report.note(
-    `Training: stage 1 ${Math.round(s1.tokensPerSec)} tok/s, stage 2 with memory ${Math.round(s2.tokensPerSec)} tok/s (retrieval per window + ` +
-      `rewrites of ${A.factStatements.length + C.factStatements.length} references every ${flags.refresh} steps), dense stage 2 ` +
-      `${Math.round(d2.tokensPerSec)} tok/s; final training loss ${s2.loss.toFixed(3)} (memory) vs ${d2.loss.toFixed(3)} (dense). ` +
-      `Writing one memory: ${writeMs.toFixed(1)} ms. Total training ${trainSec.toFixed(0)} s.`,
-  );
-  report.write();
-  reader.dispose();
-  model.dispose();
-  dense.dispose();
+}
+
+interface Training {
+  s1: { loss: number; tokensPerSec: number };
+  s2: { loss: number; tokensPerSec: number };
+  d2: { loss: number; tokensPerSec: number };
+  trainSec: number;
 }
 
 main().catch((e) => {
