@@ -104,6 +104,20 @@ describe('MemoryReader', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it('decoding reads one kept concatenation per id list, not one per step; old lists are dropped', () => {
+    const reader = kb.reader();
+    const before = tf.memory().numTensors;
+    const ext = reader.external([ids[0]!, ids[1]!]);
+    const a = ext.get(0, 0, 0)!;
+    expect(ext.get(0, 0, 0)!.k).toBe(a.k);
+    const lists = [[ids[2]!], [ids[3]!], [ids[4]!], [ids[5]!, ids[0]!]];
+    for (const l of lists) reader.external(l).get(1, 0, 0);
+    expect(a.k.isDisposed).toBe(true); // the oldest of 5 lists
+    expect(ext.get(0, 0, 0)!.k.shape).toEqual(a.k.shape); // rebuilt on demand
+    reader.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('refuses a bank of another shape', () => {
     const bank = new InMemoryBank({ layers: 3, kvHeads: 2, tokens: 8, headDim: 8 }, 32);
     expect(() => new MemoryReader(model, bank, { prefixId: 0 })).toThrow(/bank.shape/);
