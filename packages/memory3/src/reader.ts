@@ -35,6 +35,16 @@ interface Decoded {
   v: tf.Tensor3D[];
 }
 
+/**
+ * One ExternalKV for a batched decode step (`decodeBatch(tokens, caches, { external })`): row b
+ * reads rows[b]'s current memories (undefined: none). Every row's cache must have been started
+ * with the same contextStart (128 for sequences that read memories).
+ */
+export function batchExternal(rows: (MemoryKV | undefined)[], contextStart = REFERENCE_POSITIONS): MemoryKV {
+  const blocks = [...new Set(rows.flatMap((r) => r?.blocks ?? []))].sort((a, b) => a - b);
+  return { blocks, contextStart, get: (block, row) => (rows[row]?.blocks.includes(block) ? rows[row]!.get(block, 0, 0) : undefined) };
+}
+
 /** What one completion read: per chunk fed, the memory ids it attended to. */
 export class MemorySession {
   readonly chunks: number[][] = [];
