@@ -18,7 +18,7 @@ export {
 } from './host';
 export { tokenImportance, topPositions, writeEntry, writeMemory } from './writer';
 export { embedTokens, meanPool } from './embed';
-export { MemoryReader, MemorySession, type ReaderOptions } from './reader';
+export { MemoryReader, MemorySession, type ReaderOptions, batchExternal } from './reader';
 export { KnowledgeBase, type ReferenceCodec, bankShapeFor, defaultOptions, splitReferences } from './knowledge';
 export {
   type CodecKind,

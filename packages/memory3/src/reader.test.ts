@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InMemoryBank } from './in-memory-bank';
 import type { MemoryKV } from './host';
 import { KnowledgeBase } from './knowledge';
-import { MemoryReader } from './reader';
+import { MemoryReader, batchExternal } from './reader';
 
 /** characters ' '..'z' → 1..91; BOS 0, EOS 95 */
 const codec: TextCodec = {
@@ -102,6 +102,38 @@ describe('MemoryReader', () => {
     expect(tf.memory().numTensors).toBe(before + 2 * 2 * 2); // 2 memories × 2 blocks × (k, v)
     reader.dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('decoding reads one kept concatenation per id list, not one per step; old lists are dropped', () => {
+    const reader = kb.reader();
+    const before = tf.memory().numTensors;
+    const ext = reader.external([ids[0]!, ids[1]!]);
+    const a = ext.get(0, 0, 0)!;
+    expect(ext.get(0, 0, 0)!.k).toBe(a.k);
+    const lists = [[ids[2]!], [ids[3]!], [ids[4]!], [ids[5]!, ids[0]!]];
+    for (const l of lists) reader.external(l).get(1, 0, 0);
+    expect(a.k.isDisposed).toBe(true); // the oldest of 5 lists
+    expect(ext.get(0, 0, 0)!.k.shape).toEqual(a.k.shape); // rebuilt on demand
+    reader.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('batchExternal: a batched decode step reads each row its own memories', () => {
+    const reader = kb.reader();
+    const rows = [codec.encode('The capital of'), codec.encode('Bravol was')];
+    const exts = [reader.external([ids[0]!]), undefined];
+    const caches = rows.map(() => model.newCache());
+    rows.forEach((r, b) => model.prefill(r, caches[b]!, { external: exts[b] ?? reader.external([]) }));
+    const batched = model.decodeBatch([5, 6], caches, { external: batchExternal(exts) });
+    rows.forEach((r, b) => {
+      const alone = model.newCache();
+      model.prefill(r, alone, { external: exts[b] ?? reader.external([]) });
+      const one = model.prefill([5 + b], alone, { external: exts[b] ?? reader.external([]) });
+      expect(batched[b]!.reduce((m, x, i) => Math.max(m, Math.abs(x - one[i]!)), 0)).toBeLessThan(1e-4);
+      alone.dispose();
+    });
+    for (const c of caches) c.dispose();
+    reader.dispose();
   });
 
   it('refuses a bank of another shape', () => {

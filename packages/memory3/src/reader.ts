@@ -27,9 +27,22 @@ export interface ReaderOptions extends Memory3Options {
   minScore?: number;
 }
 
+/** concatenated id lists kept for decoding */
+const JOINED = 4;
+
 interface Decoded {
   k: tf.Tensor3D[]; // per memory block [Hkv, n, dh]
   v: tf.Tensor3D[];
+}
+
+/**
+ * One ExternalKV for a batched decode step (`decodeBatch(tokens, caches, { external })`): row b
+ * reads rows[b]'s current memories (undefined: none). Every row's cache must have been started
+ * with the same contextStart (128 for sequences that read memories).
+ */
+export function batchExternal(rows: (MemoryKV | undefined)[], contextStart = REFERENCE_POSITIONS): MemoryKV {
+  const blocks = [...new Set(rows.flatMap((r) => r?.blocks ?? []))].sort((a, b) => a - b);
+  return { blocks, contextStart, get: (block, row) => (rows[row]?.blocks.includes(block) ? rows[row]!.get(block, 0, 0) : undefined) };
 }
 
 /** What one completion read: per chunk fed, the memory ids it attended to. */
@@ -60,6 +73,8 @@ export class MemoryReader {
   private readonly cacheSize: number;
   private readonly minScore: number;
   private readonly cache = new Map<number, Decoded>(); // LRU: oldest first
+  /** concatenated memories of recent id lists (decoding reads the same ones for 64 steps) */
+  private readonly joined = new Map<string, Decoded>();
 
   constructor(
     private readonly host: MemoryHost,
@@ -94,13 +109,29 @@ export class MemoryReader {
     return this.bank.search(e, this.topK).filter((h) => h.score >= this.minScore);
   }
 
-  /** The current memories `ids` as the model's ExternalKV (cached decoding: row 0, chunk 0). */
+  /**
+   * The current memories `ids` as the model's ExternalKV (cached decoding: row 0, chunk 0). Their
+   * per-block concatenation is built once and kept (the last few id lists), not per decode step.
+   */
   external(ids: number[]): MemoryKV {
     this.load(ids);
+    const key = ids.join(',');
+    // drop the oldest concatenations here, outside any forward (a forward only adds)
+    for (const [k, old] of this.joined) {
+      if (this.joined.size < JOINED) break;
+      if (k === key) continue;
+      tf.dispose([...old.k, ...old.v]);
+      this.joined.delete(k);
+    }
     return {
       blocks: this.options.blocks,
       contextStart: REFERENCE_POSITIONS,
-      get: (block) => this.concat(ids, block),
+      get: (block) => {
+        const l = this.options.blocks.indexOf(block);
+        if (l < 0 || ids.length === 0) return undefined;
+        const j = this.joinedOf(key, ids);
+        return { k: j.k[l]!, v: j.v[l]! };
+      },
     };
   }
 
@@ -129,6 +160,24 @@ export class MemoryReader {
 
   dispose(): void {
     for (const id of [...this.cache.keys()]) this.evict(id);
+    for (const j of this.joined.values()) tf.dispose([...j.k, ...j.v]);
+    this.joined.clear();
+  }
+
+  /** The kept per-block concatenation of `ids` (external() drops the oldest beyond JOINED). */
+  private joinedOf(key: string, ids: number[]): Decoded {
+    const hit = this.joined.get(key);
+    if (hit) return hit;
+    const j: Decoded = tf.tidy(() => {
+      const ds = ids.map((id) => this.decoded(id));
+      const cat = (ts: tf.Tensor3D[]) => tf.keep(ts.length === 1 ? (tf.clone(ts[0]!) as tf.Tensor3D) : (tf.concat(ts, 1) as tf.Tensor3D));
+      return {
+        k: this.options.blocks.map((_, l) => cat(ds.map((d) => d.k[l]!))),
+        v: this.options.blocks.map((_, l) => cat(ds.map((d) => d.v[l]!))),
+      };
+    });
+    this.joined.set(key, j);
+    return j;
   }
 
   /** Decoded memories in RAM. */

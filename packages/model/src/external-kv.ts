@@ -10,6 +10,7 @@
  */
 import { ShapeError, ValueError } from '@mnemo/core';
 import * as tf from '@tensorflow/tfjs-core';
+import type { AttnContext } from './attention';
 import { EXTERNAL_POSITIONS, type ExternalKV } from './extensions';
 
 export interface GatheredExternal {
@@ -122,4 +123,19 @@ export function cachedExternalMask(counts: number[][], width: number, past: numb
     }
   }
   return tf.tensor4d(m, [B, 1, G * T, W]);
+}
+
+/** The attention `kv` hook of a fresh sequence reading chunked memories (forward / loss). */
+export function chunkedKvHook(external: ExternalKV, B: number, T: number, chunk: number, G: number): NonNullable<AttnContext['kv']> {
+  const chunks = Math.ceil(T / chunk);
+  return (block, k, v) => {
+    const [, Hk, , dh] = k.shape;
+    const ext = gatherExternal(external, block, B, chunks, Hk, dh);
+    if (!ext) return { k, v };
+    return {
+      k: tf.concat([ext.k, k], 2) as tf.Tensor4D, // [B, Hk, E + T, dh]
+      v: tf.concat([ext.v, v], 2) as tf.Tensor4D,
+      mask: chunkedMask(ext.counts, ext.width, T, chunk, G),
+    };
+  };
 }

@@ -3,6 +3,9 @@
  * of every token fed so far, [Hkv, length, dh] each, kept outside tf.tidy until dispose().
  */
 import * as tf from '@tensorflow/tfjs-core';
+import type { AttnContext } from './attention';
+import type { ExternalKV } from './extensions';
+import { cachedExternalMask, gatherExternal } from './external-kv';
 
 export interface KVCache {
   /** tokens fed so far (the next token's position) */
@@ -47,4 +50,48 @@ export class ModelKVCache implements KVCache {
     this.start = 0;
     this.disposed = true;
   }
+}
+
+/**
+ * The attention `kv` hook of cached decoding: row b's new k, v [Hk, T, dh] are appended to
+ * caches[b] (past[b] tokens before), rows are padded to S keys; the current memories of
+ * `external` are prepended (not cached: they are swapped between calls) with the widened mask.
+ */
+export function cachedKvHook(
+  caches: ModelKVCache[],
+  past: number[],
+  T: number,
+  S: number,
+  G: number,
+  external?: ExternalKV,
+): NonNullable<AttnContext['kv']> {
+  const B = caches.length;
+  return (block, k, v) => {
+    const [, Hk, , dh] = k.shape;
+    const ks: tf.Tensor3D[] = [];
+    const vs: tf.Tensor3D[] = [];
+    for (let b = 0; b < B; b++) {
+      const row = (t: tf.Tensor4D) => tf.reshape(tf.slice(t, [b, 0, 0, 0], [1, Hk, T, dh]), [Hk, T, dh]) as tf.Tensor3D;
+      const full = caches[b]!.append(block, row(k), row(v)); // [Hk, past + T, dh]
+      const pad = S - past[b]! - T;
+      const padTo = (t: tf.Tensor3D) =>
+        pad > 0
+          ? tf.pad(t, [
+              [0, 0],
+              [0, pad],
+              [0, 0],
+            ])
+          : t;
+      ks.push(padTo(full.k));
+      vs.push(padTo(full.v));
+    }
+    const own = { k: tf.stack(ks) as tf.Tensor4D, v: tf.stack(vs) as tf.Tensor4D }; // [B, Hk, S, dh]
+    const ext = external && gatherExternal(external, block, B, 1, Hk, dh);
+    if (!ext) return own;
+    return {
+      k: tf.concat([ext.k, own.k], 2) as tf.Tensor4D, // [B, Hk, E + S, dh]
+      v: tf.concat([ext.v, own.v], 2) as tf.Tensor4D,
+      mask: cachedExternalMask(ext.counts, ext.width, past, T, G, S),
+    };
+  };
 }

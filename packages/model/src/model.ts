@@ -22,10 +22,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Attention, type AttnContext, cachedMask, causalMask } from './attention';
 import { type ModelConfig, type ModelConfigInput, parseModelConfig } from './config';
 import { EXTERNAL_POSITIONS, type ExternalKV, type SkipLayerMemory } from './extensions';
-import { cachedExternalMask, chunkedMask, contextStartOf, gatherExternal } from './external-kv';
+import { chunkedKvHook, contextStartOf } from './external-kv';
 import type { FfnSlot } from './ffn';
 import { FFN_REGISTRY, isMemoryKind, memoryKind, poolShapeOf } from './ffn-kinds';
-import { type KVCache, ModelKVCache } from './kv-cache';
+import { type KVCache, ModelKVCache, cachedKvHook } from './kv-cache';
 import { gatherRows } from '@mnemo/kernels';
 import { crossEntropy, rmsNorm } from './ops';
 import { ParamStore } from './params';
@@ -410,18 +410,7 @@ export class LanguageModel {
     const start = contextStartOf(external);
     const chunk = external.chunk ?? T;
     if (!Number.isInteger(chunk) || chunk < 1) throw new ValueError('external.chunk', `must be an integer ≥ 1, got ${chunk}`);
-    const chunks = Math.ceil(T / chunk);
-    const G = this.groups;
-    const kv = (block: number, k: tf.Tensor4D, v: tf.Tensor4D) => {
-      const [, Hk, , dh] = k.shape;
-      const ext = gatherExternal(external, block, B, chunks, Hk, dh);
-      if (!ext) return { k, v };
-      return {
-        k: tf.concat([ext.k, k], 2) as tf.Tensor4D, // [B, Hk, E + T, dh]
-        v: tf.concat([ext.v, v], 2) as tf.Tensor4D,
-        mask: chunkedMask(ext.counts, ext.width, T, chunk, G),
-      };
-    };
+    const kv = chunkedKvHook(external, B, T, chunk, this.groups);
     return { ...this.rope.prefix(T, start), mask, kv };
   }
 
@@ -462,34 +451,7 @@ export class LanguageModel {
     const logits = tf.tidy(() => {
       const { cos, sin } = this.rope.at(positions, B, T);
       const mask = cachedMask(past, T, G, S);
-      const kv = (block: number, k: tf.Tensor4D, v: tf.Tensor4D) => {
-        const [, Hk, , dh] = k.shape;
-        const ks: tf.Tensor3D[] = [];
-        const vs: tf.Tensor3D[] = [];
-        for (let b = 0; b < B; b++) {
-          const row = (t: tf.Tensor4D) => tf.reshape(tf.slice(t, [b, 0, 0, 0], [1, Hk, T, dh]), [Hk, T, dh]) as tf.Tensor3D;
-          const full = caches[b]!.append(block, row(k), row(v)); // [Hk, past + T, dh]
-          const pad = S - past[b]! - T;
-          const padTo = (t: tf.Tensor3D) =>
-            pad > 0
-              ? tf.pad(t, [
-                  [0, 0],
-                  [0, pad],
-                  [0, 0],
-                ])
-              : t;
-          ks.push(padTo(full.k));
-          vs.push(padTo(full.v));
-        }
-        const own = { k: tf.stack(ks) as tf.Tensor4D, v: tf.stack(vs) as tf.Tensor4D }; // [B, Hk, S, dh]
-        const ext = external && gatherExternal(external, block, B, 1, Hk, dh); // not cached: swapped between calls
-        if (!ext) return own;
-        return {
-          k: tf.concat([ext.k, own.k], 2) as tf.Tensor4D, // [B, Hk, E + S, dh]
-          v: tf.concat([ext.v, own.v], 2) as tf.Tensor4D,
-          mask: cachedExternalMask(ext.counts, ext.width, past, T, G, S),
-        };
-      };
+      const kv = cachedKvHook(caches, past, T, S, G, external); // appends to the caches, prepends memories
       const { h } = this.run(idArr, B, T, { cos, sin, mask, kv }, false);
       const last = tf.reshape(tf.slice(h, [0, T - 1, 0], [B, 1, c.dim]), [B, c.dim]) as tf.Tensor2D;
       return this.head(last); // [B, V]
