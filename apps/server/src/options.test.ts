@@ -124,9 +124,19 @@ describe('options', () => {
       '--log-level LEVEL         fatal|error|warn|info|debug|silent; info logs every request (default warn)',
       '--request-timeout-ms N    time to receive a whole request (headers and body) (default 30000)',
       '--max-connections N       open connections at most (default 256)',
+      '--memory-store DIR',
       '-h, --help',
     ]) {
-      expect(USAGE).toContain(`\n  ${line}`);
+      // the description column moves with the longest flag: compare with runs of spaces as one
+      expect(USAGE.replace(/ +/g, ' ')).toContain(`\n ${line.replace(/ +/g, ' ')}`);
     }
+  });
+  it('--memory-store names the knowledge base folder; --memory-store-any-writer needs it', () => {
+    const o = parseCli(['--checkpoint', 'ck', '--memory-store', 'kb', '--memory-store-any-writer']);
+    expect(o).toMatchObject({ memoryStore: 'kb', memoryStoreAnyWriter: true });
+    expect(parseCli(['--checkpoint', 'ck'])).toMatchObject({ memoryStore: undefined, memoryStoreAnyWriter: false });
+    expect(() => parseCli(['--checkpoint', 'ck', '--memory-store-any-writer'])).toThrow(
+      /--memory-store-any-writer: needs --memory-store DIR/,
+    );
   });
 });
