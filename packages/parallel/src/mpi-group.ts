@@ -3,7 +3,7 @@
  * collectives through the N-API addon native/mpi.c (OpenMPI; built by scripts/install.cjs with
  * mpicc). Every collective is a nonblocking MPI call polled until its deadline (`timeoutMs`): a
  * peer that never arrives makes this rank throw a BackendError naming the collective (MPI cannot
- * tell which peer is missing), and the job is aborted when the process exits (MPI_Abort), so no
+ * tell which peer is missing), and the job is ended when the process exits (the rank kills itself), so no
  * rank hangs. A rank that dies is also seen by mpirun, which ends the others.
  *
  *   mpiAvailable() → { available, reason }      false when the addon or libmpi is missing
@@ -91,7 +91,10 @@ class MpiProcessGroup implements ProcessGroup {
   ) {
     [this.rank, this.size] = mpi.init();
     process.on('exit', () => {
-      if (this.broken) mpi.abort(1);
+      // A broken job cannot finalize. MPI_Abort is the documented way out, but OpenMPI 4's mpirun
+      // was seen to hang after it when another job ran on the same host; a rank killed by a
+      // signal always ends the job (mpirun reports it and kills the rest).
+      if (this.broken) process.kill(process.pid, 'SIGKILL');
       else mpi.finalize();
     });
   }
@@ -252,7 +255,11 @@ export interface MpiRunOptions {
 export interface MpiRunResult<T> {
   /** values from reportResult, by rank (undefined where a rank reported nothing) */
   results: (T | undefined)[];
+  /** mpirun's exit code; null when a signal ended it (see `signal`) */
   exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  /** true when jobTimeoutMs passed and runMpi killed the job (a hang) */
+  timedOut: boolean;
   stdout: string;
   stderr: string;
   ms: number;
@@ -297,8 +304,15 @@ export function runMpi<T = unknown>(P: number, file: string, opts: MpiRunOptions
     child.stderr.on('data', (d) => {
       stderr += d;
     });
-    const kill = setTimeout(() => child.kill('SIGKILL'), opts.jobTimeoutMs ?? timeoutMs * 4 + 60_000);
-    child.on('close', (code) => {
+    let timedOut = false;
+    const kill = setTimeout(
+      () => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      },
+      opts.jobTimeoutMs ?? timeoutMs * 4 + 60_000,
+    );
+    child.on('close', (code, signal) => {
       clearTimeout(kill);
       const results: (T | undefined)[] = Array(P).fill(undefined);
       for (let r = 0; r < P; r++) {
@@ -306,7 +320,7 @@ export function runMpi<T = unknown>(P: number, file: string, opts: MpiRunOptions
         if (fs.existsSync(f)) results[r] = JSON.parse(fs.readFileSync(f, 'utf8')) as T;
       }
       fs.rmSync(resultDir, { recursive: true, force: true });
-      resolve({ results, exitCode: code, stdout, stderr, ms: performance.now() - t0 });
+      resolve({ results, exitCode: code, signal, timedOut, stdout, stderr, ms: performance.now() - t0 });
     });
   });
 }
