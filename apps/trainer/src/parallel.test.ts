@@ -93,6 +93,24 @@ describe('mnemo-train --memory-parallel 2 (local backend): the losses of P = 1, 
     for (const c of [a, b]) c.model.dispose();
   }, 120_000);
 
+  it('a P = 2 checkpoint re-dealt to P = 4 resumes at P = 4 with the losses of P = 1; at P = 4 as saved it is refused', async () => {
+    const p1 = await reference();
+    const dir = tmp();
+    const cfg = parseTrainerConfig(tiny(dir));
+    const first = (await runParallelTraining(cfg, { P: 2, backend: 'local', scheme: 'dim' }, { quiet: true, stopAfter: 10 }))!;
+    expect(first.stoppedAt).toBe(10);
+    const ck = path.join(dir, 'checkpoint');
+    const par4 = { P: 4, backend: 'local' as const, scheme: 'dim' as const };
+    await expect(runParallelTraining(cfg, par4, { quiet: true, resume: ck })).rejects.toThrow(
+      /--resume: .* was saved by 2 ranks and this run has 4; re-deal it first: mnemo-train reshard/,
+    );
+    const four = path.join(dir, 'checkpoint-p4');
+    expect(reshardCheckpoint(ck, 4, four).toP).toBe(4);
+    const rest = (await runParallelTraining(cfg, par4, { quiet: true, resume: four, skipFinalEval: true }))!;
+    expect(Object.keys(rest.losses).map(Number)).toEqual(Array.from({ length: 10 }, (_, i) => i + 11));
+    for (let s = 11; s <= STEPS; s++) expect(Math.abs(rest.losses[s]! - p1.losses[s]!) / p1.losses[s]!, `step ${s}`).toBeLessThan(RTOL);
+  }, 120_000);
+
   it('refuses what it does not run, naming --memory-parallel', async () => {
     const dir = tmp();
     const run = (patch: (c: TrainerConfigInput) => void, P = 2) => {

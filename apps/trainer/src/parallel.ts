@@ -9,10 +9,20 @@
  *   mnemo-train --preset memoryPlus --memory-parallel 2                          # 2 worker threads
  *   mpirun -np 2 node apps/trainer/dist/cli.js --preset memoryPlus --memory-parallel 2 --parallel-backend mpi
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, subSeed } from '@mnemo/core';
-import { type LanguageModel, type ModelConfig, LanguageModel as Model, poolShapeOf } from '@mnemo/model';
-import { LocalGroup, type ProcessGroup, ShardedPool, type ShardScheme, openGroup, underMpirun } from '@mnemo/parallel';
+import {
+  type BpeTokenizer,
+  type LanguageModel,
+  type LoadedCheckpoint,
+  type ModelConfig,
+  LanguageModel as Model,
+  loadCheckpoint,
+  poolShapeOf,
+} from '@mnemo/model';
+import { LocalGroup, type ProcessGroup, ShardedPool, type ShardScheme, checkpointShards, openGroup, underMpirun } from '@mnemo/parallel';
 import { type TrainerConfig, modelConfigFor } from './config';
 import type { RunSummary, TrainOptions } from './train';
 
@@ -72,6 +82,34 @@ export function shardedModel(mcfg: ModelConfig, cfg: TrainerConfig, run: Paralle
   return { model: new Model(mcfg, { pool }), pool };
 }
 
+/**
+ * `--resume DIR` on one rank: the checkpoint with this rank's pool shard (ShardedPool.load). A
+ * checkpoint saved at another P is refused with the command that re-deals it.
+ */
+function checkResumeShards(dir: string, P: number): void {
+  const n = checkpointShards(dir);
+  if (n === P) return;
+  throw new ConfigError(
+    '--resume',
+    n === 1
+      ? `${dir} holds an unsharded pool (a run without --memory-parallel); resume it without --memory-parallel`
+      : `${dir} was saved by ${n} ranks and this run has ${P}; re-deal it first: mnemo-train reshard --checkpoint ${dir} --memory-parallel ${P} --out NEWDIR, then --resume NEWDIR`,
+  );
+}
+
+export function loadRankCheckpoint(dir: string, group: ProcessGroup): LoadedCheckpoint<BpeTokenizer> & { pool: ShardedPool } {
+  checkResumeShards(dir, group.size);
+  let pool: ShardedPool | undefined;
+  const ck = loadCheckpoint(dir, {
+    openPool: (memoryDir) => {
+      pool = ShardedPool.load(group, path.join(memoryDir, 'values.safetensors'));
+      const meta = JSON.parse(readFileSync(path.join(memoryDir, 'memory.json'), 'utf8')) as { layers: unknown[] };
+      return { pool, configs: meta.layers };
+    },
+  });
+  return { ...ck, pool: pool! };
+}
+
 /** The worker of the local backend (this file's sibling; tsx runs the .ts one in tests). */
 function workerFile(): string {
   const here = fileURLToPath(import.meta.url);
@@ -89,6 +127,7 @@ export async function runParallelTraining(
 ): Promise<RunSummary | undefined> {
   const { runTraining } = await import('./train');
   checkParallel(cfg, modelConfigFor(cfg, 512), par.P); // here, before any rank starts: the error is this process's own
+  if (opts.resume) checkResumeShards(opts.resume, par.P);
   if (par.backend === 'mpi') {
     if (!underMpirun())
       throw new ConfigError(

@@ -31,7 +31,7 @@ import { readCorpus } from './data/corpus';
 import { generateFacts, sentences } from './data/facts';
 import { type QaPair, readQaFile } from './data/qa';
 import { ReferenceMemory } from './memory3';
-import { type ParallelRun, checkParallel, shardedModel } from './parallel';
+import { type ParallelRun, checkParallel, loadRankCheckpoint, shardedModel } from './parallel';
 import { lossCurveSvg } from './plot';
 
 export interface RunData {
@@ -166,14 +166,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   const P = group?.size ?? 1;
   const rank0 = !group || group.rank === 0; // only rank 0 writes metrics, plots, progress and the checkpoint
   let shardedPool: ShardedPool | undefined;
-  if (opts.parallel) {
-    checkParallel(cfg, modelConfigFor(cfg, 512), P);
-    if (opts.resume)
-      throw new ConfigError(
-        '--resume',
-        'does not run with --memory-parallel yet; re-deal the checkpoint with reshardCheckpoint and resume at P = 1, or start afresh',
-      );
-  }
+  if (opts.parallel) checkParallel(cfg, modelConfigFor(cfg, 512), P);
   const out = path.resolve(cfg.out);
   const ckptDir = path.join(out, 'checkpoint');
   const data = prepareData(cfg);
@@ -185,7 +178,9 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     if (!opts.quiet && rank0) process.stderr.write(`${s}\n`);
   };
   if (opts.resume) {
-    const ck = loadCheckpoint(opts.resume);
+    const ranked = group ? loadRankCheckpoint(opts.resume, group) : undefined; // this rank's pool shard
+    const ck = ranked ?? loadCheckpoint(opts.resume);
+    shardedPool = ranked?.pool;
     const configFile = path.join(resolveCheckpointDir(opts.resume), 'config.json');
     const refuse = (msg: string): never => {
       ck.model.dispose();
