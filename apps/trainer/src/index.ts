@@ -18,3 +18,4 @@ export { finishedRun, sameRun } from './reuse';
 export { MEMORY_BLOCKS, PRESET_SEED, PRESETS, type PresetName, preset } from './presets';
 export { type EvalResult, type RunSummary, type TrainOptions, factRecall, prepareData, runTraining, sequencesLoss } from './train';
 export { type Rung, ladder } from './ladder';
+export { type ParallelBackend, type ParallelFlags, checkParallel, runParallelTraining } from './parallel';
