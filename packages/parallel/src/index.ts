@@ -24,3 +24,4 @@ export { type CostInput, type CostReport, type LinkFigures, type SchemeCost, cos
 export { allReduceGradients, allReduceScalar } from './data-parallel';
 export { type PoolManifest, type ReshardResult, isShardedPool, readPoolManifest, reshardPool } from './reshard';
 export { POOL_FILE, checkpointShards, reshardCheckpoint } from './reshard-checkpoint';
+export { PoolService, type PoolServiceOptions } from './pool-service';

@@ -10,6 +10,7 @@
  *   row sharding: shard q holds rows r ≡ q (mod P) in order, with all their state (row-wise
  *                 Adam's per-row v included) → put row r back at r, deal again by r mod P'
  *   P' = 1:       one plain store file at `out` (MemoryPool.load / ValueStore.load read it)
+ *   a plain store file as input (MemoryPool.save): one shard, dealt by `opts.scheme` (default dim)
  *
  * Refused with a CheckpointError naming the file: a missing or corrupt manifest or shard, shards
  * that disagree (shape, optimizer, dtype, step counts), dv not divisible by P' (dim), N < P' (row).
@@ -71,8 +72,8 @@ export function isShardedPool(file: string): boolean {
   return fs.existsSync(manifestFile(file));
 }
 
-function readShard(file: string, r: number, P: number): StoreFileContents {
-  const f = shardFile(file, r, P);
+function readShard(file: string, r: number, P: number, plain: boolean): StoreFileContents {
+  const f = plain ? file : shardFile(file, r, P);
   if (!fs.existsSync(f)) throw new CheckpointError(f, `shard ${r} of ${P} is missing; the pool cannot be rebuilt without it`);
   try {
     return readStoreTensors(f);
@@ -171,16 +172,19 @@ function split(full: StoreFileContents, scheme: ShardScheme, P: number, p: numbe
  * Re-deal the sharded pool saved as `file` for `toP` ranks, written as `opts.out` (default `file`:
  * in place — the new files first, then the old shards and, at P' = 1, the old manifest removed).
  */
-export function reshardPool(file: string, toP: number, opts: { out?: string } = {}): ReshardResult {
-  const m = readPoolManifest(file);
+export function reshardPool(file: string, toP: number, opts: { out?: string; scheme?: ShardScheme } = {}): ReshardResult {
+  // an unsharded store file (no manifest) is a pool of one shard, dealt by opts.scheme (default dim)
+  const plain = !isShardedPool(file) && fs.existsSync(file);
+  const m: PoolManifest = plain ? plainManifest(file, opts.scheme ?? 'dim') : readPoolManifest(file);
+  const to = opts.scheme ?? m.scheme; // the scheme written
   const mf = manifestFile(file);
   if (!Number.isInteger(toP) || toP < 1) throw new CheckpointError(mf, `cannot be re-dealt to P' = ${toP}: P' must be an integer ≥ 1`);
-  if (m.scheme === 'dim' && toP > 1 && m.dim % toP !== 0)
+  if (to === 'dim' && toP > 1 && m.dim % toP !== 0)
     throw new CheckpointError(mf, `is dim-sharded with dv = ${m.dim}, which ${toP} ranks cannot split evenly; pick P' dividing ${m.dim}`);
-  if (m.scheme === 'row' && toP > m.rows) throw new CheckpointError(mf, `has N = ${m.rows} rows, fewer than P' = ${toP} ranks`);
+  if (to === 'row' && toP > m.rows) throw new CheckpointError(mf, `has N = ${m.rows} rows, fewer than P' = ${toP} ranks`);
   const full = gather(
     m,
-    Array.from({ length: m.P }, (_, r) => readShard(file, r, m.P)),
+    Array.from({ length: m.P }, (_, r) => readShard(file, r, m.P, plain)),
     file,
   );
   const out = opts.out ?? file;
@@ -190,20 +194,32 @@ export function reshardPool(file: string, toP: number, opts: { out?: string } = 
     files.push(out);
   } else {
     for (let p = 0; p < toP; p++) {
-      writeStoreTensors(shardFile(out, p, toP), split(full, m.scheme, toP, p));
+      writeStoreTensors(shardFile(out, p, toP), split(full, to, toP, p));
       files.push(shardFile(out, p, toP));
     }
     const manifest: PoolManifest = {
       ...m,
+      scheme: to,
       P: toP,
       shards: files.map((f) => path.basename(f)),
     };
     writeFileAtomic(manifestFile(out), `${JSON.stringify(manifest, null, 2)}\n`);
     files.push(manifestFile(out));
   }
-  if (path.resolve(out) === path.resolve(file) && toP !== m.P) {
+  if (!plain && path.resolve(out) === path.resolve(file) && toP !== m.P) {
     for (let r = 0; r < m.P; r++) fs.rmSync(shardFile(file, r, m.P), { force: true });
     if (toP === 1) fs.rmSync(mf, { force: true });
   }
-  return { scheme: m.scheme, fromP: m.P, toP, files };
+  return { scheme: to, fromP: m.P, toP, files };
+}
+
+function plainManifest(file: string, scheme: ShardScheme): PoolManifest {
+  let c: { rows: number; dim: number };
+  try {
+    c = readStoreTensors(file);
+  } catch (e) {
+    if (e instanceof MnemoError) throw new CheckpointError(file, `is unreadable: ${e.message}`);
+    throw e;
+  }
+  return { format: 'mnemo-sharded-pool', version: 1, scheme, P: 1, rows: c.rows, dim: c.dim, shards: [path.basename(file)] };
 }
