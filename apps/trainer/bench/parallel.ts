@@ -35,7 +35,7 @@ async function main() {
     description:
       'memoryPlus preset (D 128, 4 blocks, 2 Memory+ blocks on one pool of 65,536 × 128 values, Adam), global batch 16 × 64 ' +
       `tokens at every P, ${flags.steps} steps, tokens/s over the steps after the second (the trainer's own figure). ` +
-      'P = 2: dense gradients all-reduced, the pool sharded by the cost model's scheme; local = 2 worker threads of one ' +
+      'P = 2: dense gradients all-reduced, the pool sharded by the scheme the cost model picks; local = 2 worker threads of one ' +
       'process, mpi = 2 processes under mpirun. This machine has 2 cores shared with other engineers: see the load average.',
   });
   const load0 = os.loadavg();
