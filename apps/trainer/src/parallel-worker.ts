@@ -6,6 +6,16 @@ import { type TrainOptions, runTraining } from './train';
 
 const { cfg, scheme, opts } = groupData<{ cfg: TrainerConfig; scheme: ParallelFlags['scheme']; opts: TrainOptions }>();
 const group = openGroup();
-const summary = await runTraining(cfg, { ...opts, parallel: { group, scheme } });
-reportResult(group.rank === 0 ? summary : null);
-group.close();
+// not a top-level await: the CJS build cannot hold one; an error is rethrown so the worker fails (LocalGroup reports it)
+runTraining(cfg, { ...opts, parallel: { group, scheme } }).then(
+  (summary) => {
+    reportResult(group.rank === 0 ? summary : null);
+    group.close();
+  },
+  (e) => {
+    group.close();
+    setImmediate(() => {
+      throw e;
+    });
+  },
+);
