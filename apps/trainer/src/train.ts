@@ -222,7 +222,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     }
     log(`[trainer] resuming ${cfg.name} from ${opts.resume} at step ${startStep}`);
     // metrics.jsonl: drop what a killed run logged after the checkpoint, those steps run again
-    truncateMetrics(path.join(out, 'metrics.jsonl'), startStep);
+    if (rank0) truncateMetrics(path.join(out, 'metrics.jsonl'), startStep);
   } else {
     if (rank0) {
       mkdirSync(out, { recursive: true });
