@@ -11,6 +11,7 @@ import { initBackend } from '@mnemo/kernels';
 import { openKnowledgeStore } from './knowledge-store';
 import { Memory3Engine } from './memory3-engine';
 import { ModelEngine } from './model-engine';
+import { loadShardedEngine } from './sharded-engine';
 import { USAGE, parseCli } from './options';
 import { MnemoServer } from './server';
 
@@ -26,7 +27,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const { checkpoint, logLevel, help: _help, warnings, memoryStore, memoryStoreAnyWriter, ...serverOpts } = opts;
+  const { checkpoint, logLevel, help: _help, warnings, memoryStore, memoryStoreAnyWriter, memoryParallel, ...serverOpts } = opts;
   const server = new MnemoServer(serverOpts, { logger: logLevel === 'silent' ? false : { level: logLevel } });
   const say = (msg: string) => process.stderr.write(`mnemo-serve: ${msg}\n`);
   for (const w of warnings) say(`warning: ${w}`);
@@ -57,7 +58,11 @@ async function main(): Promise<number> {
   const backend = await initBackend();
   say(`listening on ${address}; tensor backend ${backend.name}; loading ${checkpoint}`);
   const t0 = performance.now();
-  let engine = ModelEngine.load(checkpoint, { id: serverOpts.modelName });
+  let engine =
+    memoryParallel === undefined
+      ? ModelEngine.load(checkpoint, { id: serverOpts.modelName })
+      : await loadShardedEngine(checkpoint, memoryParallel, { id: serverOpts.modelName });
+  if (memoryParallel !== undefined) say(`value pool split over ${memoryParallel} worker threads (--memory-parallel)`);
   if (memoryStore !== undefined) {
     const { knowledge, bank, created } = await openKnowledgeStore(memoryStore, {
       checkpoint,

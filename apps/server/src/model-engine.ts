@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { CheckpointError, mulberry32 } from '@mnemo/core';
 import {
+  type CheckpointLoadOptions,
   type KVCache,
   type LanguageModel,
   type TextCodec,
@@ -57,10 +58,14 @@ export class ModelEngine implements Engine {
    * `codecFromJSON` reads a tokenizer.json other than a BpeTokenizer's. The chat template is
    * config.json's `extra.chat_template` (mnemo-train writes it); without one the default.
    */
-  static load(dir: string, opts: { id?: string; codecFromJSON?: (json: unknown) => TextCodec } = {}): ModelEngine {
+  static load(
+    dir: string,
+    opts: { id?: string; codecFromJSON?: (json: unknown) => TextCodec; openPool?: CheckpointLoadOptions['openPool'] } = {},
+  ): ModelEngine {
+    const load = { openPool: opts.openPool }; // openPool: the pool held elsewhere (sharded-engine.ts)
     const { model, tokenizer, extra, extraTensors } = opts.codecFromJSON
-      ? loadCheckpointWith(dir, opts.codecFromJSON)
-      : loadCheckpoint(dir);
+      ? loadCheckpointWith(dir, opts.codecFromJSON, load)
+      : loadCheckpoint(dir, load);
     // optimizer state and other training tensors are not needed to serve
     for (const t of Object.values(extraTensors)) t.dispose();
     let template: ChatTemplate | null = null;

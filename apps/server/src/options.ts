@@ -67,6 +67,8 @@ export interface CliOptions extends ServerOptions {
   memoryStore?: string;
   /** read a store another checkpoint wrote */
   memoryStoreAnyWriter: boolean;
+  /** the value pool held by this many worker threads (sharded-engine.ts); undefined: in this process */
+  memoryParallel?: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent';
   help: boolean;
   /** things the operator should hear about (a key given on the command line) */
@@ -139,6 +141,13 @@ const CLI_FLAGS = defineFlags({
     placeholder: 'DIR',
     description:
       'Memory³ knowledge base completions read every 64 tokens (created when missing; fill it with POST /v1/memories or mnemo-memory build)',
+  },
+  'memory-parallel': {
+    type: 'int',
+    min: 2,
+    placeholder: 'P',
+    description: "the checkpoint's value pool split over P worker threads (each holds 1/P of the table)",
+    defaultText: 'off',
   },
   'memory-store-any-writer': {
     type: 'boolean',
@@ -224,11 +233,14 @@ export function parseCli(
     throw e;
   }
   if (v['memory-store-any-writer'] && !v['memory-store']) throw new ConfigError('--memory-store-any-writer', 'needs --memory-store DIR');
+  if (v['memory-parallel'] !== undefined && v['memory-store'] !== undefined)
+    throw new ConfigError('--memory-parallel', 'does not run with --memory-store yet; serve one or the other');
   return {
     ...opts,
     checkpoint: v.checkpoint ?? '',
     memoryStore: v['memory-store'],
     memoryStoreAnyWriter: v['memory-store-any-writer'],
+    memoryParallel: v['memory-parallel'],
     logLevel: v['log-level'],
     help,
     warnings,

@@ -21,9 +21,18 @@ export class AdamW {
     this.v = tf.tidy(() => vars.map((x) => tf.variable(tf.zerosLike(x), false)));
   }
 
-  /** One step: grads of `loss` for `vars`; returns the loss value and the pre-clip gradient norm. */
-  minimize(loss: () => tf.Scalar, lr: number): { loss: number; gradNorm: number } {
-    const { value, grads } = tf.variableGrads(loss, this.vars);
+  /**
+   * One step: grads of `loss` for `vars`; returns the loss value and the pre-clip gradient norm.
+   * `reduce` (data-parallel training) replaces the gradients before the norm and the update, e.g.
+   * by their sum over ranks (@mnemo/parallel allReduceGradients); tensors it returns anew are freed here.
+   */
+  minimize(loss: () => tf.Scalar, lr: number, reduce?: (g: tf.NamedTensorMap) => tf.NamedTensorMap): { loss: number; gradNorm: number } {
+    const { value, grads: own } = tf.variableGrads(loss, this.vars);
+    let grads = own;
+    if (reduce) {
+      grads = reduce(own);
+      if (grads !== own) for (const [k, g] of Object.entries(own)) if (grads[k] !== g) g.dispose();
+    }
     const b1 = this.opts.beta1 ?? 0.9;
     const b2 = this.opts.beta2 ?? 0.95;
     const eps = this.opts.eps ?? 1e-8;

@@ -2,24 +2,30 @@
 /**
  * mnemo-train [train] (--config FILE | --preset NAME) [--data PATH] [--facts N] [--eval-qa FILE]
  *                     [--steps N] [--seed S] [--out DIR] [--resume DIR]
+ *                     [--memory-parallel P [--parallel-backend local|mpi] [--memory-scheme dim|row|auto]]
  * mnemo-train compare <config file | preset>... [--steps N] [--facts N] [--seed S] [--md FILE]
  * mnemo-train demo [--steps N] [--seed S]        (Memory+ preset on synthetic facts, seed 1 → runs/demo)
+ * mnemo-train reshard --checkpoint DIR --memory-parallel P --out NEWDIR   (re-deal a sharded pool; P = 1: unsharded)
  *
  * Flags (@mnemo/core parseFlags): `--steps 30` or `--steps=30`; an unknown flag is an error that
  * names the closest known one; --help lists every flag with its default.
  */
-import { type FlagValues, MnemoError, UsageError, defineFlags, parseFlags, usage, writeFileAtomic } from '@mnemo/core';
+import { ConfigError, type FlagValues, MnemoError, UsageError, defineFlags, parseFlags, usage, writeFileAtomic } from '@mnemo/core';
 import { compare, compareTable } from './compare';
 import { configHelp } from './config-help';
-import { type TrainerConfig, parseTrainerConfig, readTrainerConfig } from './config';
+import { type TrainerConfig, modelConfigFor, parseTrainerConfig, readTrainerConfig } from './config';
+import { type ParallelFlags, checkParallel, runParallelTraining } from './parallel';
 import { PRESETS, preset, setSeed } from './presets';
 import { runTraining } from './train';
+import { reshardCheckpoint, underMpirun } from '@mnemo/parallel';
 
 const SYNOPSIS = `usage:
   mnemo-train [train] (--config FILE | --preset ${PRESETS.join('|')}) [--data PATH] [--facts N]
                       [--eval-qa FILE] [--steps N] [--seed S] [--out DIR] [--resume DIR]
+                      [--memory-parallel P [--parallel-backend local|mpi] [--memory-scheme dim|row|auto]]
   mnemo-train compare <config file | preset>... [--steps N] [--facts N] [--seed S] [--md FILE]
-  mnemo-train demo [--steps N] [--seed S]`;
+  mnemo-train demo [--steps N] [--seed S]
+  mnemo-train reshard --checkpoint DIR --memory-parallel P --out NEWDIR`;
 
 /** the demo trains the bench's first seed, so its numbers can be checked against the bench */
 const DEMO_SEED = 1;
@@ -52,6 +58,26 @@ const FLAGS = defineFlags({
   out: { type: 'string', placeholder: 'DIR', description: 'run directory', defaultText: "the config's out; demo: runs/demo" },
   resume: { type: 'string', placeholder: 'DIR', description: 'train: continue from the checkpoint in DIR' },
   md: { type: 'string', placeholder: 'FILE', description: 'compare: also write the table to FILE' },
+  checkpoint: { type: 'string', placeholder: 'DIR', description: 'reshard: a checkpoint saved by --memory-parallel' },
+  'memory-parallel': {
+    type: 'int',
+    min: 1,
+    placeholder: 'P',
+    description: 'train: the value pool sharded over P ranks, dense gradients all-reduced (same global batch)',
+    defaultText: 'off',
+  },
+  'parallel-backend': {
+    type: 'string',
+    placeholder: 'local|mpi',
+    description: 'train: local = P worker threads of this process; mpi = this process is a rank under mpirun -np P',
+    defaultText: 'mpi under mpirun, else local',
+  },
+  'memory-scheme': {
+    type: 'string',
+    placeholder: 'dim|row|auto',
+    description: 'train: how the pool is sharded (docs/design.md §5)',
+    defaultText: "auto: the cost model's choice",
+  },
 });
 
 type Flags = FlagValues<typeof FLAGS>;
@@ -65,6 +91,22 @@ function withOverrides(cfg: TrainerConfig, flags: Flags): TrainerConfig {
   if (flags.seed !== undefined) setSeed(raw, flags.seed);
   if (flags.out) raw.out = flags.out;
   return parseTrainerConfig(raw);
+}
+
+/** --memory-parallel and its companions, checked; undefined without --memory-parallel. */
+function parallelFlags(flags: Flags): ParallelFlags | undefined {
+  const backend = flags['parallel-backend'];
+  const scheme = flags['memory-scheme'] ?? 'auto';
+  if (flags['memory-parallel'] === undefined) {
+    if (backend !== undefined || flags['memory-scheme'] !== undefined)
+      throw new UsageError('--parallel-backend and --memory-scheme go with --memory-parallel P');
+    return undefined;
+  }
+  if (backend !== undefined && backend !== 'local' && backend !== 'mpi')
+    throw new ConfigError('--parallel-backend', `must be local or mpi, got '${backend}'`);
+  if (scheme !== 'dim' && scheme !== 'row' && scheme !== 'auto')
+    throw new ConfigError('--memory-scheme', `must be dim, row or auto, got '${scheme}'`);
+  return { P: flags['memory-parallel'], backend: backend ?? (underMpirun() ? 'mpi' : 'local'), scheme };
 }
 
 function configOf(spec: string, flags: Flags, kind?: 'preset' | 'config'): TrainerConfig {
@@ -82,13 +124,25 @@ async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
-  const cmd = positional[0] === 'compare' || positional[0] === 'demo' || positional[0] === 'train' ? positional.shift()! : 'train';
+  const cmd = ['compare', 'demo', 'train', 'reshard'].includes(positional[0] ?? '') ? positional.shift()! : 'train';
+  if (cmd === 'reshard') {
+    const P = flags['memory-parallel'];
+    if (!flags.checkpoint || P === undefined || !flags.out)
+      throw new UsageError('reshard needs --checkpoint DIR --memory-parallel P --out NEWDIR');
+    const r = reshardCheckpoint(flags.checkpoint, P, flags.out);
+    console.log(
+      `${flags.out}: ${r.scheme}-sharded pool re-dealt from P = ${r.fromP} to P = ${r.toP}${P === 1 ? ' (unsharded: mnemo-serve reads it)' : ''}`,
+    );
+    return 0;
+  }
   if (cmd === 'train') {
     if (!flags.config === !flags.preset) throw new UsageError('give --config FILE or --preset NAME (one of them)');
     if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
     const cfg = flags.preset ? configOf(flags.preset, flags, 'preset') : configOf(flags.config!, flags, 'config');
-    const s = await runTraining(cfg, { resume: flags.resume });
-    console.log(JSON.stringify({ name: s.name, out: s.out, final: s.final, tokensPerSec: Math.round(s.tokensPerSec) }));
+    const par = parallelFlags(flags);
+    if (par) checkParallel(cfg, modelConfigFor(cfg, 512), par.P);
+    const s = par ? await runParallelTraining(cfg, par, { resume: flags.resume }) : await runTraining(cfg, { resume: flags.resume });
+    if (s) console.log(JSON.stringify({ name: s.name, out: s.out, final: s.final, tokensPerSec: Math.round(s.tokensPerSec) }));
     return 0;
   }
   if (cmd === 'compare') {

@@ -19,3 +19,4 @@ export { MEMORY_BLOCKS, PRESET_SEED, PRESETS, type PresetName, preset } from './
 export { type EvalResult, type RunSummary, type TrainOptions, factRecall, prepareData, runTraining, sequencesLoss } from './train';
 export { type Rung, ladder } from './ladder';
 export { type Memory3TrainOptions, ReferenceMemory, tokenOverlap } from './memory3';
+export { type ParallelBackend, type ParallelFlags, checkParallel, runParallelTraining } from './parallel';

@@ -21,6 +21,7 @@ import {
   resolveCheckpointDir,
   saveCheckpoint,
 } from '@mnemo/model';
+import { type ShardedPool, allReduceGradients, allReduceScalar } from '@mnemo/parallel';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from './adamw';
 import { DEFAULT_CHAT_TEMPLATE } from './chat-template';
@@ -30,6 +31,7 @@ import { readCorpus } from './data/corpus';
 import { generateFacts, sentences } from './data/facts';
 import { type QaPair, readQaFile } from './data/qa';
 import { ReferenceMemory } from './memory3';
+import { type ParallelRun, checkParallel, loadRankCheckpoint, shardedModel } from './parallel';
 import { lossCurveSvg } from './plot';
 
 export interface RunData {
@@ -114,6 +116,8 @@ export interface TrainOptions {
   skipFinalEval?: boolean;
   /** passed to every saveCheckpoint (tests: crash injection) */
   checkpoint?: SaveOptions;
+  /** this process is one rank of `--memory-parallel P` (parallel.ts): sharded pool, all-reduced dense gradients */
+  parallel?: ParallelRun;
 }
 
 /**
@@ -158,6 +162,11 @@ export function factRecall(model: LanguageModel, tok: BpeTokenizer, qa: QaPair[]
 
 export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): Promise<RunSummary> {
   await initBackend();
+  const group = opts.parallel?.group;
+  const P = group?.size ?? 1;
+  const rank0 = !group || group.rank === 0; // only rank 0 writes metrics, plots, progress and the checkpoint
+  let shardedPool: ShardedPool | undefined;
+  if (opts.parallel) checkParallel(cfg, modelConfigFor(cfg, 512), P);
   const out = path.resolve(cfg.out);
   const ckptDir = path.join(out, 'checkpoint');
   const data = prepareData(cfg);
@@ -166,10 +175,12 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   let startStep = 0;
   let adamState: { step: number; tensors: Record<string, tf.Tensor> } | undefined;
   const log = (s: string) => {
-    if (!opts.quiet) process.stderr.write(`${s}\n`);
+    if (!opts.quiet && rank0) process.stderr.write(`${s}\n`);
   };
   if (opts.resume) {
-    const ck = loadCheckpoint(opts.resume);
+    const ranked = group ? loadRankCheckpoint(opts.resume, group) : undefined; // this rank's pool shard
+    const ck = ranked ?? loadCheckpoint(opts.resume);
+    shardedPool = ranked?.pool;
     const configFile = path.join(resolveCheckpointDir(opts.resume), 'config.json');
     const refuse = (msg: string): never => {
       ck.model.dispose();
@@ -211,15 +222,19 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     }
     log(`[trainer] resuming ${cfg.name} from ${opts.resume} at step ${startStep}`);
     // metrics.jsonl: drop what a killed run logged after the checkpoint, those steps run again
-    truncateMetrics(path.join(out, 'metrics.jsonl'), startStep);
+    if (rank0) truncateMetrics(path.join(out, 'metrics.jsonl'), startStep);
   } else {
-    mkdirSync(out, { recursive: true });
-    rmSync(path.join(out, 'metrics.jsonl'), { force: true });
+    if (rank0) {
+      mkdirSync(out, { recursive: true });
+      rmSync(path.join(out, 'metrics.jsonl'), { force: true });
+    }
     const t0 = performance.now();
     tok = BpeTokenizer.train([data.trainText], { vocabSize: cfg.tokenizer.vocabSize });
     log(`[trainer] ${cfg.name}: BPE vocab ${tok.vocabSize} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    model = new LanguageModel(modelConfigFor(cfg, tok.vocabSize));
+    if (opts.parallel) ({ model, pool: shardedPool } = shardedModel(modelConfigFor(cfg, tok.vocabSize), cfg, opts.parallel));
+    else model = new LanguageModel(modelConfigFor(cfg, tok.vocabSize));
   }
+  if (shardedPool?.cost) log(`[trainer] --memory-parallel ${P}: ${shardedPool.scheme} sharding (${shardedPool.cost.reason})`);
   const counts = modelCounts(model.config);
   const { batch, seqLen } = cfg.train;
   const trainTokens = Int32Array.from(tok.encode(data.trainText));
@@ -236,7 +251,9 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   if (adamState) for (const t of Object.values(adamState.tensors)) t.dispose();
 
   const metricsFile = path.join(out, 'metrics.jsonl');
-  const metric = (m: Record<string, unknown>) => appendFileSync(metricsFile, `${JSON.stringify(m)}\n`);
+  const metric = (m: Record<string, unknown>) => {
+    if (rank0) appendFileSync(metricsFile, `${JSON.stringify(m)}\n`);
+  };
   const lrAt = (step: number) => {
     const { lr, warmup, steps, minLrRatio } = cfg.train;
     if (step <= warmup) return (lr * step) / Math.max(1, warmup);
@@ -256,7 +273,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
 
   const losses: Record<number, number> = {};
   const lastStep = Math.min(cfg.train.steps, opts.stopAfter ?? cfg.train.steps);
-  const progress = opts.quiet ? undefined : new Progress(lastStep - startStep, `[${cfg.name}]`, 'step');
+  const progress = opts.quiet || !rank0 ? undefined : new Progress(lastStep - startStep, `[${cfg.name}]`, 'step');
   let trainMs = 0;
   let stepsTimed = 0;
   // Memory³ stage 2: the facts' statements as references, rewritten by the model as it trains
@@ -264,7 +281,10 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   const refs = m3 ? new ReferenceMemory(model, tok, data.factStatements ?? [], m3) : undefined;
   for (let step = startStep + 1; step <= lastStep; step++) {
     const flat = batcher.at(step - 1);
-    const ids = tf.tensor2d(flat, [batch, seqLen + 1], 'int32');
+    // --memory-parallel: this rank's B/P rows of the global batch
+    const rows = batch / P;
+    const mine = P > 1 ? flat.subarray(group!.rank * rows * (seqLen + 1), (group!.rank + 1) * rows * (seqLen + 1)) : flat;
+    const ids = tf.tensor2d(mine, [rows, seqLen + 1], 'int32');
     const t0 = performance.now();
     let external: ReturnType<ReferenceMemory['external']> | undefined;
     if (refs && m3 && step > m3.fromStep) {
@@ -272,7 +292,14 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
       external = refs.external(flat, batch, seqLen + 1);
     }
     model.scheduleValueLr(step - 1, cfg.train.steps); // UltraMem's value-LR decay, when configured
-    const { loss, gradNorm } = opt.minimize(() => model.loss(ids, { training: true, external }), lrAt(step));
+    const { loss: own, gradNorm } = group
+      ? opt.minimize(
+          () => tf.div(model.loss(ids, { training: true, external }), P) as tf.Scalar, // Σ over ranks = the global mean
+          lrAt(step),
+          (g) => allReduceGradients(group, g),
+        )
+      : opt.minimize(() => model.loss(ids, { training: true, external }), lrAt(step));
+    const loss = group ? allReduceScalar(group, own) : own;
     model.stepMemory();
     const dt = performance.now() - t0;
     ids.dispose();
@@ -294,14 +321,21 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
       });
     }
     if (step % cfg.train.evalEvery === 0 && step !== cfg.train.steps) metric({ step, eval: evaluate(cfg.eval.periodicQuestions) });
-    if (step % cfg.train.checkpointEvery === 0 || step === cfg.train.steps) {
+    if ((step % cfg.train.checkpointEvery === 0 || step === cfg.train.steps) && !rank0) shardedPool!.save(''); // into rank 0's checkpoint
+    if ((step % cfg.train.checkpointEvery === 0 || step === cfg.train.steps) && rank0) {
       saveCheckpoint(
         ckptDir,
         {
           model,
           tokenizer: tok,
           // chat_template: how mnemo-serve's /v1/chat/completions renders messages for this model
-          extra: { step, adamStep: opt.step, trainer: cfg, chat_template: cfg.chatTemplate ?? DEFAULT_CHAT_TEMPLATE },
+          extra: {
+            step,
+            adamStep: opt.step,
+            trainer: cfg,
+            chat_template: cfg.chatTemplate ?? DEFAULT_CHAT_TEMPLATE,
+            ...(shardedPool ? { memoryParallel: { P, scheme: shardedPool.scheme } } : {}),
+          },
           extraTensors: opt.state(),
         },
         opts.checkpoint,
@@ -313,7 +347,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   if (lastStep === cfg.train.steps && !opts.skipFinalEval) {
     summary.final = evaluate(cfg.eval.maxQuestions);
     metric({ step: lastStep, final: summary.final, tokensPerSec: Math.round(tokensPerSec), counts });
-    writePlots(out, cfg.name, model, valWindows);
+    writePlots(out, cfg.name, model, valWindows, rank0); // every rank evaluates (the pool's lookups are collectives)
     log(`[trainer] ${cfg.name}: ${JSON.stringify(summary.final)}`);
   }
   refs?.dispose();
@@ -323,9 +357,9 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
 }
 
 /** loss.svg from metrics.jsonl; memory-usage.svg (read-count histogram of the first memory layer on validation text). */
-function writePlots(out: string, name: string, model: LanguageModel, windows: Int32Array[]): void {
+function writePlots(out: string, name: string, model: LanguageModel, windows: Int32Array[], write = true): void {
   const file = path.join(out, 'metrics.jsonl');
-  if (existsSync(file)) {
+  if (write && existsSync(file)) {
     const lines = readLines(file);
     const train = lines.filter((m) => typeof m.loss === 'number').map((m) => [m.step as number, m.loss as number] as [number, number]);
     const val = lines
@@ -347,6 +381,7 @@ function writePlots(out: string, name: string, model: LanguageModel, windows: In
     const tracker = layer.trackUsage();
     sequencesLoss(model, windows);
     layer.stopUsage();
+    if (!write) return;
     writeFileAtomic(
       path.join(out, 'memory-usage.svg'),
       usageHistogramSvg(tracker.readCounts, { title: `${name}: memory slot reads on validation text`, report: tracker.report() }),

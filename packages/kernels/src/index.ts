@@ -37,6 +37,7 @@ export {
 export type { BackwardOptions, StepOptions, ValueTable, ValueTableStats } from './value-table';
 export type { InitConfig, LoadOptions, StorageDtype, ValueStoreOptions } from './table-config';
 export { ValueStore, type ValueStoreStats } from './value-store';
+export { type StoreFileContents, type StoreTensor, readStoreTensors, writeStoreTensors } from './store-tensors';
 export { type BagDims, validateBag } from './embedding-bag';
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from './ts/half';
 export { embeddingBag } from './tfjs-op';

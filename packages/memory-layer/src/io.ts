@@ -12,7 +12,7 @@
  * the layers on that pool; `loadMemoryTensors` fills their variables. `loadMemory` does all three
  * for PKM / Memory+ layers.
  */
-import { readFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { CheckpointError, SafetensorsReader, writeFileAtomic, writeSafetensors } from '@mnemo/core';
 import * as tf from '@tensorflow/tfjs-core';
@@ -71,7 +71,19 @@ export function openMemory(dir: string, opts: { mmap?: boolean } = {}): { pool: 
   if (meta.format !== FORMAT || meta.version !== VERSION || !Array.isArray(meta.layers) || !meta.pool) {
     throw new CheckpointError(jsonFile, `not a ${FORMAT} v${VERSION} file`);
   }
-  const pool = MemoryPool.load(path.join(dir, 'values.safetensors'), opts);
+  const values = path.join(dir, 'values.safetensors');
+  const shards = `${values}.shards.json`; // @mnemo/parallel ShardedPool.save (mnemo-train --memory-parallel P)
+  if (!existsSync(values) && existsSync(shards)) {
+    let P = '?';
+    try {
+      P = String((JSON.parse(readFileSync(shards, 'utf8')) as { P?: unknown }).P);
+    } catch {}
+    throw new CheckpointError(
+      values,
+      `is sharded over ${P} ranks (trained with --memory-parallel ${P}); write an unsharded copy with \`mnemo-train reshard --checkpoint DIR --memory-parallel 1 --out NEWDIR\` (@mnemo/parallel reshardCheckpoint), or load it with ${P} ranks`,
+    );
+  }
+  const pool = MemoryPool.load(values, opts);
   if (pool.rows !== meta.pool.rows || pool.dim !== meta.pool.dim) {
     pool.dispose();
     throw new CheckpointError(dir, `values are ${pool.rows}×${pool.dim}, memory.json says ${meta.pool.rows}×${meta.pool.dim}`);

@@ -45,7 +45,7 @@ import {
 } from 'node:fs';
 import path from 'node:path';
 import { CheckpointError, MnemoError, type SafeDtype, SafetensorsReader, type TensorEntry, writeSafetensors } from '@mnemo/core';
-import { loadMemoryTensors, openMemory, saveMemory } from '@mnemo/memory-layer';
+import { type ValuePool, loadMemoryTensors, openMemory, saveMemory } from '@mnemo/memory-layer';
 import * as tf from '@tensorflow/tfjs-core';
 import { type ModelConfig, parseModelConfig } from './config';
 import { usesMemoryPool } from './ffn-kinds';
@@ -247,7 +247,19 @@ function isComplete(dir: string): boolean {
  * Load and validate a checkpoint. `tokenizerFromJSON` rebuilds the tokenizer from tokenizer.json
  * (BpeTokenizer.fromJSON); its errors are reported as CheckpointErrors naming the file.
  */
-export function loadCheckpointWith<Tok>(at: string, tokenizerFromJSON: (json: unknown) => Tok): LoadedCheckpoint<Tok> {
+export interface LoadOptions {
+  /**
+   * Opens the value pool of memory/ instead of memory-layer's openMemory (same result: the pool and
+   * memory.json's layer configs), e.g. @mnemo/parallel's ShardedPool.load on one rank of a group.
+   */
+  openPool?: (memoryDir: string) => { pool: ValuePool; configs: unknown[] };
+}
+
+export function loadCheckpointWith<Tok>(
+  at: string,
+  tokenizerFromJSON: (json: unknown) => Tok,
+  opts: LoadOptions = {},
+): LoadedCheckpoint<Tok> {
   const dir = resolveCheckpointDir(at);
   const configFile = path.join(dir, 'config.json');
   const meta = readJson(configFile) as { format?: unknown; version?: unknown; model?: unknown; extra?: unknown; files?: unknown };
@@ -272,7 +284,7 @@ export function loadCheckpointWith<Tok>(at: string, tokenizerFromJSON: (json: un
   try {
     if (usesMemoryPool(config)) {
       const memoryDir = path.join(dir, 'memory');
-      const { pool, configs } = openMemory(memoryDir);
+      const { pool, configs } = (opts.openPool ?? openMemory)(memoryDir);
       try {
         model = new LanguageModel(config, { pool }); // builds every memory on the loaded pool
       } catch (e) {

@@ -36,6 +36,7 @@ export {
   CHECKPOINT_WRITE_STEPS,
   type CheckpointParts,
   type CheckpointWriteStep,
+  type LoadOptions as CheckpointLoadOptions,
   type LoadedCheckpoint,
   type SaveOptions,
   type SerializableTokenizer,

@@ -22,3 +22,6 @@ export { RowShardedTable, checkRowOptimizer, localRows } from './row-sharded';
 export { ShardedPool, type ShardedPoolOptions, type ShardScheme, manifestFile, shardFile } from './sharded-pool';
 export { type CostInput, type CostReport, type LinkFigures, type SchemeCost, costModel, memoryPerRank, stepTime } from './cost-model';
 export { allReduceGradients, allReduceScalar } from './data-parallel';
+export { type PoolManifest, type ReshardResult, isShardedPool, readPoolManifest, reshardPool } from './reshard';
+export { POOL_FILE, checkpointShards, reshardCheckpoint } from './reshard-checkpoint';
+export { PoolService, type PoolServiceOptions } from './pool-service';

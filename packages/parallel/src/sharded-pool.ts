@@ -50,6 +50,14 @@ export function manifestFile(file: string): string {
   return `${file}.shards.json`;
 }
 
+/** Rank 0's string on every rank (two broadcasts: its length, then its UTF-16 code units as int32). */
+function broadcastString(group: ProcessGroup, s: string): string {
+  const units = group.rank === 0 ? Int32Array.from({ length: s.length }, (_, i) => s.charCodeAt(i)) : new Int32Array(0);
+  const n = group.broadcast(Int32Array.of(units.length), 0)[0]!;
+  const got = group.broadcast(group.rank === 0 ? units : new Int32Array(n), 0);
+  return String.fromCharCode(...got);
+}
+
 export class ShardedPool implements ValuePool {
   readonly scheme: ShardScheme;
   readonly table: DimShardedTable | RowShardedTable;
@@ -112,9 +120,14 @@ export class ShardedPool implements ValuePool {
     this.pool.setLearningRate(lr);
   }
 
-  /** Collective: every rank writes its shard, then rank 0 the manifest. */
+  /**
+   * Collective: every rank writes its shard, then rank 0 the manifest. The file is RANK 0's (sent
+   * to the others first), so a caller that knows the path only on rank 0 (a checkpoint written by
+   * rank 0 into its own temp dir) has the other ranks call save('') at the same point.
+   */
   save(file: string): void {
     const P = this.group.size;
+    if (P > 1) file = broadcastString(this.group, file);
     this.table.save(shardFile(file, this.group.rank, P));
     this.group.barrier(); // every shard is on disk before the manifest names it
     if (this.group.rank === 0) {
@@ -152,7 +165,7 @@ export class ShardedPool implements ValuePool {
     if (m.P !== group.size) {
       throw new CheckpointError(
         mf,
-        `was saved by ${m.P} ranks (${m.scheme} sharding) and this group has ${group.size}: each shard holds ${m.scheme === 'dim' ? `dv/${m.P} columns` : `rows ≡ rank (mod ${m.P})`} with its optimizer state, and resharding is not implemented; load it with ${m.P} ranks`,
+        `was saved by ${m.P} ranks (${m.scheme} sharding) and this group has ${group.size}: each shard holds ${m.scheme === 'dim' ? `dv/${m.P} columns` : `rows ≡ rank (mod ${m.P})`} with its optimizer state, and re-deal it first with reshardPool(file, ${group.size}) (or reshardCheckpoint for a model checkpoint), or load it with ${m.P} ranks`,
       );
     }
     const shard = ValueStore.load(shardFile(file, group.rank, m.P), opts);

@@ -69,8 +69,8 @@ if (mode === 'badid') {
 }
 if (mode === 'save' || mode === 'load') {
   // save: train one step and save; load: load the saved pool (or report why not) and read it back
-  const { file } = groupData<{ file: string }>();
-  const c = POOL_CASES[0]!;
+  const { file, scheme = 'dim' } = groupData<{ file: string; scheme?: 'dim' | 'row' }>();
+  const c = POOL_CASES[scheme === 'dim' ? 0 : 3]!; // both Adam: moments and per-row step counts to re-deal
   const all = Int32Array.from({ length: c.rows }, (_, i) => i);
   let pool: ShardedPool;
   if (mode === 'save') {
@@ -78,7 +78,7 @@ if (mode === 'save' || mode === 'load') {
       rows: c.rows,
       dim: c.dim,
       optimizer: c.optimizer,
-      scheme: 'dim',
+      scheme,
       init: { kind: 'normal', std: 0.3, seed: c.seed },
     });
     const s = rankSlice(c, group.rank, globalBatch(c, group.size, 0));
