@@ -2,7 +2,7 @@
  * Memory³ on synthetic facts: do facts that live ONLY in the explicit-memory store (never in any
  * training text) get answered with memory on and not with it off?
  *
- *   npm run bench:memory3 -w trainer [-- --steps1 150 --steps2 1000 --facts 300 --dim 64 --reuse]
+ *   npm run bench:memory3 -w trainer [-- --steps1 150 --steps2 1500 --facts 300 --dim 64 --perRow 4 --keep 16 --lr2 5e-3 --reuse]
  *     → docs/benchmarks/memory3.{json,md,svg}
  *
  *   stage 1   filler + facts A (each fact in 3 templates), no memory
@@ -56,12 +56,12 @@ import {
 const { values: flags } = parseArgvOrExit(
   defineFlags({
     steps1: { type: 'int', min: 1, default: 150, description: 'stage-1 steps (no memory)' },
-    steps2: { type: 'int', min: 1, default: 1000, description: 'stage-2 steps (memory model and dense baseline each)' },
+    steps2: { type: 'int', min: 1, default: 1500, description: 'stage-2 steps (memory model and dense baseline each)' },
     facts: { type: 'int', min: 8, default: 300, description: 'facts in each of the sets A, B' },
     dim: { type: 'int', min: 16, default: 64, description: 'model width' },
-    perRow: { type: 'int', min: 1, default: 3, description: 'stage 2: fresh facts per 64-token row' },
-    keep: { type: 'int', min: 1, default: 8, description: 'tokens the writer keeps per block and KV head (paper: 8)' },
-    lr2: { type: 'string', default: '3e-3', description: 'stage-2 peak learning rate' },
+    perRow: { type: 'int', min: 1, default: 4, description: 'stage 2: fresh facts per 64-token row' },
+    keep: { type: 'int', min: 1, default: 16, description: 'tokens the writer keeps per block and KV head (paper: 8)' },
+    lr2: { type: 'string', default: '5e-3', description: 'stage-2 peak learning rate' },
     retrieveOnly: {
       type: 'boolean',
       description: "stage 2: rows read only retrieved references (default: their own facts' first, then retrieved)",
