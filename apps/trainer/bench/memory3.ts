@@ -2,47 +2,83 @@
  * Memory³ on synthetic facts: do facts that live ONLY in the explicit-memory store (never in any
  * training text) get answered with memory on and not with it off?
  *
- *   npm run bench:memory3 -w trainer [-- --steps1 300 --steps2 400 --facts 300 --dim 96 --reuse]
- *     → docs/benchmarks/memory3.{json,md}
+ *   npm run bench:memory3 -w trainer [-- --steps1 150 --steps2 1500 --facts 300 --dim 64 --perRow 4 --keep 16 --lr2 5e-3 --reuse]
+ *     → docs/benchmarks/memory3.{json,md,svg}
  *
  *   stage 1   filler + facts A (each fact in 3 templates), no memory
- *   stage 2   facts C (fresh facts, no filler), each 64-token chunk reads 5 references retrieved by
- *             its own text from the statements of A and C (> 90% token overlap filtered),
- *             written by the current model every `refresh` steps       → the memory model
- *   dense     the stage-1 model trained the same stage-2 steps on the same text without memory
- *   eval      facts B: only in the store (statements of A, B, C written by the final model);
- *             recall = greedy answer to "The capital of X is" etc. starts with the object
+ *   stage 2   reading episodes (src/data/episodes.ts): every row states `perRow` brand-new facts
+ *             (fresh random entity + object) in the evaluation template, then filler; each fact's
+ *             reference, in ANOTHER template, is written by the current model (no gradient) into a
+ *             per-batch bank; each 64-token row reads the 5 references retrieved by its own text
+ *             (> 90% token overlap filtered). A fresh object is unknowable from parameters: its
+ *             loss falls only by reading the memory                        → the memory model
+ *   dense     the stage-1 model trained on the same episode batches without memory
+ *   eval      facts B: only in the store (statements of A, B and 2000 stage-2 facts, written by the
+ *             final model); recall = greedy answer to "The capital of X is" etc. starts with the object
  *
  * Throughput: a 64-token prompt then 192 tokens fed one per step (generation's work, the tokens
  * fixed so both arms do the same) on the memory model, retrieval every 64 tokens vs none.
  */
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { BenchReport, summarize } from '@mnemo/bench';
-import { defineFlags, parseArgvOrExit } from '@mnemo/core';
+import { defineFlags, parseArgvOrExit, writeFileAtomic } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
 import { type MemoryHit, KnowledgeBase, type MemoryReader, embedTokens } from '@mnemo/memory3';
-import { BpeTokenizer, LanguageModel, generate, loadCheckpoint, modelCounts, parseModelConfig, saveCheckpoint } from '@mnemo/model';
+import {
+  BpeTokenizer,
+  type GenerateMemory,
+  LanguageModel,
+  generate,
+  loadCheckpoint,
+  modelCounts,
+  parseModelConfig,
+  saveCheckpoint,
+} from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
-import { AdamW, Batcher, type FactsData, type QaPair, ReferenceMemory, generateFacts, mobyDick, sentences } from '../src/index';
+import {
+  AdamW,
+  Batcher,
+  barChartSvg,
+  type Fact,
+  type FactsData,
+  type QaPair,
+  ReferenceMemory,
+  episodeBatch,
+  generateFacts,
+  lossCurveSvg,
+  mobyDick,
+  sentences,
+  statementOf,
+} from '../src/index';
 
 const { values: flags } = parseArgvOrExit(
   defineFlags({
-    steps1: { type: 'int', min: 1, default: 300, description: 'stage-1 steps (no memory)' },
-    steps2: { type: 'int', min: 1, default: 400, description: 'stage-2 steps (memory model and dense baseline each)' },
-    facts: { type: 'int', min: 8, default: 300, description: 'facts in each of the sets A, B (C has 8×)' },
-    dim: { type: 'int', min: 16, default: 96, description: 'model width' },
-    refresh: { type: 'int', min: 1, default: 100, description: 'stage 2: rewrite the references every N steps' },
-    rounds: { type: 'int', min: 1, default: 15, description: 'throughput rounds' },
+    steps1: { type: 'int', min: 1, default: 150, description: 'stage-1 steps (no memory)' },
+    steps2: { type: 'int', min: 1, default: 1500, description: 'stage-2 steps (memory model and dense baseline each)' },
+    facts: { type: 'int', min: 8, default: 300, description: 'facts in each of the sets A, B' },
+    dim: { type: 'int', min: 16, default: 64, description: 'model width' },
+    perRow: { type: 'int', min: 1, default: 4, description: 'stage 2: fresh facts per 64-token row' },
+    keep: { type: 'int', min: 1, default: 16, description: 'tokens the writer keeps per block and KV head (paper: 8)' },
+    lr2: { type: 'string', default: '5e-3', description: 'stage-2 peak learning rate' },
+    retrieveOnly: {
+      type: 'boolean',
+      description: "stage 2: rows read only retrieved references (default: their own facts' first, then retrieved)",
+    },
+    rounds: { type: 'int', min: 1, default: 9, description: 'throughput rounds' },
     out: { type: 'string', default: 'memory3', description: 'report name under docs/benchmarks' },
     reuse: { type: 'boolean', description: 'reuse the trained models of an earlier run with the same flags (runs/memory3-*)' },
   }),
-  { name: 'memory3 bench', synopsis: 'usage: npm run bench:memory3 -w trainer [-- --steps1 N --steps2 N --facts N]' },
+  { name: 'memory3 bench', synopsis: 'usage: npm run bench:memory3 -w trainer [-- --steps1 N --steps2 N --facts N --dim D]' },
 );
 
 const BATCH = 16;
 const SEQ = 64;
+const W = SEQ + 1;
 const ANSWER_TOKENS = 6;
+const REF_TEMPLATE = 2; // the references' template: few tokens in common with template 0, so the 90% overlap filter keeps them
+const STORE_C = 2000; // stage-2 facts whose references go into the evaluation store (the first batches')
 const log = (s: string) => process.stderr.write(`[memory3 bench] ${s}\n`);
 
 function lrAt(step: number, steps: number, lr: number, warmup: number): number {
@@ -51,30 +87,78 @@ function lrAt(step: number, steps: number, lr: number, warmup: number): number {
   return lr * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * p)));
 }
 
+interface StageStats {
+  loss: number;
+  tokensPerSec: number;
+  /** (step, mean loss of the last 25 steps) */
+  curve: [number, number][];
+  /** stage 2 with memory: fraction of the row's facts whose own reference the row read */
+  ownRead?: number;
+  /** references dropped by the overlap filter, per batch */
+  filtered?: number;
+}
+
+/**
+ * `steps` AdamW steps on batches `batch(step)`; with `memory`, each batch's references are written
+ * by the current model into a fresh bank and every row reads the 5 its text retrieves.
+ */
 async function train(
   model: LanguageModel,
-  tokens: Int32Array,
+  batch: (step: number) => { ids: Int32Array; references?: string[]; facts?: Fact[][] },
   steps: number,
   lr: number,
-  seed: number,
-  refs?: ReferenceMemory,
-): Promise<{ loss: number; tokensPerSec: number }> {
-  const batcher = new Batcher(tokens, BATCH, SEQ, seed);
+  memory: boolean,
+): Promise<StageStats> {
   const opt = new AdamW(model.trainableVariables(), { weightDecay: 0, clip: 1 });
   let last = 0;
+  let own = 0;
+  let ownOf = 0;
+  let filtered = 0;
+  const window: number[] = [];
+  const curve: [number, number][] = [];
   const t0 = performance.now();
   for (let step = 1; step <= steps; step++) {
-    const flat = batcher.at(step - 1);
-    if (refs && (step - 1) % flags.refresh === 0) await refs.refresh();
-    const external = refs?.external(flat, BATCH, SEQ + 1);
-    const ids = tf.tensor2d(flat, [BATCH, SEQ + 1], 'int32');
-    last = opt.minimize(() => model.loss(ids, { training: true, external }), lrAt(step, steps, lr, Math.min(20, steps))).loss;
+    const b = batch(step);
+    let refs: ReferenceMemory | undefined;
+    let external: ReturnType<ReferenceMemory['external']> | undefined;
+    if (memory && b.references) {
+      refs = new ReferenceMemory(model, tokenizer, b.references, {
+        fromStep: 0,
+        topK: 5,
+        refreshEvery: 1,
+        maxOverlap: 0.9,
+        chunk: SEQ,
+        embedLayer: 0,
+        tokens: flags.keep,
+      });
+      await refs.refresh();
+      const per = b.facts![0]!.length;
+      const include = flags.retrieveOnly ? undefined : b.facts!.map((_, r) => b.references!.slice(r * per, (r + 1) * per));
+      external = refs.external(b.ids, BATCH, W, include);
+      filtered += refs.lastFiltered;
+      refs.lastTable.forEach((row, r) => {
+        const read = new Set(row[0]!.map((id) => refs!.textOf(id)));
+        for (let i = 0; i < per; i++) if (read.has(b.references![r * per + i]!)) own++;
+        ownOf += per;
+      });
+    }
+    const ids = tf.tensor2d(b.ids, [BATCH, W], 'int32');
+    last = opt.minimize(() => model.loss(ids, { training: true, external }), lrAt(step, steps, lr, Math.min(50, steps))).loss;
     ids.dispose();
+    refs?.dispose();
+    window.push(last);
+    if (window.length > 25) window.shift();
+    if (step % 25 === 0 || step === steps) curve.push([step, window.reduce((s, x) => s + x, 0) / window.length]);
     if (step % 50 === 0 || step === steps)
-      log(`  step ${step}/${steps} loss ${last.toFixed(3)}${refs ? ` (read ${refs.lastRead}, filtered ${refs.lastFiltered})` : ''}`);
+      log(
+        `  step ${step}/${steps} loss ${last.toFixed(3)}${memory ? ` (own reference read ${(own / Math.max(1, ownOf)).toFixed(3)})` : ''}`,
+      );
   }
   opt.dispose();
-  return { loss: last, tokensPerSec: (steps * BATCH * SEQ) / ((performance.now() - t0) / 1000) };
+  const tokensPerSec = (steps * BATCH * SEQ) / ((performance.now() - t0) / 1000);
+  return memory
+    ? { loss: last, tokensPerSec, curve, ownRead: own / Math.max(1, ownOf), filtered: filtered / steps }
+    : { loss: last, tokensPerSec, curve };
 }
 
 const hitOf = (text: string, answer: string) => text.startsWith(answer) && !/^[\p{L}\p{N}]/u.test(text.slice(answer.length));
@@ -84,12 +168,13 @@ function recall(
   model: LanguageModel,
   tok: BpeTokenizer,
   qa: QaPair[],
-  opts: { reader?: MemoryReader; context?: (i: number) => string } = {},
+  opts: { reader?: MemoryReader; memory?: (i: number) => GenerateMemory; context?: (i: number) => string } = {},
 ): number {
   let hit = 0;
   qa.forEach((q, i) => {
     const prompt = `${opts.context?.(i) ?? ''}${q.prompt}`;
-    const r = generate(model, tok, prompt, { maxTokens: ANSWER_TOKENS, memory: opts.reader?.session() });
+    const memory = opts.memory?.(i) ?? opts.reader?.session();
+    const r = generate(model, tok, prompt, { maxTokens: ANSWER_TOKENS, memory });
     if (hitOf(r.text.trimStart(), q.answer)) hit++;
   });
   return hit / qa.length;
@@ -124,120 +209,162 @@ function copyWeights(from: LanguageModel, to: LanguageModel): void {
   for (const [name, v] of Object.entries(to.namedVariables())) v.assign(src[name]!);
 }
 
+/** The evaluation prompt of a fact: its template 0 cut right before the object (which ends it). */
+function qaOf(f: Fact): QaPair {
+  const s = statementOf(f, 0);
+  return { prompt: ` ${s.slice(0, s.length - f.object.length - 1).trimEnd()}`, answer: f.object };
+}
+
+let tokenizer: BpeTokenizer;
+
 async function main() {
   await initBackend();
+  const load = os.loadavg();
   const report = new BenchReport(flags.out, {
     title: 'Memory³ explicit memory: facts only in the store, recall with memory on / off / dense / RAG',
-    command: `npm run bench:memory3 -w trainer -- --steps1 ${flags.steps1} --steps2 ${flags.steps2} --facts ${flags.facts} --dim ${flags.dim}`,
+    command:
+      `npm run bench:memory3 -w trainer -- --steps1 ${flags.steps1} --steps2 ${flags.steps2} --facts ${flags.facts} --dim ${flags.dim}` +
+      ` --perRow ${flags.perRow} --keep ${flags.keep} --lr2 ${flags.lr2}`,
     description:
-      `A ${flags.dim}-wide, 4-block model (4 heads, 2 KV heads, memory blocks 0-1) trained on filler (Moby Dick sentences) + synthetic facts ` +
-      `(apps/trainer/src/data/facts.ts, each fact in 3 templates). Stage 1: ${flags.steps1} steps of ${BATCH}×${SEQ} tokens on facts A ` +
-      `(${flags.facts}), no memory. Stage 2: ${flags.steps2} steps on fresh facts C (${8 * flags.facts}, no filler), each 64-token window reading 5 ` +
-      `references retrieved by its own text from the statements of A and C (written by the current model every ${flags.refresh} steps, > 90% ` +
-      `token overlap filtered). Dense baseline: the stage-1 model trained the same ${flags.steps2} steps on the same text without memory. ` +
-      `Facts B (${flags.facts}) are never in any training text (nor in the tokenizer's): their statements are only written into the store ` +
-      '(A + B + C, by the final model). Recall: the greedy answer to the evaluation template ("The capital of X is") starts with the object.',
+      `A ${flags.dim}-wide, 4-block model (4 heads, 2 KV heads, memory blocks 0-1, ${flags.keep} tokens kept per block and KV head). ` +
+      `Stage 1: ${flags.steps1} steps of ${BATCH}×${SEQ} tokens of filler (Moby Dick sentences) + facts A (${flags.facts}, each in 3 templates), no memory. ` +
+      `Stage 2 (learning to read): ${flags.steps2} steps of reading episodes (apps/trainer/src/data/episodes.ts): every 64-token row states ` +
+      `${flags.perRow} brand-new facts (fresh random entity and object, each seen once in all of training) in the evaluation template ` +
+      '("The capital of X is Y."), then filler; each fact\'s reference in another template ("In X, the seat of power is Y.") is written by the current ' +
+      `model, without gradient, into a bank of that batch's ${BATCH * flags.perRow} references; every row reads the 5 references its own text retrieves ` +
+      '(> 90% token overlap filtered). Parameters cannot know a fresh object: its loss falls only by reading the memory. ' +
+      `Dense baseline: the stage-1 model trained on the same ${flags.steps2} batches without memory. ` +
+      `Facts B (${flags.facts}) are never in any training text (nor in the tokenizer's; no stage-2 entity is a B entity): their statements ` +
+      `(template "In X, the seat of power is Y.", as every stored reference) are only written into the store (A + B + the references of the first ${STORE_C} stage-2 facts, C, by the final model). ` +
+      'Recall: the greedy answer to the evaluation template ("The capital of X is") starts with the object.',
   });
   // ── data ────────────────────────────────────────────────────────────────────────────────
   const filler = sentences(mobyDick());
   const A = generateFacts({ count: flags.facts, seed: 11, filler, fillerRatio: 1 });
-  const C = generateFacts({ count: 8 * flags.facts, seed: 22, fillerRatio: 0 }); // dense in facts: most windows have one to read
+  const T = generateFacts({ count: 2000, seed: 22, fillerRatio: 0 }); // tokenizer text only: facts of the stage-2 kind
   const Braw = generateFacts({ count: flags.facts, seed: 33 });
-  const trained = new Set([...A.facts, ...C.facts].map((f) => f.entity));
+  const trained = new Set([...A.facts, ...T.facts].map((f) => f.entity));
   const keepB = Braw.facts.map((f) => !trained.has(f.entity));
-  const B: Pick<FactsData, 'qa' | 'factStatements'> = {
+  const B: Pick<FactsData, 'qa' | 'factStatements' | 'facts'> = {
     qa: Braw.qa.filter((_, i) => keepB[i]),
     factStatements: Braw.factStatements.filter((_, i) => keepB[i]),
+    facts: Braw.facts.filter((_, i) => keepB[i]),
   };
-  const tok = BpeTokenizer.train([A.trainText, C.trainText], { vocabSize: 1024 });
+  const bEntities = new Set(B.facts.map((f) => f.entity));
+  const tok = BpeTokenizer.train([A.trainText, T.trainText], { vocabSize: 1024 });
+  tokenizer = tok;
+  const episodes = (step: number) =>
+    episodeBatch(
+      {
+        rows: BATCH,
+        width: W,
+        factsPerRow: flags.perRow,
+        filler,
+        seed: 100_000 + step,
+        exclude: bEntities,
+        referenceTemplate: REF_TEMPLATE,
+      },
+      (s) => tok.encode(s),
+    );
   const cfg = parseModelConfig({ vocabSize: tok.vocabSize, dim: flags.dim, layers: 4, heads: 4, kvHeads: 2, maxSeqLen: 256, seed: 5 });
   const model = new LanguageModel(cfg);
   const counts = modelCounts(cfg);
-  log(`${(counts.denseParams / 1e6).toFixed(2)} M params; A ${A.facts.length}, B ${B.qa.length}, C ${C.facts.length} facts`);
+  log(`${(counts.denseParams / 1e6).toFixed(2)} M params; A ${A.facts.length}, B ${B.qa.length} facts`);
+  // the store's C: the first stage-2 batches' facts (each seen once in training text, in its row)
+  const C: Fact[] = [];
+  for (let s = 1; C.length < STORE_C && s <= flags.steps2; s++) C.push(...episodes(s).facts.flat());
+  C.length = Math.min(C.length, STORE_C);
+  const cStatements = C.map((f) => ` ${statementOf(f, REF_TEMPLATE)}`);
+  // every stored reference states its fact in template 2 ("In X, the seat of power is Y."), unlike the rows and prompts (template 0)
+  const aStatements = A.facts.map((f) => ` ${statementOf(f, REF_TEMPLATE)}`);
+  const bStatements = B.facts.map((f) => ` ${statementOf(f, REF_TEMPLATE)}`);
 
   // ── training (or the models of an earlier run with the same flags) ─────────────────────
-  const key = `${flags.steps1}-${flags.steps2}-${flags.facts}-${flags.dim}-${flags.refresh}`;
+  const key = `${flags.steps1}-${flags.steps2}-${flags.facts}-${flags.dim}-${flags.perRow}-${flags.keep}-${flags.lr2}`;
   const runDir = path.resolve('runs', `memory3-${key}`);
   if (flags.reuse && existsSync(path.join(runDir, 'dense'))) {
     const m = loadCheckpoint(path.join(runDir, 'memory'));
     const d = loadCheckpoint(path.join(runDir, 'dense'));
     log(`reusing the models in ${runDir}`);
+    tokenizer = m.tokenizer;
     await evaluate(m.model, d.model, m.tokenizer, m.extra.training as Training);
     return;
   }
   const t1 = performance.now();
-  const s1 = await train(model, Int32Array.from(tok.encode(A.trainText)), flags.steps1, 3e-3, 1);
+  const batcher = new Batcher(Int32Array.from(tok.encode(A.trainText)), BATCH, SEQ, 1);
+  const s1 = await train(model, (step) => ({ ids: batcher.at(step - 1) }), flags.steps1, 3e-3, false);
   log(`stage 1: loss ${s1.loss.toFixed(3)}, ${Math.round(s1.tokensPerSec)} tok/s`);
   const dense = new LanguageModel(cfg);
   copyWeights(model, dense);
-  const stage2Tokens = Int32Array.from(tok.encode(C.trainText));
-  const refs = new ReferenceMemory(model, tok, [...A.factStatements, ...C.factStatements], {
-    fromStep: 0,
-    topK: 5,
-    refreshEvery: flags.refresh,
-    maxOverlap: 0.9,
-    chunk: 64,
-    embedLayer: 0,
-  });
-  const s2 = await train(model, stage2Tokens, flags.steps2, 2e-3, 2, refs);
-  refs.dispose();
-  log(`stage 2 (memory): loss ${s2.loss.toFixed(3)}, ${Math.round(s2.tokensPerSec)} tok/s`);
-  const d2 = await train(dense, stage2Tokens, flags.steps2, 2e-3, 2);
+  const lr2 = Number(flags.lr2);
+  const s2 = await train(model, episodes, flags.steps2, lr2, true);
+  log(`stage 2 (memory): loss ${s2.loss.toFixed(3)}, ${Math.round(s2.tokensPerSec)} tok/s, own reference read ${s2.ownRead}`);
+  const d2 = await train(dense, episodes, flags.steps2, lr2, false);
   log(`stage 2 (dense): loss ${d2.loss.toFixed(3)}, ${Math.round(d2.tokensPerSec)} tok/s`);
   const trainSec = (performance.now() - t1) / 1000;
-  const training: Training = { s1, s2, d2, trainSec };
+  const training: Training = { s1, s2, d2, trainSec, load };
   saveCheckpoint(path.join(runDir, 'memory'), { model, tokenizer: tok, extra: { flags, training } });
   saveCheckpoint(path.join(runDir, 'dense'), { model: dense, tokenizer: tok, extra: { flags, training } });
   await evaluate(model, dense, tok, training);
 
   async function evaluate(model: LanguageModel, dense: LanguageModel, tok: BpeTokenizer, t: Training): Promise<void> {
     const { s1, s2, d2, trainSec } = t;
+    const tEval = performance.now();
 
     // ── the store: statements of A, B, C written by the final memory model ─────────────────
-    const kb = KnowledgeBase.inMemory(model, tok);
+    const kb = KnowledgeBase.inMemory(model, tok, { tokens: flags.keep });
     const tw = performance.now();
-    const idsA = await kb.addTexts(A.factStatements);
-    const idsB = await kb.addTexts(B.factStatements);
-    const idsC = await kb.addTexts(C.factStatements);
+    const idsA = await kb.addTexts(aStatements);
+    const idsB = await kb.addTexts(bStatements);
+    const idsC = await kb.addTexts(cStatements);
     const writeMs = (performance.now() - tw) / (idsA.length + idsB.length + idsC.length);
     const reader = kb.reader();
 
     // retrieval quality: is the fact's own statement among the 5 hits of its question?
-    const retrievalAt = (qa: QaPair[], ids: number[], embedLayer: number) => {
-      const o = { ...kb.options, embedLayer };
-      const layerKb = embedLayer === 0 ? kb : undefined;
-      let hit = 0;
-      let top1 = 0;
-      const embs = layerKb ? undefined : ids.map((id) => embedTokens(model, tok.encode(kb.bank.get(id).text), o));
-      qa.forEach((q, i) => {
-        let hits: MemoryHit[];
-        if (layerKb) hits = reader.retrieve(tok.encode(q.prompt));
-        else {
-          const e = embedTokens(model, tok.encode(q.prompt), o);
-          hits = embs!
-            .map((x, j) => ({ id: ids[j]!, score: x.reduce((s, v, d) => s + v * e[d]!, 0) }))
-            .sort((a, b) => b.score - a.score)
-            .slice(0, 5);
-        }
-        if (hits.some((h) => h.id === ids[i])) hit++;
-        if (hits[0]?.id === ids[i]) top1++;
-      });
-      return { top5: hit / qa.length, top1: top1 / qa.length };
-    };
-    const retB = retrievalAt(B.qa, idsB, 0);
-    const retB2 = retrievalAt(B.qa, idsB, 2); // within B only, block-2 input
-    log(`retrieval B: top-5 ${retB.top5}, top-1 ${retB.top1}; layer 2 (within B): ${JSON.stringify(retB2)}`);
+    let hit5 = 0;
+    let hit1 = 0;
+    B.qa.forEach((q, i) => {
+      const hits: MemoryHit[] = reader.retrieve(tok.encode(q.prompt));
+      if (hits.some((h) => h.id === idsB[i])) hit5++;
+      if (hits[0]?.id === idsB[i]) hit1++;
+    });
+    const retB = { top5: hit5 / B.qa.length, top1: hit1 / B.qa.length };
+    log(`retrieval B: top-5 ${retB.top5}, top-1 ${retB.top1}`);
+
+    // does the writer keep the object? fraction of (block, KV head) memories of B holding its first token
+    let keptFirst = 0;
+    let keptAll = 0;
+    let slots = 0;
+    B.facts.forEach((f, i) => {
+      const e = kb.bank.get(idsB[i]!);
+      const ref = tok.encode(e.text);
+      const obj = tok.encode(` ${f.object}`);
+      const at = ref.findIndex((_, j) => obj.every((o, d) => ref[j + d] === o));
+      if (at < 0) return; // the object merged with its neighbours: not counted
+      const { layers, kvHeads, tokens } = e.memory.shape;
+      for (let lg = 0; lg < layers * kvHeads; lg++) {
+        const kept = new Set(e.memory.positions.subarray(lg * tokens, (lg + 1) * tokens));
+        if (kept.has(at + 1)) keptFirst++; // positions count the prefix as 0
+        if (obj.every((_, d) => kept.has(at + 1 + d))) keptAll++;
+        slots++;
+      }
+    });
+    const refLen = bStatements.reduce((s, t) => s + tok.encode(t).length, 0) / bStatements.length;
+    const keptObject = { first: keptFirst / Math.max(1, slots), all: keptAll / Math.max(1, slots), referenceTokens: refLen };
+    log(`object kept: ${JSON.stringify(keptObject)}`);
 
     // ── recall ──────────────────────────────────────────────────────────────────────────────
     const qaA = A.qa.slice(0, 200);
-    const qaC = C.qa.slice(0, 200);
+    const qaC = C.slice(0, 200).map(qaOf);
     const rag = (statements: string[]) => (i: number) => statements[i]!;
     const pct = (x: number) => Number((100 * x).toFixed(1));
-    const rows: { set: string; qa: QaPair[]; statements: string[] }[] = [
-      { set: 'B: only in the store', qa: B.qa, statements: B.factStatements },
-      { set: 'C: stage-2 training text + store', qa: qaC, statements: C.factStatements },
-      { set: 'A: stage-1 training text + store', qa: qaA, statements: A.factStatements },
+    const rows: { set: string; qa: QaPair[]; statements: string[]; ids: number[] }[] = [
+      { set: 'B: only in the store', qa: B.qa, statements: bStatements, ids: idsB },
+      { set: 'C: once in stage-2 training text + store', qa: qaC, statements: cStatements.slice(0, 200), ids: idsC },
+      { set: 'A: stage-1 training text + store', qa: qaA, statements: aStatements, ids: idsA },
     ];
+    // the fact's own reference alone, as if retrieval were perfect (the reading skill without retrieval's misses)
+    const own = (ids: number[]) => (i: number) => ({ every: SEQ, refresh: () => reader.external([ids[i]!]) });
     const recallTable: Record<string, Record<string, number>> = {};
     for (const r of rows) {
       const row = {
@@ -246,6 +373,7 @@ async function main() {
         'answer NLL, memory off': Number(answerNll(model, tok, r.qa).toFixed(3)),
         'answer NLL, dense': Number(answerNll(dense, tok, r.qa).toFixed(3)),
         'memory on %': pct(recall(model, tok, r.qa, { reader })),
+        'memory on, own reference only %': pct(recall(model, tok, r.qa, { memory: own(r.ids) })),
         'memory off %': pct(recall(model, tok, r.qa)),
         'dense baseline %': pct(recall(dense, tok, r.qa)),
         'RAG (statement in prompt), memory model %': pct(recall(model, tok, r.qa, { context: rag(r.statements) })),
@@ -262,7 +390,7 @@ async function main() {
     let refreshes = 0;
     // the same 256 tokens fed as generation feeds them (a 64-token prompt, then one token per step),
     // so both arms do identical work; with memory, refreshed every 64 tokens as generate() does
-    const seq = tok.encode(C.trainText).slice(0, 64 + gen);
+    const seq = Array.from(episodes(1).ids).slice(0, 64 + gen);
     const timed = (withMemory: boolean) => {
       const session = reader.session();
       const cache = model.newCache();
@@ -300,31 +428,39 @@ async function main() {
     const refreshShare = (100 * (4 * perRefresh)) / ((1000 * (64 + gen)) / tpsOn);
     report.set('recall', recallTable);
     const b = recallTable['B: only in the store']!;
+    const c = recallTable['C: once in stage-2 training text + store']!;
+    const a = recallTable['A: stage-1 training text + store']!;
     const on = b['memory on %']!;
     const off = b['memory off %']!;
     const nllGain = b['answer NLL, memory off']! - b['answer NLL, memory on']!;
+    const shown = on >= off + 10 && on >= b['dense baseline %']! + 10;
     report.note(
       `**Verdict on facts B (only in the store):** recall ${on}% with memory on vs ${off}% off (dense baseline ${b['dense baseline %']}%, ` +
-        `RAG ${b['RAG (statement in prompt), memory model %']}%); ` +
-        (on > off
-          ? `the store answers ${(on - off).toFixed(1)} points of B that the model cannot answer without it.`
-          : 'exact-match recall does NOT show the effect at this scale.') +
-        ` The answer's NLL ${nllGain > 0 ? 'drops' : 'rises'} by ${Math.abs(nllGain).toFixed(3)} nats with memory on ` +
-        `(${b['answer NLL, memory off']} → ${b['answer NLL, memory on']}): ` +
-        (nllGain > 0.05 ? 'the memories carry answer information the model reads.' : 'the model reads little from its memories.'),
+        `RAG ${b['RAG (statement in prompt), memory model %']}%): ` +
+        (shown
+          ? `the store answers ${(on - off).toFixed(1)} points of B that the model cannot answer without it. `
+          : on > off
+            ? `a gain of ${(on - off).toFixed(1)} points, too small to call the effect shown (threshold: 10 points over both off and dense). `
+            : 'exact-match recall does NOT show the effect. ') +
+        `The answer's NLL ${nllGain > 0 ? 'drops' : 'rises'} by ${Math.abs(nllGain).toFixed(2)} nats with memory on ` +
+        `(${b['answer NLL, memory off']} → ${b['answer NLL, memory on']}).`,
     );
-    const a = recallTable['A: stage-1 training text + store']!;
-    const c = recallTable['C: stage-2 training text + store']!;
     report.note(
-      `What bounds it: retrieval is not the bound (next note: the right reference is among the 5 read for most questions). The model is: ` +
-        `without memory it recalls ${a['memory off %']}% of the facts it was trained on in stage 1 (A) and ${c['memory off %']}% of those of ` +
-        `stage 2 (C), and with the statement in its prompt (RAG) ${b['RAG (statement in prompt), memory model %']}% of B, so at ` +
-        `${(counts.denseParams / 1e6).toFixed(2)} M parameters and ${flags.steps1} + ${flags.steps2} steps of ${BATCH}×${SEQ} tokens it has ` +
-        'learned neither to store facts nor to copy a fact from its context. Reading a memory needs the same circuit as copying from context ' +
-        '(the query at "… is" must find the key of the object token written in the memory and copy its value), which such a model forms only ' +
-        'after much longer training. The numbers are floor-level guesses (about 1 in 10 for the colour relation).',
+      `Why it works (or what bounds it): stage 2 makes reading the memory the only way to predict the object of a fresh fact. Training: the row ` +
+        `read its own facts' references for ${pct(s2.ownRead ?? 0)}% of the facts (the rest: not retrieved among the 5, or filtered; ` +
+        `${(s2.filtered ?? 0).toFixed(1)} references filtered per batch by the > 90% overlap rule); final training loss ${s2.loss.toFixed(3)} ` +
+        `with memory vs ${d2.loss.toFixed(3)} dense on the same batches (curves: memory3.svg). Evaluation: B's own statement is among the 5 references its question ` +
+        `retrieves for ${pct(retB.top5)}% of B (top-1 ${pct(retB.top1)}%) out of ${kb.size} stored references (embedding = mean of the ` +
+        `token embeddings, embedLayer 0), so recall with memory is bounded by about ${pct(retB.top5)}%. The writer keeps ${flags.keep} of a ` +
+        `reference's ${keptObject.referenceTokens.toFixed(1)} tokens (mean, B) per block and KV head: the object's first token is kept in ` +
+        `${pct(keptObject.first)}% of B's (block, KV head) memories, all its tokens in ${pct(keptObject.all)}%` +
+        (flags.keep === 8 ? " (the paper's 8)." : ` (NOT the paper's 8: --keep ${flags.keep}).`) +
+        ` Without memory the memory model recalls ${a['memory off %']}% of A (stage-1 facts, 3 templates each, ${flags.steps1} steps) and ` +
+        `${c['memory off %']}% of C (each seen once): it stores little in its parameters, and copying from the prompt (RAG) is a different ` +
+        `skill it was not trained for (${b['RAG (statement in prompt), memory model %']}% on B).`,
     );
-    report.set('retrieval', { B_top5: retB.top5, B_top1: retB.top1, B_withinB_block2_input: retB2 });
+    report.set('retrieval', { B_top5: retB.top5, B_top1: retB.top1 });
+    report.set('objectKept', keptObject);
     report.set('throughput', {
       withRetrieval: tpsOn,
       without: tpsOff,
@@ -332,33 +468,56 @@ async function main() {
       refreshMs: perRefresh,
       paper: { with: 733, without: 1131, ratio: 0.65 },
     });
-    report.set('training', { stage1: s1, stage2Memory: s2, stage2Dense: d2, seconds: trainSec, params: counts.denseParams });
+    report.set('training', {
+      stage1: s1,
+      stage2Memory: s2,
+      stage2Dense: d2,
+      seconds: trainSec,
+      params: counts.denseParams,
+      loadavg: t.load,
+    });
     report.note(
-      `Retrieval (the bound on recall with memory): B's own statement is among the 5 references its question retrieves for ${pct(retB.top5)}% of B ` +
-        `(top-1 ${pct(retB.top1)}%) out of ${kb.size} stored references; embedding = mean of the token embeddings (embedLayer 0). ` +
-        `Mean-pooling the stream entering block 2 instead, searched within B alone: top-5 ${pct(retB2.top5)}%, top-1 ${pct(retB2.top1)}%.`,
+      `Throughput (tokens per second through the KV-cache path: a 64-token prompt, then ${gen} tokens fed one per step as generation feeds them, ` +
+        `median of ${flags.rounds} interleaved rounds, same memory model): ${Math.round(tpsOn)} tok/s with retrieval every 64 tokens vs ` +
+        `${Math.round(tpsOff)} without, ${(tpsOn / tpsOff).toFixed(2)}× (paper: 733 vs 1131 tok/s, 0.65×). One refresh (embed the 64-token ` +
+        `span, exact search over ${kb.size} references, decode 5 memories from RAM or the reader's cache) takes ${perRefresh.toFixed(1)} ms, ` +
+        `${refreshShare.toFixed(1)}% of a completion's time with retrieval (4 refreshes per 256 tokens); the rest of the gap is per token ` +
+        '(in each memory block a few more small tensor ops: memories concatenated before the context K/V, a mask built in JS; at this model ' +
+        "size fixed per-op costs dominate a decode step). The paper's 0.65× includes loading memories from disk; here they come from RAM " +
+        '(InMemoryBank): an on-disk bank adds its read and decode time per refresh. This shared 2-core machine is noisy.',
     );
     report.note(
-      `Throughput (tokens per second through the KV-cache path: a 64-token prompt, then ${gen} tokens fed one per step as generation feeds them, median of ${flags.rounds} interleaved rounds, ` +
-        `same memory model): ${Math.round(tpsOn)} tok/s with retrieval every 64 tokens vs ${Math.round(tpsOff)} without, ` +
-        `${(tpsOn / tpsOff).toFixed(2)}× (paper: 733 vs 1131 tok/s, 0.65×). One refresh (embed the 64-token span, exact search over ` +
-        `${kb.size} references, decode 5 memories from RAM or the reader's cache) takes ${perRefresh.toFixed(1)} ms, ` +
-        `${refreshShare.toFixed(1)}% of a completion's time with retrieval (4 refreshes per 256 tokens). A token costs ` +
-        `${(1000 / tpsOn).toFixed(2)} ms with retrieval vs ${(1000 / tpsOff).toFixed(2)} ms without: the rest of the gap is per token, in ` +
-        'each memory block a few more small tensor ops (the memories stacked and concatenated before the context K/V, a mask built in JS); ' +
-        'their 40 extra keys are few FLOPs, but at this model size fixed per-op costs dominate a decode step. The 5 memories are ' +
-        "concatenated once per refresh (the reader keeps the last id lists' concatenations). The paper's 0.65× is bounded by loading " +
-        'memories from disk and a per-chunk Python loop; here memories come from RAM (InMemoryBank, decoded-tensor cache), so disk does ' +
-        'not enter: an on-disk bank adds its read and decode time per refresh. This shared 2-core machine is noisy: earlier runs of this ' +
-        'bench gave 0.77× and 1.02×.',
+      `Training (one run each, not interleaved, on a machine shared with other jobs; load average at start ${t.load.map((x) => x.toFixed(2)).join(', ')}): ` +
+        `stage 1 ${Math.round(s1.tokensPerSec)} tok/s, stage 2 with memory ${Math.round(s2.tokensPerSec)} tok/s (each batch's ` +
+        `${BATCH * flags.perRow} references written by the current model + retrieval per row), dense stage 2 ${Math.round(d2.tokensPerSec)} tok/s. ` +
+        `Writing one memory: ${writeMs.toFixed(1)} ms. Total training ${trainSec.toFixed(0)} s; this report (evaluation + throughput) ` +
+        `${((performance.now() - tEval) / 1000).toFixed(0)} s more.`,
+    );
+    const svg = lossCurveSvg(
+      [
+        { name: 'stage 2, memory', points: s2.curve },
+        { name: 'stage 2, dense', points: d2.curve },
+      ],
+      { title: 'Memory³ stage 2: training loss on reading episodes (mean of 25 steps)' },
+    );
+    const conditions = [
+      'memory on %',
+      'memory on, own reference only %',
+      'memory off %',
+      'dense baseline %',
+      'RAG (statement in prompt), memory model %',
+    ];
+    const bars = barChartSvg(
+      rows.map((r) => ({ name: r.set.split(':')[0]!, values: conditions.map((k) => recallTable[r.set]![k]!) })),
+      ['memory on (retrieved)', 'memory on (own ref.)', 'memory off', 'dense baseline', 'RAG, memory model'],
+      { title: 'Memory³: recall per fact set and condition', yLabel: 'recall %', yMax: 100 },
     );
     report.note(
-      `Training (one run each, not interleaved, on a machine shared with other jobs: compare with care): stage 1 ${Math.round(s1.tokensPerSec)} tok/s, stage 2 with memory ${Math.round(s2.tokensPerSec)} tok/s (retrieval per window + ` +
-        `rewrites of ${A.factStatements.length + C.factStatements.length} references every ${flags.refresh} steps), dense stage 2 ` +
-        `${Math.round(d2.tokensPerSec)} tok/s; final training loss ${s2.loss.toFixed(3)} (memory) vs ${d2.loss.toFixed(3)} (dense). ` +
-        `Writing one memory: ${writeMs.toFixed(1)} ms. Total training ${trainSec.toFixed(0)} s.`,
+      `Plots: ${flags.out}-recall.svg (recall per fact set and condition), ${flags.out}.svg (stage-2 training loss, memory vs dense).`,
     );
-    report.write();
+    const { md } = report.write();
+    writeFileAtomic(path.join(path.dirname(md), `${flags.out}.svg`), svg);
+    writeFileAtomic(path.join(path.dirname(md), `${flags.out}-recall.svg`), bars);
     reader.dispose();
     model.dispose();
     dense.dispose();
@@ -366,10 +525,11 @@ async function main() {
 }
 
 interface Training {
-  s1: { loss: number; tokensPerSec: number };
-  s2: { loss: number; tokensPerSec: number };
-  d2: { loss: number; tokensPerSec: number };
+  s1: StageStats;
+  s2: StageStats;
+  d2: StageStats;
   trainSec: number;
+  load: number[];
 }
 
 main().catch((e) => {

@@ -11,9 +11,19 @@ export {
 } from './config';
 export { Batcher, evalWindows } from './data/batcher';
 export { mobyDick, readCorpus, readJsonlTexts } from './data/corpus';
-export { type Fact, type FactsData, type FactsOptions, generateFacts, sentences } from './data/facts';
+export {
+  type Fact,
+  type FactsData,
+  type FactsOptions,
+  RELATION_NAMES,
+  generateFacts,
+  randomFact,
+  sentences,
+  statementOf,
+} from './data/facts';
+export { type EpisodeBatch, type EpisodeOptions, episodeBatch } from './data/episodes';
 export { type QaPair, readQaFile } from './data/qa';
-export { lossCurveSvg } from './plot';
+export { barChartSvg, lossCurveSvg } from './plot';
 export { finishedRun, sameRun } from './reuse';
 export { MEMORY_BLOCKS, PRESET_SEED, PRESETS, type PresetName, preset } from './presets';
 export { type EvalResult, type RunSummary, type TrainOptions, factRecall, prepareData, runTraining, sequencesLoss } from './train';

@@ -48,6 +48,33 @@ describe('Memory³ stage 2', () => {
     model.dispose();
   });
 
+  it('include: a row reads the named references first (overlap-filtered, topK in all); tokens sets the keep count', async () => {
+    await initBackend({ log: false });
+    const texts = [' The capital of Zoukra is Kemat.', ' Bravol was founded by Tisen.', ' The flag of Quaimo is green.'];
+    const tok = BpeTokenizer.train(texts, { vocabSize: 300 });
+    const model = new LanguageModel(
+      parseModelConfig({ vocabSize: tok.vocabSize, dim: 32, layers: 2, heads: 4, kvHeads: 2, maxSeqLen: 64 }),
+    );
+    const opts = { fromStep: 0, topK: 2, refreshEvery: 1, maxOverlap: 0.9, chunk: 64, embedLayer: 0, tokens: 3 };
+    const refs = new ReferenceMemory(model, tok, texts, opts);
+    await refs.refresh();
+    const window = Int32Array.from(tok.encode(' In Zoukra, the seat of power is Kemat. In Zoukra, the seat of power is Kemat.'));
+    const W = window.length;
+    const two = new Int32Array(2 * W);
+    two.set(window, 0);
+    two.set(window, W);
+    const ext = refs.external(two, 2, W, [[texts[2]!], [texts[2]!, texts[1]!, texts[0]!]]);
+    const row0 = refs.lastTable[0]![0]!.map((id) => refs.textOf(id));
+    const row1 = refs.lastTable[1]![0]!.map((id) => refs.textOf(id));
+    expect(row0[0]).toBe(texts[2]); // forced first, then retrieval fills up to topK
+    expect(row0).toHaveLength(2);
+    expect(row1).toEqual([texts[2], texts[1]]); // topK caps the forced list too
+    expect(ext.get(0, 0, 0)!.k.shape[1]).toBe(2 * 3); // 2 memories × 3 kept tokens
+    expect(() => refs.external(two, 2, W, [[' not a reference.'], []])).toThrow(/not a reference/);
+    refs.dispose();
+    model.dispose();
+  });
+
   it('a run trains stage 1 without memory, then reads memories (metrics), and checks its config', async () => {
     const out = mkdtempSync(path.join(os.tmpdir(), 'trainer-m3-'));
     const cfg: TrainerConfigInput = {

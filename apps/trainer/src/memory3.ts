@@ -26,6 +26,8 @@ export interface Memory3TrainOptions {
   chunk: number;
   /** the embedding's residual stream (memory3's embedLayer, 0 = token embeddings) */
   embedLayer: number;
+  /** tokens the writer keeps per block and KV head (memory3's `tokens`, default 8 as in the paper) */
+  tokens?: number;
 }
 
 /** Fraction of the reference's tokens found in the chunk (multiset intersection / reference length). */
@@ -49,6 +51,7 @@ export class ReferenceMemory {
   private kb: KnowledgeBase | undefined;
   private reader: MemoryReader | undefined;
   private refTokens = new Map<number, number[]>(); // memory id → reference tokens
+  private idOfText = new Map<string, number>(); // reference text → memory id
   /** memories read in the last batch / chunks that read at least one */
   lastRead = 0;
   lastFiltered = 0;
@@ -65,15 +68,23 @@ export class ReferenceMemory {
   /** Write every reference with the current model (replacing the previous memories). */
   async refresh(): Promise<void> {
     this.dispose();
-    const kb = KnowledgeBase.inMemory(this.model, this.tokenizer, { embedLayer: this.opts.embedLayer });
+    const kb = KnowledgeBase.inMemory(this.model, this.tokenizer, {
+      embedLayer: this.opts.embedLayer,
+      ...(this.opts.tokens !== undefined && { tokens: this.opts.tokens }),
+    });
     const ids = await kb.addTexts(this.texts);
     this.refTokens = new Map(ids.map((id) => [id, this.tokenizer.encode(kb.bank.get(id).text)]));
+    this.idOfText = new Map(ids.map((id) => [kb.bank.get(id).text, id]));
     this.kb = kb;
     this.reader = kb.reader({ topK: 2 * this.opts.topK, every: this.opts.chunk, cacheSize: 4096 });
   }
 
-  /** Memories for the inputs of a batch `ids` [B, W] (the loss predicts ids[:, 1:] from ids[:, :-1]). */
-  external(ids: Int32Array, B: number, W: number): MemoryKV {
+  /**
+   * Memories for the inputs of a batch `ids` [B, W] (the loss predicts ids[:, 1:] from ids[:, :-1]).
+   * `include[b]`: reference texts row b reads in every chunk before the retrieved ones (still
+   * overlap-filtered, still at most topK in all): a training curriculum's "oracle" hits.
+   */
+  external(ids: Int32Array, B: number, W: number, include?: string[][]): MemoryKV {
     if (!this.reader) throw new Error('ReferenceMemory.refresh() must run before external()');
     const { chunk, topK, maxOverlap } = this.opts;
     const T = W - 1;
@@ -86,10 +97,16 @@ export class ReferenceMemory {
         const inputs = Array.from(ids.subarray(b * W + s, b * W + Math.min(s + chunk, T)));
         const seen = ids.subarray(b * W + s, b * W + Math.min(s + chunk, T) + 1); // with the last target
         const kept: number[] = [];
-        for (const h of this.reader.retrieve(inputs)) {
+        const forced = (include?.[b] ?? []).map((t) => {
+          const id = this.idOfText.get(t);
+          if (id === undefined) throw new Error(`ReferenceMemory.external: include[${b}] names a text that is not a reference: ${t}`);
+          return id;
+        });
+        for (const id of [...forced, ...this.reader.retrieve(inputs).map((h) => h.id)]) {
           if (kept.length >= topK) break;
-          if (tokenOverlap(this.refTokens.get(h.id)!, seen) > maxOverlap) this.lastFiltered++;
-          else kept.push(h.id);
+          if (kept.includes(id)) continue;
+          if (tokenOverlap(this.refTokens.get(id)!, seen) > maxOverlap) this.lastFiltered++;
+          else kept.push(id);
         }
         this.lastRead += kept.length;
         row.push(kept);

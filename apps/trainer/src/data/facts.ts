@@ -84,6 +84,23 @@ function shuffle<T>(a: T[], r: () => number): T[] {
 
 const fill = (t: string, f: Fact) => t.replaceAll('{e}', f.entity).replaceAll('{o}', f.object);
 
+/** The relations' names, in template order. */
+export const RELATION_NAMES = Object.keys(RELATIONS);
+
+/** A fresh fact: a made-up 3-syllable entity, the given relation, a random object. */
+export function randomFact(r: () => number, relation: string): Fact {
+  const rel = RELATIONS[relation];
+  if (!rel) throw new Error(`unknown relation ${relation}`);
+  return { entity: word(r, 3), relation, object: rel.objects(r) };
+}
+
+/** Fact `f` in its relation's template `template` (0 = the evaluation one), without a leading space. */
+export function statementOf(f: Fact, template: number): string {
+  const t = RELATIONS[f.relation]!.templates[template];
+  if (t === undefined) throw new Error(`relation ${f.relation} has no template ${template}`);
+  return fill(t, f);
+}
+
 export function generateFacts(opts: FactsOptions): FactsData {
   const r = mulberry32(opts.seed);
   const relations = Object.keys(RELATIONS);
