@@ -16,6 +16,7 @@ import type { FastifyInstance } from 'fastify';
 import type { EngineMemories, ReferenceInfo } from '../engine';
 import { ApiError, invalidRequest, zodToApiError } from '../errors';
 import { memoryCreateSchema, memoryListSchema } from '../schemas';
+import { checkModel } from './generate';
 import type { ServerContext } from '../server';
 
 /** tokens one POST may write (each text is split into references; bounds the model compute) */
@@ -26,7 +27,7 @@ export function registerMemories(app: FastifyInstance, ctx: ServerContext): void
     const parsed = memoryCreateSchema.safeParse(req.body);
     if (!parsed.success) throw zodToApiError(parsed.error);
     const { engine, scheduler } = ctx.model();
-    checkModel(parsed.data.model, engine.info.id);
+    checkModel(engine, parsed.data.model);
     const memories = storeOf(engine.memories, engine.info.id);
     const texts = typeof parsed.data.text === 'string' ? [parsed.data.text] : parsed.data.text;
     // bounded work: refuse before the model runs (counted the way the writer will split them)
@@ -112,18 +113,6 @@ function storeOf(m: EngineMemories | undefined, modelId: string): EngineMemories
     );
   }
   return m;
-}
-
-function checkModel(model: string | undefined, id: string): void {
-  if (model != null && model !== id) {
-    throw new ApiError(
-      404,
-      `The model '${model}' does not exist; this server serves '${id}'.`,
-      'invalid_request_error',
-      'model',
-      'model_not_found',
-    );
-  }
 }
 
 function parseId(raw: string): number {
