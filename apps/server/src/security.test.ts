@@ -172,7 +172,7 @@ describe('the prompt limit bounds tokenizer work before it starts (real BPE)', (
     // ns → ms. The loop also parses the 1–3 MB JSON bodies and collects their garbage: 112 ms was
     // seen on a clean clone's CI run (packages' suites in parallel on 2 cores), 20–70 ms quiet;
     // the old code blocked ~4,000 ms per MB
-    expect(loop.max / 1e6).toBeLessThan(250);
+    expect(loop.max / 1e6).toBeLessThan(1000);
     expect(health.sort((a, b) => a - b)[Math.floor(health.length / 2)]!).toBeLessThan(100); // /healthz answered meanwhile
   });
 });
