@@ -3,16 +3,15 @@
  * test: flag errors, then SIGTERM during a stream — the stream completes with [DONE], new
  * requests are refused, the process exits 0.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '@mnemo/kernels';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveTinyCheckpoint } from './testing/checkpoint';
+import { type SpawnedCli, spawnSource, waitReady } from './testing/spawn';
 import { post, readSse } from './testing/http';
 
-const cli = path.join(import.meta.dirname, 'cli.ts');
 let tmp: string;
 let ckpt: string;
 
@@ -25,32 +24,8 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function spawnCli(args: string[]): { child: ChildProcess; exit: Promise<number | null>; out: () => string; err: () => string } {
-  const child = spawn(process.execPath, ['--conditions=mnemo-source', '--import', 'tsx', cli, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    err += d;
-  });
-  const exit = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  return { child, exit, out: () => out, err: () => err };
-}
-
-async function ready(p: ReturnType<typeof spawnCli>): Promise<string> {
-  const t = Date.now() + 30_000;
-  for (;;) {
-    const m = /ready on (http:\/\/\S+)/.exec(p.out());
-    if (m) return m[1]!;
-    if (p.child.exitCode !== null) throw new Error(`mnemo-serve exited early:\n${p.err()}`);
-    if (Date.now() > t) throw new Error(`mnemo-serve not ready in 30 s:\n${p.err()}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const spawnCli = (args: string[]) => spawnSource('cli.ts', args);
+const ready = (p: SpawnedCli) => waitReady(p, 30_000);
 
 describe('mnemo-serve CLI', () => {
   it('refuses bad flags with exit code 2 naming the flag', async () => {

@@ -5,7 +5,6 @@
  * --memory-store` serves it (completions report references; a write through the API survives a
  * restart); a store written by another checkpoint is refused.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,9 +14,9 @@ import { loadCheckpoint } from '@mnemo/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openKnowledgeStore, readRefs } from './knowledge-store';
 import { saveTinyCheckpoint } from './testing/checkpoint';
+import { type SpawnedCli, spawnSource, waitReady } from './testing/spawn';
 import { post } from './testing/http';
 
-const here = import.meta.dirname;
 let tmp: string;
 let ckpt: string;
 
@@ -29,31 +28,8 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function run(file: string, args: string[]): { child: ChildProcess; exit: Promise<number | null>; out: () => string; err: () => string } {
-  const child = spawn(process.execPath, ['--conditions=mnemo-source', '--import', 'tsx', path.join(here, file), ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    err += d;
-  });
-  return { child, exit: new Promise((r) => child.once('exit', (c) => r(c))), out: () => out, err: () => err };
-}
-
-async function ready(p: ReturnType<typeof run>): Promise<string> {
-  const t = Date.now() + 60_000;
-  for (;;) {
-    const m = /ready on (http:\/\/\S+)/.exec(p.out());
-    if (m) return m[1]!;
-    if (p.child.exitCode !== null) throw new Error(`mnemo-serve exited early:\n${p.err()}`);
-    if (Date.now() > t) throw new Error(`mnemo-serve not ready in 60 s:\n${p.err()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const run = spawnSource;
+const ready = (p: SpawnedCli) => waitReady(p, 60_000);
 
 const refs = [
   'Memory layers store facts in a large table of values.',
