@@ -22,8 +22,8 @@ import { BackendError, ConfigError, UsageError, ValueError } from '@mnemo/core';
 import type { ValuePool } from '@mnemo/memory-layer';
 import * as tf from '@tensorflow/tfjs-core';
 import { LocalGroup, type LocalRankResult } from './local-launch';
-import { isShardedPool, readPoolManifest, reshardPool } from './reshard';
-import type { ShardScheme } from './sharded-pool';
+import { type ShardScheme, isShardedPool, readPoolManifest } from './manifest';
+import { reshardPool } from './reshard';
 
 /** ctl[0] states */
 export const IDLE = 0;

@@ -15,7 +15,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CheckpointError, ConfigError } from '@mnemo/core';
-import { type ReshardResult, isShardedPool, reshardPool } from './reshard';
+import { isShardedPool } from './manifest';
+import { type ReshardResult, reshardPool } from './reshard';
 
 /** Where a checkpoint's pool lives, relative to the checkpoint directory. */
 export const POOL_FILE = path.join('memory', 'values.safetensors');

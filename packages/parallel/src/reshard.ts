@@ -22,17 +22,7 @@ import path from 'node:path';
 import { CheckpointError, MnemoError, writeFileAtomic } from '@mnemo/core';
 import { type StoreFileContents, type StoreTensor, readStoreTensors, writeStoreTensors } from '@mnemo/kernels';
 import { localRows } from './row-sharded';
-import { type ShardScheme, manifestFile, shardFile } from './sharded-pool';
-
-export interface PoolManifest {
-  format: 'mnemo-sharded-pool';
-  version: 1;
-  scheme: ShardScheme;
-  P: number;
-  rows: number;
-  dim: number;
-  shards: string[];
-}
+import { type PoolManifest, type ShardScheme, isShardedPool, manifestFile, readPoolManifest, shardFile } from './manifest';
 
 export interface ReshardResult {
   scheme: ShardScheme;
@@ -40,36 +30,6 @@ export interface ReshardResult {
   toP: number;
   /** the files written (P' = 1: the plain store file; else the shards, then the manifest) */
   files: string[];
-}
-
-/** The manifest of a sharded pool saved as `file`, checked; a CheckpointError names it when missing or corrupt. */
-export function readPoolManifest(file: string): PoolManifest {
-  const mf = manifestFile(file);
-  if (!fs.existsSync(mf))
-    throw new CheckpointError(mf, `is missing: ${file} is not a sharded pool (ShardedPool.save writes this manifest)`);
-  let m: PoolManifest;
-  try {
-    m = JSON.parse(fs.readFileSync(mf, 'utf8')) as PoolManifest;
-  } catch (e) {
-    throw new CheckpointError(mf, `is not valid JSON (${(e as Error).message}); the manifest is corrupt`);
-  }
-  const ok =
-    m?.format === 'mnemo-sharded-pool' &&
-    m.version === 1 &&
-    (m.scheme === 'dim' || m.scheme === 'row') &&
-    Number.isInteger(m.P) &&
-    m.P >= 1 &&
-    Number.isInteger(m.rows) &&
-    Number.isInteger(m.dim) &&
-    Array.isArray(m.shards) &&
-    m.shards.length === m.P;
-  if (!ok) throw new CheckpointError(mf, 'is not a mnemo-sharded-pool v1 manifest (format, version, scheme, P, rows, dim, shards[P])');
-  return m;
-}
-
-/** Whether `file` was saved by ShardedPool.save (its manifest exists). */
-export function isShardedPool(file: string): boolean {
-  return fs.existsSync(manifestFile(file));
 }
 
 function readShard(file: string, r: number, P: number, plain: boolean): StoreFileContents {

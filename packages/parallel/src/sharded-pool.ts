@@ -21,33 +21,14 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { type CostReport, costModel } from './cost-model';
 import { DimShardedTable, type ShardedTableOptions } from './dim-sharded';
 import type { ProcessGroup } from './process-group';
+import { type PoolManifest, type ShardScheme, manifestFile, readPoolManifest, shardFile } from './manifest';
 import { RowShardedTable } from './row-sharded';
-
-export type ShardScheme = 'dim' | 'row';
 
 export interface ShardedPoolOptions extends ShardedTableOptions {
   /** 'dim' (default), 'row', or 'auto': the cost model's choice for `shape` */
   scheme?: ShardScheme | 'auto';
   /** the lookup shape per rank, for scheme 'auto' */
   shape?: { B: number; H: number; k: number };
-}
-
-interface Manifest {
-  format: 'mnemo-sharded-pool';
-  version: 1;
-  scheme: ShardScheme;
-  P: number;
-  rows: number;
-  dim: number;
-  shards: string[];
-}
-
-export function shardFile(file: string, rank: number, P: number): string {
-  return `${file}.shard-${rank}-of-${P}`;
-}
-
-export function manifestFile(file: string): string {
-  return `${file}.shards.json`;
 }
 
 /** Rank 0's string on every rank (two broadcasts: its length, then its UTF-16 code units as int32). */
@@ -131,7 +112,7 @@ export class ShardedPool implements ValuePool {
     this.table.save(shardFile(file, this.group.rank, P));
     this.group.barrier(); // every shard is on disk before the manifest names it
     if (this.group.rank === 0) {
-      const m: Manifest = {
+      const m: PoolManifest = {
         format: 'mnemo-sharded-pool',
         version: 1,
         scheme: this.scheme,
@@ -147,21 +128,8 @@ export class ShardedPool implements ValuePool {
 
   /** Load a pool saved by save(file) at the same P (each rank reads its own shard). */
   static load(group: ProcessGroup, file: string, opts: { deferred?: boolean; optimizer?: OptimizerConfig } = {}): ShardedPool {
+    const m = readPoolManifest(file);
     const mf = manifestFile(file);
-    if (!fs.existsSync(mf))
-      throw new CheckpointError(
-        mf,
-        `no sharded-pool manifest here; was ${file} saved by ShardedPool.save? (an unsharded pool loads with MemoryPool.load)`,
-      );
-    let m: Manifest;
-    try {
-      m = JSON.parse(fs.readFileSync(mf, 'utf8')) as Manifest;
-    } catch (e) {
-      throw new CheckpointError(mf, `is not valid JSON (${(e as Error).message}); the manifest is corrupt`);
-    }
-    if (m.format !== 'mnemo-sharded-pool' || m.version !== 1 || (m.scheme !== 'dim' && m.scheme !== 'row') || !Number.isInteger(m.P)) {
-      throw new CheckpointError(mf, 'is not a mnemo-sharded-pool v1 manifest');
-    }
     if (m.P !== group.size) {
       throw new CheckpointError(
         mf,
