@@ -6,7 +6,7 @@
  * may plug in a fake. All calls are synchronous: the model computes on the JS thread.
  */
 
-import type { ChatTemplate } from './chat-template';
+import type { ChatTemplate } from '@mnemo/model';
 
 /** One sequence's decoding state (the model's KV cache). */
 export interface EngineCache {

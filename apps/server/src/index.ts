@@ -5,7 +5,7 @@
  *   await server.listen();
  *   server.setEngine(ModelEngine.load('./runs/demo'));
  */
-export { type ChatMessage, type ChatTemplate, DEFAULT_CHAT_TEMPLATE, parseChatTemplate, renderChat } from './chat-template';
+export { type ChatMessage, type ChatTemplate, DEFAULT_CHAT_TEMPLATE, parseChatTemplate, renderChat } from '@mnemo/model';
 export { Completion, type FinishReason } from './completion';
 export type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from './engine';
 export { ApiError, type ApiErrorBody, type ApiErrorType } from './errors';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CHAT_TEMPLATE, parseChatTemplate, renderChat } from './chat-template';
+import { DEFAULT_CHAT_TEMPLATE, parseChatTemplate, renderChat } from '@mnemo/model';
 import { adjustLogits, logSumExp, tokenLogprob } from './logits';
 
 describe('logits', () => {

@@ -14,9 +14,11 @@ import {
   loadCheckpointWith,
   modelCounts,
   sampleToken,
+  type ChatTemplate,
+  DEFAULT_CHAT_TEMPLATE,
+  parseChatTemplate,
 } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
-import { type ChatTemplate, DEFAULT_CHAT_TEMPLATE, parseChatTemplate } from './chat-template';
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from './engine';
 
 export class ModelEngine implements Engine {

@@ -6,7 +6,7 @@
  */
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_CHAT_TEMPLATE, renderChat } from './chat-template';
+import { DEFAULT_CHAT_TEMPLATE, renderChat } from '@mnemo/model';
 import { logSumExp } from './logits';
 import type { MnemoServer } from './server';
 import { FakeEngine } from './testing/fake-engine';

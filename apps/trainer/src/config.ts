@@ -6,10 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '@mnemo/core';
 import { zodToConfigError } from '@mnemo/core';
-import { type ModelConfig, parseModelConfig } from '@mnemo/model';
+import { type ModelConfig, parseModelConfig, chatTemplateSchema } from '@mnemo/model';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { chatTemplateSchema } from './chat-template';
 
 const int = z.number().int();
 
@@ -85,7 +84,7 @@ export const trainerConfigSchema = z
       .strict()
       .optional(),
     out: z.string().default('runs/run'),
-    /** the chat template stored in the checkpoint for mnemo-serve (default: chat-template.ts) */
+    /** the chat template stored in the checkpoint for mnemo-serve (default: @mnemo/model's DEFAULT_CHAT_TEMPLATE) */
     chatTemplate: chatTemplateSchema.optional(),
   })
   .strict();

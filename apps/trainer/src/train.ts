@@ -20,11 +20,11 @@ import {
   modelCounts,
   resolveCheckpointDir,
   saveCheckpoint,
+  DEFAULT_CHAT_TEMPLATE,
 } from '@mnemo/model';
 import { type ShardedPool, allReduceGradients, allReduceScalar } from '@mnemo/parallel';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from './adamw';
-import { DEFAULT_CHAT_TEMPLATE } from './chat-template';
 import { type TrainerConfig, modelConfigFor } from './config';
 import { Batcher, evalWindows } from './data/batcher';
 import { readCorpus } from './data/corpus';

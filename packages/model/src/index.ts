@@ -46,3 +46,13 @@ export {
 } from './checkpoint';
 export { BpeTokenizer, type TrainOptions } from './tokenizer';
 export { loadCheckpoint } from './load';
+export {
+  CHAT_ROLES,
+  type ChatMessage,
+  type ChatRole,
+  type ChatTemplate,
+  DEFAULT_CHAT_TEMPLATE,
+  chatTemplateSchema,
+  parseChatTemplate,
+  renderChat,
+} from './chat-template';

@@ -11,7 +11,7 @@
  * `choices: []` when stream_options.include_usage, then `data: [DONE]`.
  */
 import type { FastifyInstance } from 'fastify';
-import { type ChatMessage, DEFAULT_CHAT_TEMPLATE, renderChat } from '../chat-template';
+import { type ChatMessage, DEFAULT_CHAT_TEMPLATE, renderChat } from '@mnemo/model';
 import type { Engine } from '../engine';
 import { invalidRequest, zodToApiError } from '../errors';
 import type { TokenLogprob } from '../logits';

@@ -2,7 +2,8 @@
  * Chat template: how /v1/chat/completions turns `messages` into the one prompt the model reads.
  *
  * A template is plain data, stored in the checkpoint (config.json `extra.chat_template`, written
- * by mnemo-train: its default, or the trainer config's `chatTemplate`). Each role has a text in
+ * by mnemo-train: its default, or the trainer config's `chatTemplate`; mnemo-serve reads it, and
+ * falls back to the default for a checkpoint without one). Each role has a text in
  * which `{content}` is replaced by the message's content — a literal substitution, no code, no
  * expressions. The prompt is
  *
@@ -19,6 +20,7 @@
  * so [{system: "Be brief."}, {user: "Hi"}] reads "Be brief.\n\nUser: Hi\nAssistant:". The reply's
  * leading whitespace is dropped (the model writes " Hello" after "Assistant:").
  */
+import { ConfigError } from '@mnemo/core';
 import { z } from 'zod';
 
 export const CHAT_ROLES = ['system', 'user', 'assistant'] as const;
@@ -58,7 +60,7 @@ export function parseChatTemplate(json: unknown): ChatTemplate {
   const r = chatTemplateSchema.safeParse(json);
   if (!r.success) {
     const i = r.error.issues[0]!;
-    throw new Error(`chat_template.${i.path.map(String).join('.')}: ${i.message}`);
+    throw new ConfigError(`chat_template.${i.path.map(String).join('.')}`, i.message);
   }
   return r.data;
 }
