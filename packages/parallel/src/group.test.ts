@@ -73,11 +73,20 @@ describe('local backend', () => {
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
+  it('a peer still starting up is waited for: the collective timeout counts from when all have joined', async () => {
+    const res = await LocalGroup.run<{ sum: number; ms: number }>(2, worker, { data: { mode: 'slow-start' }, timeoutMs: 300 });
+    for (const r of res) expect(r.error, String(r.error)).toBeUndefined();
+    expect(res.map((r) => r.result?.sum)).toEqual([3, 3]);
+    // rank 0 waited through rank 1's 1.5 s start (5x the timeout) without timing out
+    expect(res[0]!.result!.ms).toBeGreaterThanOrEqual(1000);
+  });
+
   it('a rank that stalls makes the others time out naming it', async () => {
     const res = await LocalGroup.run<{ threw: boolean; name: string; message: string; ms: number }>(2, worker, {
       data: { mode: 'stall' },
       timeoutMs: 400,
     });
+    expect(res[0]!.error, String(res[0]!.error)).toBeUndefined();
     const r0 = res[0]!.result!;
     expect(r0.threw).toBe(true);
     expect(r0.name).toBe('BackendError');

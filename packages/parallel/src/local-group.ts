@@ -9,12 +9,15 @@
  *   seq[P]              phases each rank has entered (2 per collective)
  *   dead[P]             exit code + 1 of a worker that ended (set by the launcher), 0 while alive
  *   gen[P]              generation of each rank's slab
+ *   joined[P]           1 once a rank has built its group (a worker still booting is not late yet)
  *   hdr[P][P][2]        (byte offset, byte length) of the chunk rank s sends to rank d, in s's slab
  * and each rank owns a data slab (a SharedArrayBuffer it writes, its peers read). A collective is
  * one exchange: write my chunks into my slab and their headers, arrive (phase 2c+1), wait until every
  * rank has arrived, copy my chunk out of each peer's slab, arrive (2c+2) and wait again so no slab
  * is overwritten while a peer reads it. Waiting is Atomics.wait on the epoch word with the time left
- * before the deadline; a rank that has not arrived by then is named in a BackendError. A slab that
+ * before the deadline; a rank that has not arrived by then is named in a BackendError. The deadline
+ * counts from when every rank has joined: a peer still loading its code (seconds on a busy machine)
+ * gets STARTUP_MS to join, so a short collective timeout is not eaten by worker start-up. A slab that
  * is too small is replaced by a bigger one, announced to each peer on a MessagePort that the peer
  * reads synchronously (receiveMessageOnPort) when it sees the new generation.
  */
@@ -46,6 +49,9 @@ export interface LocalInit {
   data: unknown;
 }
 
+/** How long a rank waits for a peer worker to load its code and build its group. */
+const STARTUP_MS = 120_000;
+
 class LocalProcessGroup implements ProcessGroup {
   readonly backend = 'local' as const;
   readonly rank: number;
@@ -59,6 +65,8 @@ class LocalProcessGroup implements ProcessGroup {
   private sent = 0;
   private closed = false;
   private readonly init: LocalInit;
+  /** until when a peer that has not joined yet is waited for */
+  private readonly joinDeadline: number;
 
   constructor(init: LocalInit) {
     this.init = init;
@@ -68,6 +76,10 @@ class LocalProcessGroup implements ProcessGroup {
     this.ctl = new Int32Array(init.control);
     this.slabs = [...init.slabs];
     this.gens = init.slabs.map(() => 0);
+    this.joinDeadline = performance.now() + Math.max(STARTUP_MS, init.timeoutMs);
+    Atomics.store(this.ctl, this.joinedAt(this.rank), 1);
+    Atomics.add(this.ctl, 0, 1);
+    Atomics.notify(this.ctl, 0);
   }
 
   private seqAt(q: number): number {
@@ -79,8 +91,11 @@ class LocalProcessGroup implements ProcessGroup {
   private genAt(q: number): number {
     return 1 + 2 * this.size + q;
   }
+  private joinedAt(q: number): number {
+    return 1 + 3 * this.size + q;
+  }
   private hdrAt(s: number, d: number): number {
-    return 1 + 3 * this.size + (s * this.size + d) * 2;
+    return 1 + 4 * this.size + (s * this.size + d) * 2;
   }
 
   /** Arrive at phase `target` and wait for every rank to reach it. */
@@ -89,7 +104,8 @@ class LocalProcessGroup implements ProcessGroup {
     Atomics.store(ctl, this.seqAt(this.rank), target);
     Atomics.add(ctl, 0, 1);
     Atomics.notify(ctl, 0);
-    const deadline = performance.now() + this.timeoutMs;
+    let deadline = performance.now() + this.timeoutMs;
+    let joining = true;
     for (;;) {
       const epoch = Atomics.load(ctl, 0);
       const missing: number[] = [];
@@ -102,7 +118,20 @@ class LocalProcessGroup implements ProcessGroup {
           throw new BackendError(`${what}: rank ${q} exited (code ${dead - 1}) before arriving; this rank ${this.rank} stops`);
         }
       }
-      const left = deadline - performance.now();
+      if (joining) {
+        const late = missing.filter((q) => Atomics.load(ctl, this.joinedAt(q)) === 0);
+        if (late.length === 0) {
+          // every rank is up: the collective's own timeout runs from now if start-up held us
+          joining = false;
+          deadline = Math.max(deadline, performance.now() + this.timeoutMs);
+        } else if (performance.now() > this.joinDeadline) {
+          this.closed = true;
+          throw new BackendError(
+            `${what} on rank ${this.rank}: rank${late.length > 1 ? 's' : ''} ${late.join(', ')} did not start within ${Math.max(STARTUP_MS, this.timeoutMs)} ms`,
+          );
+        }
+      }
+      const left = (joining ? this.joinDeadline : deadline) - performance.now();
       if (left <= 0) {
         this.closed = true;
         throw new BackendError(

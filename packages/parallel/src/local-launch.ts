@@ -48,7 +48,7 @@ async function run<T = unknown>(P: number, file: string | URL, opts: LocalRunOpt
   if (!Number.isInteger(P) || P < 1 || P > 256) throw new ConfigError('P', `must be an integer in [1, 256], got ${P}`);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) throw new ConfigError('timeoutMs', `must be > 0, got ${timeoutMs}`);
-  const control = new SharedArrayBuffer(4 * (1 + 3 * P + 2 * P * P));
+  const control = new SharedArrayBuffer(4 * (1 + 4 * P + 2 * P * P));
   const ctl = new Int32Array(control);
   const slabs = Array.from({ length: P }, () => new SharedArrayBuffer(opts.slabBytes ?? DEFAULT_SLAB_BYTES));
   const out: (MessagePort | null)[][] = Array.from({ length: P }, () => Array(P).fill(null));

@@ -2,8 +2,15 @@
  * Test worker for the ProcessGroup tests: every collective on rank-dependent data, the results
  * reported back. Runs under LocalGroup.run (data from localGroupData) or mpirun (argv[2] = JSON).
  */
+import { workerData } from 'node:worker_threads';
 import { openGroup, reportResult, groupData } from './entry';
 
+// 'slow-start': local rank 1 spends 1.5 s before it builds its group (a worker loading big code)
+const early = workerData as { rank?: number; timeoutMs?: number; data?: { mode?: string } } | undefined;
+if (early?.data?.mode === 'slow-start' && early.rank === 1) {
+  const until = Date.now() + 1500;
+  while (Date.now() < until) {}
+}
 const group = await openGroup();
 const { mode, bigN } = groupData<{ mode: string; bigN?: number }>();
 const P = group.size;
@@ -43,6 +50,10 @@ if (mode === 'collectives') {
   } catch (e) {
     reportResult({ threw: true, name: (e as Error).constructor.name, message: (e as Error).message });
   }
+} else if (mode === 'slow-start') {
+  const t0 = Date.now();
+  const sum = group.allReduce(Float32Array.from([r + 1]));
+  reportResult({ sum: sum[0], ms: Date.now() - t0 });
 } else if (mode === 'stall') {
   // rank 1 never arrives (busy elsewhere); the others must time out naming it
   group.barrier();
