@@ -108,7 +108,7 @@ describe('the prompt limit bounds tokenizer work before it starts (real BPE)', (
     rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('1 MB and 3 MB one-word prompts answer 400 within 100 ms while /healthz stays under 100 ms', async () => {
+  it('1 MB and 3 MB one-word prompts answer 400 at once while /healthz keeps answering', async () => {
     const { url } = await startServer(engine, { port: 0, bodyLimit: 4 << 20 }).then((r) => {
       running.push(r.server);
       return r;
@@ -173,7 +173,9 @@ describe('the prompt limit bounds tokenizer work before it starts (real BPE)', (
     // seen on a clean clone's CI run (packages' suites in parallel on 2 cores), 20–70 ms quiet;
     // the old code blocked ~4,000 ms per MB
     expect(loop.max / 1e6).toBeLessThan(1000);
-    expect(health.sort((a, b) => a - b)[Math.floor(health.length / 2)]!).toBeLessThan(100); // /healthz answered meanwhile
+    // /healthz answered meanwhile: median 140 ms was seen in CI with other work on both cores
+    // (a few ms quiet); the old code held it ~4,000 ms per MB
+    expect(health.sort((a, b) => a - b)[Math.floor(health.length / 2)]!).toBeLessThan(1000);
   });
 });
 
