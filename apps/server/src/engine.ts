@@ -55,6 +55,38 @@ export interface EngineMemories {
   references(tokens: number[]): { start: number; end: number; ids: number[] }[];
 }
 
+/** What one taught text wrote (sparse memory finetuning: only its most specific slots). */
+export interface TaughtText {
+  /** tokens of the text */
+  tokens: number;
+  /** per memory block, the slots whose values were written */
+  slots: { block: number; ids: number[] }[];
+  /** the text's LM loss before and after (nats per token) */
+  lossBefore: number;
+  lossAfter: number;
+}
+
+export interface TeachOptions {
+  /** optimizer steps (default: the library's) */
+  steps?: number;
+  /** slots written per memory block (default: the library's) */
+  topT?: number;
+}
+
+/**
+ * Teaching a served model new facts: write a text into the few memory slots its tokens read
+ * (most specific to it vs a background sample), nothing else. `teach` is model compute
+ * (synchronous: the scheduler runs it between decoding steps, so no request sees a half-written
+ * row); `save` writes the checkpoint atomically (synchronous too, for the same reason).
+ */
+export interface EngineTeacher {
+  /** texts taught since the last save */
+  readonly unsaved: number;
+  teach(tokens: number[], opts: TeachOptions): TaughtText;
+  /** write the checkpoint with what was taught (atomic: the old one stays until the new is whole) */
+  save(): { path: string; bytes: number };
+}
+
 export interface SamplingParams {
   /** 0 = greedy (argmax) */
   temperature: number;
@@ -112,6 +144,8 @@ export interface Engine {
   readonly chatTemplate?: ChatTemplate;
   /** Memory³ knowledge base, when the engine reads one (absent: /v1/memories answers 400) */
   readonly memories?: EngineMemories;
+  /** sparse memory finetuning, when the model has memory layers and was loaded from a checkpoint */
+  readonly teacher?: EngineTeacher;
   /** live tensors held by the tensor runtime (leak check, /metrics) */
   numTensors(): number;
   /** free the model (and close what it reads: a Memory³ store); the server awaits it at shutdown */

@@ -150,6 +150,19 @@ export const memoryCreateSchema = z
   })
   .strict();
 
+/** POST /v1/memory/teach: texts to write into the memory values (sparse memory finetuning). */
+export const teachSchema = z
+  .object({
+    model: z.string().optional(),
+    text: z.union([
+      z.string().min(1, 'must not be empty'),
+      z.array(z.string().min(1, 'texts must not be empty')).min(1, 'must hold at least one text').max(16, 'at most 16 texts per request'),
+    ]),
+    steps: z.number().int().min(1).max(200, 'at most 200 steps per text').optional(),
+    top_t: z.number().int().min(1).max(65_536, 'at most 65536 slots per block').optional(),
+  })
+  .strict();
+
 export const memoryListSchema = z
   .object({
     offset: z.coerce.number().int().min(0).optional(),

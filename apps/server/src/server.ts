@@ -25,6 +25,7 @@ import { registerChat } from './routes/chat';
 import { registerCompletions } from './routes/completions';
 import { registerLookup } from './routes/lookup';
 import { registerMemories } from './routes/memories';
+import { registerTeach } from './routes/teach';
 import { registerOps } from './routes/ops';
 import { registerPage } from './routes/page';
 import { Scheduler, shuttingDown } from './scheduler';
@@ -162,9 +163,25 @@ export class MnemoServer implements ServerContext {
       this.app.server.closeAllConnections();
       await closing;
       clearTimeout(grace);
+      this.saveTaught();
       await this.engine?.dispose(); // a Memory³ engine also closes its store
     })();
     return this.closed;
+  }
+
+  /** Shutdown: write what POST /v1/memory/teach taught and no one saved (never lose a fact). */
+  private saveTaught(): void {
+    const teacher = this.engine?.teacher;
+    if (!teacher || teacher.unsaved === 0) return;
+    const n = teacher.unsaved;
+    try {
+      const out = teacher.save();
+      this.app.log.info({ path: out.path, bytes: out.bytes, texts: n }, 'saved the taught memory values at shutdown');
+    } catch (e) {
+      // the process is going away: say loudly what is lost
+      this.app.log.error(e, `could not save ${n} taught text(s) at shutdown; they are lost`);
+      console.error(`[mnemo-server] could not save ${n} taught text(s) at shutdown: ${(e as Error).message}`);
+    }
   }
 
   private install(): void {
@@ -244,6 +261,7 @@ export class MnemoServer implements ServerContext {
     registerChat(app, this);
     registerLookup(app, this);
     registerMemories(app, this);
+    registerTeach(app, this);
   }
 
   private send(reply: FastifyReply, err: ApiError): void {

@@ -7,6 +7,7 @@
 import { mulberry32 } from '@mnemo/core';
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from '../engine';
 import type { FakeMemories } from './fake-memories';
+import type { FakeTeacher } from './fake-teacher';
 
 export class FakeCache implements EngineCache {
   tokens: number[] = [];
@@ -37,6 +38,8 @@ export interface FakeEngineOptions {
   lookupMs?: number;
   /** a Memory³ knowledge base: each 64-token chunk reads references from it */
   memories?: FakeMemories;
+  /** sparse memory finetuning: taught rows override the next-byte peak */
+  teacher?: FakeTeacher;
 }
 
 export class FakeEngine implements Engine {
@@ -45,11 +48,13 @@ export class FakeEngine implements Engine {
   readonly info: EngineInfo;
   liveCaches = 0;
   readonly memories: FakeMemories | undefined;
+  readonly teacher: FakeTeacher | undefined;
   readonly batchSizes: number[] = [];
   prefills = 0;
 
   constructor(private readonly opts: FakeEngineOptions = {}) {
     this.memories = opts.memories;
+    this.teacher = opts.teacher;
     this.info = {
       id: 'fake',
       vocabSize: 257,
@@ -173,7 +178,7 @@ export class FakeEngine implements Engine {
       out[this.eosId] = 10;
       return out;
     }
-    const next = 97 + ((last * 7 + n * 3) % 26); // a..z
+    const next = this.teacher?.rows.get(last) ?? 97 + ((last * 7 + n * 3) % 26); // a..z, or what was taught
     for (let i = 97; i < 123; i++) out[i] = 1 + ((i * 31 + n) % 5) * 0.3;
     out[next] = 4;
     return out;
