@@ -41,3 +41,33 @@ export function selectTop(
   }
   return kk;
 }
+
+/**
+ * `selectTop` over an array slice, without callbacks (the hot loop of pre-selection): positions
+ * p ∈ [0, n) of the k largest `sign·vals[offset + p]`, best first; ties → lower p (sign 1) or
+ * higher p (sign −1, so the k smallest are the LAST k of the descending, lower-p-first order).
+ */
+export function selectTopOf(vals: ArrayLike<number>, offset: number, n: number, k: number, out: Int32Array, sign: 1 | -1 = 1): number {
+  const kk = Math.min(k, n);
+  const best = new Float64Array(kk);
+  let size = 0;
+  for (let p = 0; p < n; p++) {
+    const v = sign * vals[offset + p]!;
+    if (size === kk) {
+      const last = best[kk - 1]!;
+      if (v < last) continue;
+      // equal value: a later p loses to the held one for sign 1, wins for sign −1
+      if (v === last && sign === 1) continue;
+    } else size++;
+    let i = size - 1;
+    // a later p goes before equal values when sign is −1
+    while (i > 0 && (best[i - 1]! < v || (sign === -1 && best[i - 1]! === v))) {
+      best[i] = best[i - 1]!;
+      out[i] = out[i - 1]!;
+      i--;
+    }
+    best[i] = v;
+    out[i] = p;
+  }
+  return kk;
+}

@@ -11,19 +11,21 @@
  *        very negative a and b (or, when signs force it, the smallest |a|·|b| across signs, which
  *        the same sets contain), so the exact top-m of the n² grid is among the candidates.
  *     'top' (the paper's): the m largest of each.
- *   G^(c) = S̃_row C^(c) S̃_colᵀ              [H, B, M, M]  exact rescoring, M candidates per side
- *   top-m of Σ_c G^(c) per (h, b)            → grid ids g = row·n + col; ties → lower grid id
- *   ŝ^(c) = G^(c) at those pairs             → bag c of each token pools with core c's scores (MCS)
+ *   G = S̃_row (Σ_c C^(c)) S̃_colᵀ            [H, B, M, M]  exact rescoring of M candidates per side
+ *                                            (host, no gradient: only the winners need one)
+ *   top-m of G per (h, b)                    → grid ids g = row·n + col; ties → lower grid id
+ *   ŝ^(c) = S_row[g] C^(c) S_col[g]ᵀ          [H, B, m]  recomputed at the winners with gradient
+ *                                            → bag c of each token pools with core c's scores (MCS)
  *
  * Output: `bags` = Hc per token (bag c = the same ids, core c's raw scores as weights), ids in
- * [0, n²). Gradients reach Wq, the keys and the cores through G; none through u, t or the
+ * [0, n²). Gradients reach Wq, the keys and the cores through ŝ; none through u, t or the
  * selection. The auxiliary loss on the cores (tucker.ts) is this addressor's `auxLoss()`.
  */
 import { gatherRows } from '@mnemo/kernels';
 import type { Address, Addressor } from '@mnemo/memory-layer';
 import { normalizeQueries } from '@mnemo/product-keys';
 import * as tf from '@tensorflow/tfjs-core';
-import { selectTop } from './select';
+import { selectTop, selectTopOf } from './select';
 import { rank1, summedCores, tuckerAuxLoss } from './tucker';
 
 export interface TdqkrOptions {
@@ -43,22 +45,18 @@ export interface TdqkrOptions {
 
 const EPS = 1e-6;
 
-const ident = (i: number) => i;
-
 /**
- * Candidates of one side into out[0..M): the `m` largest of v (ties → lower index), and with
- * `signed` the `m` smallest too (all n when 2m ≥ n).
+ * Candidates of one side into out[0..M): the `m` largest of v[off, off + n) (ties → lower
+ * index), and with `signed` the `m` smallest too (all n when 2m ≥ n).
  */
-function preselect(v: Float64Array, m: number, signed: boolean, out: Int32Array, tmp: Int32Array): void {
-  const n = v.length;
-  const at = (i: number) => v[i]!;
+function preselect(v: Float32Array, off: number, n: number, m: number, signed: boolean, out: Int32Array, tmp: Int32Array): void {
   if (signed && 2 * m >= n) {
     for (let i = 0; i < n; i++) out[i] = i;
     return;
   }
-  selectTop(n, m, at, ident, out);
+  selectTopOf(v, off, n, m, out);
   if (!signed) return;
-  selectTop(n, m, at, (i) => -i, tmp, -1); // the last m of the same order (ties → higher index): disjoint from the first m
+  selectTopOf(v, off, n, m, tmp, -1); // the last m of the same order (ties → higher index): disjoint from the first m
   out.set(tmp.subarray(0, m), m);
 }
 
@@ -149,14 +147,12 @@ export class TdqkrAddressor implements Addressor {
     const M = signed ? Math.min(n, 2 * m) : Math.min(n, m); // candidates per side
     const sel = [new Int32Array(H * B * M), new Int32Array(H * B * M)]; // grid row / column of each candidate
     const keyRows = [new Int32Array(H * B * M * r), new Int32Array(H * B * M * r)]; // rows of K viewed as [H·n·r, d]
-    const v = new Float64Array(n);
     const picked = new Int32Array(M);
     const tmp = new Int32Array(m);
     for (let s = 0; s < 2; s++) {
       const pr = proj[s]!;
       for (let hb = 0; hb < H * B; hb++) {
-        for (let i = 0; i < n; i++) v[i] = pr[hb * n + i]!;
-        preselect(v, m, signed, picked, tmp);
+        preselect(pr, hb * n, n, m, signed, picked, tmp);
         const h = Math.floor(hb / B);
         for (let j = 0; j < M; j++) {
           sel[s]![hb * M + j] = picked[j]!;
@@ -164,55 +160,90 @@ export class TdqkrAddressor implements Addressor {
         }
       }
     }
-    // candidate scores with gradient: S̃[h, b, j, a] = <q_s[h, b], K_s[h, sel_j, a]>   [H, B, M, r]
-    const cand = (s: number) => {
-      const rowsK = tf.reshape(gatherRows(tf.reshape(Ks[s]!, [H * n * r, d]) as tf.Tensor2D, keyRows[s]!), [H, B, M * r, d]);
-      return tf.reshape(tf.sum(tf.mul(rowsK, tf.expandDims(qs[s]!, 2)), -1), [H, B, M, r]);
+    // candidate scores on the host, no gradient: S̃[h, b, j, a] = <q_s[h, b], K_s[h, sel_j, a]>   [H, B, M, r]
+    const qd = qh.dataSync() as Float32Array; // [H, B, dk]
+    const candScores = (s: number) => {
+      const K = Ks[s]!.dataSync() as Float32Array; // [H, n·r, d]
+      const rows = keyRows[s]!;
+      const out = new Float32Array(H * B * M * r);
+      for (let hb = 0; hb < H * B; hb++) {
+        const qo = hb * dk + s * d;
+        for (let jr = 0; jr < M * r; jr++) {
+          const ko = rows[hb * M * r + jr]! * d;
+          let acc = 0;
+          for (let e = 0; e < d; e++) acc += qd[qo + e]! * K[ko + e]!;
+          out[hb * M * r + jr] = acc;
+        }
+      }
+      return out;
     };
-    const Srt = cand(0); // S̃_row
-    const Sct = cand(1); // S̃_col
+    const srt = candScores(0); // S̃_row [H, B, M, r]
+    const sct = candScores(1); // S̃_col
     const rowSel = sel[0]!;
     const colSel = sel[1]!;
-    // r is 2–4: the rescoring is written as r² broadcast multiply-adds, not as thousands of tiny
-    // batched matmuls (which cost wasm ~50x more per FLOP)
-    const rowsA = tf.unstack(Srt, 3).map((t) => tf.expandDims(t, 3)); // r × [H, B, M, 1]
-    const colsB = tf.unstack(Sct, 3).map((t) => tf.expandDims(t, 2)); // r × [H, B, 1, M]
-    const G: tf.Tensor3D[] = []; // per core [H·B, M, M]
-    for (let c = 0; c < Hc; c++) {
-      const Cc = tf.reshape(tf.slice(this.tuckerCore, [c, 0, 0, 0], [1, H, r, r]), [H, 1, 1, r * r]);
-      const coef = tf.unstack(Cc, 3); // r² × [H, 1, 1]: C^(c)[h, p, q]
-      const terms: tf.Tensor[] = [];
-      for (let p = 0; p < r; p++) {
-        // X_q = Σ_p S̃_row[p] C[p, q], then G += X_q ⊗ S̃_col[q]
-        for (let q = 0; q < r; q++) terms.push(tf.mul(tf.mul(rowsA[p]!, tf.expandDims(coef[p * r + q]!, 3)), colsB[q]!));
-      }
-      G.push(tf.reshape(terms.length === 1 ? terms[0]! : tf.addN(terms), [H * B, M, M]) as tf.Tensor3D);
-    }
-    // final top-m of the summed grid scores per (h, b); ties → lower grid id
-    const sum = new Float64Array(H * B * M * M);
-    for (const g of G) {
-      const d = g.dataSync() as Float32Array;
-      for (let i = 0; i < d.length; i++) sum[i] = sum[i]! + d[i]!;
-    }
-    const pos = new Int32Array(H * B * m); // flat positions into [H·B, M, M]
+    // selection on the host: G = S̃_row C̄ S̃_colᵀ with C̄ = Σ_c C^(c) (the score MCS selects by)
+    // [M, M] per (h, b); only the m winners' scores are recomputed below with gradient, so the
+    // M² grid never becomes a tensor (it was 2·M²/m = 64x the tensor work of the winners)
+    const X = new Float64Array(M * r); // X[i, q] = Σ_p S̃_row[i, p] C̄[p, q]
+    const g = new Float64Array(M * M);
+    const pos = new Int32Array(H * B * m); // winners' (row candidate, column candidate) as i·M + j
     const ids = new Int32Array(B * H * m); // [B, H, m] grid ids
     const order = new Int32Array(m);
     for (let hb = 0; hb < H * B; hb++) {
-      const gid = (p: number) => rowSel[hb * M + Math.floor(p / M)]! * n + colSel[hb * M + (p % M)]!;
-      selectTop(M * M, m, (p) => sum[hb * M * M + p]!, gid, order);
       const h = Math.floor(hb / B);
       const b = hb % B;
+      for (let i = 0; i < M; i++) {
+        for (let q = 0; q < r; q++) {
+          let acc = 0;
+          for (let p = 0; p < r; p++) acc += srt[(hb * M + i) * r + p]! * cbar[(h * r + p) * r + q]!;
+          X[i * r + q] = acc;
+        }
+      }
+      for (let i = 0; i < M; i++) {
+        for (let j = 0; j < M; j++) {
+          let acc = 0;
+          for (let q = 0; q < r; q++) acc += X[i * r + q]! * sct[(hb * M + j) * r + q]!;
+          g[i * M + j] = acc;
+        }
+      }
+      const gid = (p: number) => rowSel[hb * M + Math.floor(p / M)]! * n + colSel[hb * M + (p % M)]!;
+      selectTop(M * M, m, (p) => g[p]!, gid, order); // ties → lower grid id
       for (let j = 0; j < m; j++) {
-        const p = order[j]!;
-        pos[hb * m + j] = hb * M * M + p;
-        ids[(b * H + h) * m + j] = gid(p);
+        pos[hb * m + j] = order[j]!;
+        ids[(b * H + h) * m + j] = gid(order[j]!);
       }
     }
+    // the winners scores with gradient (to q, keys, cores): rows/cols of K at the winners
+    const winRows = [new Int32Array(H * B * m * r), new Int32Array(H * B * m * r)];
+    for (let hb = 0; hb < H * B; hb++) {
+      const h = Math.floor(hb / B);
+      for (let j = 0; j < m; j++) {
+        const p = pos[hb * m + j]!;
+        const row = rowSel[hb * M + Math.floor(p / M)]!;
+        const col = colSel[hb * M + (p % M)]!;
+        for (let a = 0; a < r; a++) {
+          winRows[0]![(hb * m + j) * r + a] = (h * n + row) * r + a;
+          winRows[1]![(hb * m + j) * r + a] = (h * n + col) * r + a;
+        }
+      }
+    }
+    const scoreAt = (s: number) => {
+      const rowsK = tf.reshape(gatherRows(tf.reshape(Ks[s]!, [H * n * r, d]) as tf.Tensor2D, winRows[s]!), [H, B, m * r, d]);
+      return tf.reshape(tf.sum(tf.mul(rowsK, tf.expandDims(qs[s]!, 2)), -1), [H, B, m, r]) as tf.Tensor4D;
+    };
+    // r is 2–4: ŝ^(c) = Σ_{p,q} S_row[p] C^(c)[p, q] S_col[q] as r² broadcast multiply-adds
+    // (thousands of tiny batched matmuls cost wasm ~50x more per FLOP)
+    const rowsA = tf.unstack(scoreAt(0), 3); // r × [H, B, m]
+    const colsB = tf.unstack(scoreAt(1), 3); // r × [H, B, m]
+    const perCore: tf.Tensor2D[] = [];
+    for (let c = 0; c < Hc; c++) {
+      const coef = tf.unstack(tf.reshape(tf.slice(this.tuckerCore, [c, 0, 0, 0], [1, H, r, r]), [H, 1, 1, r * r]), 3); // r² × [H, 1, 1]
+      const terms: tf.Tensor[] = [];
+      for (let p = 0; p < r; p++) for (let q = 0; q < r; q++) terms.push(tf.mul(tf.mul(rowsA[p]!, coef[p * r + q]!), colsB[q]!));
+      const sc = (terms.length === 1 ? terms[0]! : tf.addN(terms)) as tf.Tensor3D; // [H, B, m]
+      perCore.push(tf.reshape(tf.transpose(sc, [1, 0, 2]), [B, H * m]) as tf.Tensor2D);
+    }
     // ŝ^(c) [B, H·m] per core → weights [B·Hc, H·m] (bag c of token b is row b·Hc + c)
-    const perCore = G.map((g) => {
-      const s = tf.reshape(gatherRows(tf.reshape(g, [H * B * M * M, 1]) as tf.Tensor2D, pos), [H, B, m]);
-      return tf.reshape(tf.transpose(s, [1, 0, 2]), [B, H * m]) as tf.Tensor2D;
-    });
     const weights = tf.reshape(tf.stack(perCore, 1), [B * Hc, H * m]) as tf.Tensor2D;
     const bagIds = new Int32Array(B * Hc * H * m);
     for (let b = 0; b < B; b++) for (let c = 0; c < Hc; c++) bagIds.set(ids.subarray(b * H * m, (b + 1) * H * m), (b * Hc + c) * H * m);
