@@ -1,6 +1,9 @@
 /** Slot ranking (TF-IDF of reads) and the restricted value table of sparse-update.ts. */
 import { ConfigError } from '@mnemo/core';
-import { ValueStore } from '@mnemo/kernels';
+import { ValueStore, readStoreTensors } from '@mnemo/kernels';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { backgroundReads, restrictUpdates, slotScores, topSlots } from './sparse-update';
 
@@ -56,6 +59,38 @@ describe('restrictUpdates', () => {
       expect(() => restrictUpdates(table, Int32Array.from([6]))).toThrow(ConfigError);
     } finally {
       table.dispose();
+    }
+  });
+
+  it('keeps every other row’s values and Adam state byte-identical', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wt-teach-state-'));
+    const table = ValueStore.create({ rows: 8, dim: 4, optimizer: { kind: 'adam', lr: 0.1 }, init: { kind: 'normal', std: 1, seed: 2 } });
+    try {
+      const ids = Int32Array.from([0, 3, 5, 6]);
+      const w = Float32Array.from([1, 1, 1, 1]);
+      const g = Float32Array.from({ length: 16 }, (_, i) => i / 16 - 0.4);
+      table.backward(ids, w, g, 1); // some Adam state everywhere the ids touched
+      table.save(path.join(dir, 'a.store'));
+      restrictUpdates(table, Int32Array.from([3, 6])).backward(ids, w, g, 1);
+      table.save(path.join(dir, 'b.store'));
+      const a = readStoreTensors(path.join(dir, 'a.store'));
+      const b = readStoreTensors(path.join(dir, 'b.store'));
+      let perRow = 0;
+      for (const [name, ta] of Object.entries(a.tensors)) {
+        if (ta.shape[0] !== 8) continue;
+        perRow++;
+        const n = ta.bytes.length / 8;
+        const tb = b.tensors[name]!;
+        for (let r = 0; r < 8; r++) {
+          const same =
+            Buffer.compare(Buffer.from(ta.bytes.subarray(r * n, (r + 1) * n)), Buffer.from(tb.bytes.subarray(r * n, (r + 1) * n))) === 0;
+          expect(same, `${name} row ${r}`).toBe(r !== 3 && r !== 6);
+        }
+      }
+      expect(perRow).toBeGreaterThanOrEqual(2); // values and at least one state tensor
+    } finally {
+      table.dispose();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
