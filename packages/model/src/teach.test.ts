@@ -4,7 +4,7 @@
  */
 import { ConfigError, mulberry32 } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
-import { type BackgroundReads, loadBackgroundReads, saveBackgroundReads } from '@mnemo/memory-layer';
+import { type BackgroundReads, MemoryPool, loadBackgroundReads, saveBackgroundReads } from '@mnemo/memory-layer';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -27,20 +27,22 @@ function dense(m: LanguageModel): Map<string, Uint8Array> {
   return new Map(Object.entries(m.namedVariables()).map(([k, v]) => [k, new Uint8Array((v.dataSync() as Float32Array).slice().buffer)]));
 }
 
+const CONFIG = {
+  vocabSize: V,
+  dim: 32,
+  layers: 2,
+  heads: 2,
+  kvHeads: 2,
+  maxSeqLen: 32,
+  ffnHidden: 64,
+  ffn: ffnPlan('memoryPlus', 2, 1),
+  memory: { numKeys: 16, heads: 2, topK: 4, keyDim: 16 },
+  seed: 5,
+};
+
 beforeAll(async () => {
   await initBackend({ log: false });
-  model = new LanguageModel({
-    vocabSize: V,
-    dim: 32,
-    layers: 2,
-    heads: 2,
-    kvHeads: 2,
-    maxSeqLen: 32,
-    ffnHidden: 64,
-    ffn: ffnPlan('memoryPlus', 2, 1),
-    memory: { numKeys: 16, heads: 2, topK: 4, keyDim: 16 },
-    seed: 5,
-  });
+  model = new LanguageModel(CONFIG);
   bg = computeBackgroundReads(
     model,
     Array.from({ length: 20 }, () => seq(24)),
@@ -108,5 +110,22 @@ describe('teachText', () => {
     bad(() => teachText(model, seq(5), bg, { t: -3 }), 't');
     bad(() => teachText(model, seq(5), bg, { steps: 1.5 }), 'steps');
     bad(() => teachText(model, seq(5), bg, { valueLr: Number.NaN }), 'valueLr');
+  });
+
+  it('a deferred pool applies the same restricted update at each step', () => {
+    const pool = new MemoryPool({ rows: 256, dim: 32, deferred: true, optimizer: { kind: 'adam', lr: 1e-3 }, seed: 9 });
+    const m = new LanguageModel(CONFIG, { pool });
+    try {
+      const ids = Int32Array.from({ length: 256 }, (_, i) => i);
+      const before = pool.readRows(ids);
+      const r = teachText(m, seq(12), bg, { t: 4, steps: 5, valueLr: 0.05 });
+      const after = pool.readRows(ids);
+      const changed = new Set<number>();
+      for (let s = 0; s < 256; s++) if (before.subarray(s * 32, s * 32 + 32).some((x, i) => x !== after[s * 32 + i])) changed.add(s);
+      expect([...changed].sort((a, b) => a - b)).toEqual(Array.from(r.slots));
+      expect(r.lossAfter).toBeLessThan(r.lossBefore);
+    } finally {
+      m.dispose();
+    }
   });
 });
