@@ -19,6 +19,8 @@
  *      row (and its optimizer state) stays byte-identical.
  * The slots are ranked once, before the first step (the reads of the taught text can move as the
  * values change, but the rows written are fixed up front: what `slots` reports is what changed).
+ * The pool's value LR is set to `valueLr` while teaching and reset to the optimizer's own after
+ * (a training LR schedule is not restored: teach a trained model, not one mid-run).
  * Defaults (t 64, steps 20, valueLr 0.01) are set from the tests' small models, not yet measured
  * on the Memory+ preset (docs/benchmarks/teach.md is still to come).
  */
@@ -68,6 +70,9 @@ function checkText(model: LanguageModel, tokens: readonly number[], field = 'tex
   if (tokens.length < 2 || tokens.length > max) {
     throw new ConfigError(field, `must have between 2 and ${max} tokens (maxSeqLen + 1), got ${tokens.length}`);
   }
+  const V = model.config.vocabSize;
+  const bad = tokens.findIndex((id) => typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= V);
+  if (bad >= 0) throw new ConfigError(field, `token ${bad} is ${String(tokens[bad])}; ids must be whole numbers in [0, ${V})`);
 }
 
 /** Per pool slot: how often the model's memories read it while reading `tokens` (all of them as inputs). */
