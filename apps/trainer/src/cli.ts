@@ -17,6 +17,7 @@ import { type TrainerConfig, modelConfigFor, parseTrainerConfig, readTrainerConf
 import { type ParallelFlags, checkParallel, runParallelTraining } from './parallel';
 import { PRESETS, preset, setSeed } from './presets';
 import { runTraining } from './train';
+import { teachCli } from './teach';
 import { reshardCheckpoint, underMpirun } from '@mnemo/parallel';
 
 const SYNOPSIS = `usage:
@@ -116,6 +117,7 @@ function configOf(spec: string, flags: Flags, kind?: 'preset' | 'config'): Train
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'teach') return teachCli(argv.slice(1)); // own flags: teach.ts
   const { values: flags, positionals: positional, help } = parseFlags(FLAGS, argv, { positionals: true });
   if (help) {
     console.log(

@@ -18,3 +18,12 @@ export { MemoryPool, type MemoryPoolOptions, type ValuePool } from './pool';
 export { MemoryLayer, type MemoryLayerOptions } from './memory-layer';
 export { type LoadedMemory, type SavableMemory, type SavedMemory, loadMemory, loadMemoryTensors, openMemory, saveMemory } from './io';
 export { matchedMlpWidth, memoryLayerFlops } from './flops';
+export {
+  type BackgroundReads,
+  backgroundReads,
+  loadBackgroundReads,
+  restrictUpdates,
+  saveBackgroundReads,
+  slotScores,
+  topSlots,
+} from './sparse-update';

@@ -13,6 +13,7 @@
 import { type OptimizerConfig, type StorageDtype, type ValueTable, ValueStore, embeddingBag } from '@mnemo/kernels';
 import { ConfigError } from '@mnemo/core';
 import type * as tf from '@tensorflow/tfjs-core';
+import { restrictUpdates } from './sparse-update';
 
 export interface ValuePool {
   readonly rows: number; // N
@@ -51,6 +52,7 @@ export class MemoryPool implements ValuePool {
   /** the value table (any ValueTable: CPU store, CUDA table, sharded table) */
   readonly store: ValueTable;
   private lr: number | undefined;
+  private restricted: ValueTable | undefined;
 
   constructor(opts: MemoryPoolOptions | { store: ValueTable }) {
     if ('store' in opts) {
@@ -76,11 +78,19 @@ export class MemoryPool implements ValuePool {
   }
 
   lookup(ids: tf.Tensor2D, weights: tf.Tensor2D): tf.Tensor2D {
-    return embeddingBag(this.store, ids, weights, this.lr === undefined ? {} : { lr: this.lr });
+    return embeddingBag(this.restricted ?? this.store, ids, weights, this.lr === undefined ? {} : { lr: this.lr });
   }
 
   step(): number {
     return this.store.stats().pending > 0 ? this.store.step(this.lr === undefined ? {} : { lr: this.lr }) : 0;
+  }
+
+  /**
+   * Until called again with undefined, backward updates only `rows` (sparse memory finetuning,
+   * sparse-update.ts); every other row and its optimizer state stays byte-identical.
+   */
+  onlyUpdateRows(rows: Int32Array | undefined): void {
+    this.restricted = rows === undefined ? undefined : restrictUpdates(this.store, rows);
   }
 
   setLearningRate(lr: number | undefined): void {

@@ -56,3 +56,12 @@ export {
   parseChatTemplate,
   renderChat,
 } from './chat-template';
+export {
+  BACKGROUND_READS_FILE,
+  TEACH_DEFAULTS,
+  type TeachOptions,
+  type TeachResult,
+  computeBackgroundReads,
+  slotReadCounts,
+  teachText,
+} from './teach';
