@@ -59,8 +59,8 @@ export interface EngineMemories {
 export interface TaughtText {
   /** tokens of the text */
   tokens: number;
-  /** per memory block, the slots whose values were written */
-  slots: { block: number; ids: number[] }[];
+  /** the value rows written (rows of the memory pool every memory block reads), ascending */
+  slots: number[];
   /** the text's LM loss before and after (nats per token) */
   lossBefore: number;
   lossAfter: number;

@@ -15,11 +15,13 @@ import {
   modelCounts,
   sampleToken,
   type ChatTemplate,
+  type SerializableTokenizer,
   DEFAULT_CHAT_TEMPLATE,
   parseChatTemplate,
 } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Engine, EngineCache, EngineInfo, MemoryReads, SamplingParams } from './engine';
+import { ModelTeacher } from './model-teacher';
 
 export class ModelEngine implements Engine {
   readonly info: EngineInfo;
@@ -28,6 +30,8 @@ export class ModelEngine implements Engine {
   /** 'default': the checkpoint stores no chat template (trained before they were stored) */
   readonly chatTemplateSource: 'checkpoint' | 'default';
   readonly chatTemplate: ChatTemplate;
+  /** sparse memory finetuning (a local memory pool loaded from a checkpoint folder) */
+  teacher?: ModelTeacher;
 
   constructor(
     readonly model: LanguageModel,
@@ -62,14 +66,23 @@ export class ModelEngine implements Engine {
    */
   static load(
     dir: string,
-    opts: { id?: string; codecFromJSON?: (json: unknown) => TextCodec; openPool?: CheckpointLoadOptions['openPool'] } = {},
+    opts: {
+      id?: string;
+      codecFromJSON?: (json: unknown) => TextCodec;
+      openPool?: CheckpointLoadOptions['openPool'];
+      /** false: no POST /v1/memory/teach (and the training tensors are freed) */
+      teach?: boolean;
+    } = {},
   ): ModelEngine {
     const load = { openPool: opts.openPool }; // openPool: the pool held elsewhere (sharded-engine.ts)
     const { model, tokenizer, extra, extraTensors } = opts.codecFromJSON
       ? loadCheckpointWith(dir, opts.codecFromJSON, load)
       : loadCheckpoint(dir, load);
-    // optimizer state and other training tensors are not needed to serve
-    for (const t of Object.values(extraTensors)) t.dispose();
+    // optimizer state and other training tensors are not needed to serve, except to save the
+    // checkpoint again after POST /v1/memory/teach (the training state must survive that save)
+    const savable = typeof (tokenizer as Partial<SerializableTokenizer>).toJSON === 'function';
+    const teachable = opts.teach !== false && !opts.openPool && savable && ModelTeacher.canTeach(model);
+    if (!teachable) for (const t of Object.values(extraTensors)) t.dispose();
     let template: ChatTemplate | null = null;
     if (extra.chat_template != null) {
       try {
@@ -82,7 +95,19 @@ export class ModelEngine implements Engine {
         );
       }
     }
-    return new ModelEngine(model, tokenizer, opts.id ?? path.basename(path.resolve(dir)), template);
+    const engine = new ModelEngine(model, tokenizer, opts.id ?? path.basename(path.resolve(dir)), template);
+    if (teachable) {
+      const background = ModelTeacher.background(dir, model, (m) => console.warn(`[mnemo-server] ${m}`));
+      engine.teacher = new ModelTeacher({
+        model,
+        tokenizer: tokenizer as unknown as SerializableTokenizer,
+        dir,
+        extra,
+        extraTensors,
+        background,
+      });
+    }
+    return engine;
   }
 
   encode(text: string): number[] {
@@ -138,6 +163,7 @@ export class ModelEngine implements Engine {
   }
 
   dispose(): void {
+    this.teacher?.dispose();
     this.model.dispose();
   }
 }

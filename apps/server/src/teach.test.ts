@@ -34,7 +34,7 @@ type Taught = {
     index: number;
     tokens: number;
     slots_written: number;
-    slots: { block: number; ids: number[] }[];
+    slots: number[];
     loss_before: number;
     loss_after: number;
   }[];
@@ -61,7 +61,7 @@ describe('POST /v1/memory/teach', () => {
     expect(body.unsaved).toBe(1);
     expect(body.data).toHaveLength(1);
     expect(body.data[0]!.slots_written).toBe(3);
-    expect(body.data[0]!.slots).toEqual([{ block: 1, ids: [81, 98, 105] }]);
+    expect(body.data[0]!.slots).toEqual([81, 98, 105]);
     expect(body.data[0]!.loss_after).toBeLessThan(body.data[0]!.loss_before);
     expect(teacher.calls).toEqual([{ steps: 7, topT: 3 }]);
     expect(await complete(url, 'Q')).toBe('zorbia');

@@ -2,7 +2,7 @@
  * Teaching a served model new facts (sparse memory finetuning, Lin et al. 2025):
  *
  *   POST /v1/memory/teach {text: string | string[], steps?, top_t?}
- *        → {object: 'memory.teach', data: [{index, tokens, slots_written, slots: [{block, ids}],
+ *        → {object: 'memory.teach', data: [{index, tokens, slots_written, slots: [row, …],
  *           loss_before, loss_after}], unsaved, usage: {prompt_tokens}}
  *   POST /v1/memory/save → {object: 'memory.save', path, bytes, saved}
  *
@@ -60,7 +60,7 @@ export function registerTeach(app: FastifyInstance, ctx: ServerContext): void {
       data: taught.map((t, index) => ({
         index,
         tokens: t.tokens,
-        slots_written: t.slots.reduce((n, b) => n + b.ids.length, 0),
+        slots_written: t.slots.length,
         slots: t.slots,
         loss_before: t.lossBefore,
         loss_after: t.lossAfter,
