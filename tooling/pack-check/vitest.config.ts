@@ -1,0 +1,2 @@
+import { mnemoVitest } from '@mnemo/vitest-config';
+export default mnemoVitest();
