@@ -48,7 +48,17 @@ async function main() {
       opt.minimize(() => model.loss(ids, { training: true }), 1e-4);
       model.stepMemory();
     };
-    return { name, model, ids, opt, step, tokens: batch * seqLen, counts: modelCounts(model.config), trainMs: [] as number[], decodeMs: [] as number[] };
+    return {
+      name,
+      model,
+      ids,
+      opt,
+      step,
+      tokens: batch * seqLen,
+      counts: modelCounts(model.config),
+      trainMs: [] as number[],
+      decodeMs: [] as number[],
+    };
   });
   for (let round = -2; round < flags.rounds; round++) {
     for (let j = 0; j < runs.length; j++) {
@@ -104,7 +114,9 @@ async function main() {
       'train step ms': Number(train.toFixed(1)),
       'train tokens/s': Math.round(run.tokens / (train / 1e3)),
       'vs dense': Number((train / denseTrain).toFixed(2)),
-      'ms over dense per memory layer': dense ? Number(((train - denseTrain) / Math.max(1, run.model.memoryLayers().length)).toFixed(1)) : null,
+      'ms over dense per memory layer': dense
+        ? Number(((train - denseTrain) / Math.max(1, run.model.memoryLayers().length)).toFixed(1))
+        : null,
       'decode step ms': Number(dec.toFixed(1)),
       'decode tokens/s': Math.round(DECODE_BATCH / (dec / 1e3)),
     });
@@ -112,8 +124,20 @@ async function main() {
     report.set(`${run.name}.decodeMs`, run.decodeMs);
   }
   const load = (await import('node:os')).loadavg();
-  report.note(`1-minute load average at the end: ${load[0]!.toFixed(2)} (this 2-core machine is shared; the turns keep the ratios fair, not the absolute times).`);
-  report.write(['model', 'FLOPs/token', 'memory params', 'train step ms', 'train tokens/s', 'vs dense', 'ms over dense per memory layer', 'decode step ms', 'decode tokens/s']);
+  report.note(
+    `1-minute load average at the end: ${load[0]!.toFixed(2)} (this 2-core machine is shared; the turns keep the ratios fair, not the absolute times).`,
+  );
+  report.write([
+    'model',
+    'FLOPs/token',
+    'memory params',
+    'train step ms',
+    'train tokens/s',
+    'vs dense',
+    'ms over dense per memory layer',
+    'decode step ms',
+    'decode tokens/s',
+  ]);
   for (const c of caches.flat()) c.dispose();
   for (const run of runs) {
     run.ids.dispose();
