@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Counter, Gauge, Histogram, ServerMetrics } from './metrics';
+import { parsePrometheusText, sampleValue } from './testing/prom-text';
 
 describe('Prometheus metrics', () => {
   it('renders counters with labels, escaped', () => {
@@ -23,26 +24,25 @@ describe('Prometheus metrics', () => {
     expect(() => new Histogram('h', 'h', [1, 1])).toThrow(/ascend/);
   });
 
-  it('gauges read their live source at scrape time', () => {
+  it('gauges read their live source at scrape time', async () => {
     let depth = 3;
     const m = new ServerMetrics();
     m.bind({ queue: () => depth });
-    expect(m.render()).toContain('mnemo_queue_depth 3');
+    expect(await m.render()).toContain('mnemo_queue_depth 3');
     depth = 7;
-    expect(m.render()).toContain('mnemo_queue_depth 7');
+    expect(await m.render()).toContain('mnemo_queue_depth 7');
     const g = new Gauge('g', 'g');
     g.set(2.5);
     expect(g.render()).toContain('g 2.5');
   });
 
-  it('every line of the server exposition is a comment or `name{labels} value`', () => {
+  it('the server exposition parses strictly and types every metric', async () => {
     const m = new ServerMetrics();
     m.requestDuration.observe(0.2, { method: 'POST', route: '/v1/completions', status: '200' });
     m.tokensGenerated.inc(5);
-    const lines = m.render().trim().split('\n');
-    for (const l of lines) {
-      expect(l).toMatch(/^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-+\d.e]+|\w+(\{[^}]*\})? \+Inf)$/);
-    }
+    const text = await m.render();
+    expect(() => parsePrometheusText(text)).not.toThrow();
+    const lines = text.split('\n');
     for (const name of [
       'mnemo_http_request_duration_seconds',
       'mnemo_tokens_generated_total',
@@ -52,5 +52,30 @@ describe('Prometheus metrics', () => {
     ]) {
       expect(lines).toContain(`# TYPE ${name} ${name.endsWith('_total') ? 'counter' : name.endsWith('seconds') ? 'histogram' : 'gauge'}`);
     }
+  });
+
+  it('parses strictly, with default process metrics and its own, in two servers of one process', async () => {
+    const a = new ServerMetrics();
+    const b = new ServerMetrics();
+    a.timeToFirstToken.observe(0.03);
+    a.timeToFirstToken.observe(2);
+    a.completions.inc(1, { outcome: 'finished', finish_reason: 'stop' });
+    const fa = parsePrometheusText(await a.render());
+    const fb = parsePrometheusText(await b.render());
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_heap_size_used_bytes',
+      'nodejs_eventloop_lag_seconds',
+    ]) {
+      expect(fa.has(name), name).toBe(true);
+    }
+    expect(fa.get('mnemo_time_to_first_token_seconds')!.type).toBe('histogram');
+    expect(sampleValue(fa, 'mnemo_time_to_first_token_seconds_count')).toBe(2);
+    expect(sampleValue(fa, 'mnemo_time_to_first_token_seconds_bucket', { le: '0.05' })).toBe(1);
+    expect(sampleValue(fa, 'mnemo_completions_total', { outcome: 'finished', finish_reason: 'stop' })).toBe(1);
+    expect(sampleValue(fb, 'mnemo_time_to_first_token_seconds_count')).toBe(0);
+    expect(() => parsePrometheusText('# TYPE x counter\nx{a="1} 2\n')).toThrow();
+    expect(() => parsePrometheusText('y 2\n')).toThrow(/TYPE/);
   });
 });

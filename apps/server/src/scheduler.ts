@@ -68,12 +68,19 @@ export interface SchedulerObserver {
   prefill?(promptTokens: number): void;
   batch?(size: number): void;
   finished?(result: JobResult): void;
+  /** seconds from the job's creation to its first sampled token */
+  firstToken?(seconds: number): void;
+  /** completion tokens per second of the job's life (creation to end), for jobs that sampled any */
+  rate?(tokensPerSecond: number): void;
 }
 
 let nextJobId = 1;
 
 export class Job {
   readonly id = nextJobId++;
+  /** performance.now() at creation, and when the first token was sampled (time to first token) */
+  readonly createdAt = performance.now();
+  firstTokenAt: number | null = null;
   readonly result: Promise<JobResult>;
   /** resolves when the job gets a decoding slot and its prompt was prefilled (or it ended) */
   readonly admitted: Promise<void>;
@@ -418,6 +425,10 @@ export class Scheduler {
     if (req.logprobs !== undefined) job.logprobs.push(tokenLogprob(logits, id, req.logprobs));
     job.counts.set(id, (job.counts.get(id) ?? 0) + 1);
     this.observer.tokens?.(1);
+    if (job.firstTokenAt === null) {
+      job.firstTokenAt = performance.now();
+      this.observer.firstToken?.((job.firstTokenAt - job.createdAt) / 1000);
+    }
     const c = job.completion;
     // the token can be fed next step only if the cache has room for it
     const contextFull = job.cache!.length + 1 > this.engine.info.maxSeqLen;
@@ -430,6 +441,8 @@ export class Scheduler {
   private finish(job: Job, outcome: JobOutcome, error?: Error): void {
     const r = job.end(outcome, error);
     this.observer.finished?.(r);
+    const seconds = (performance.now() - job.createdAt) / 1000;
+    if (r.completionTokens > 0 && seconds > 0) this.observer.rate?.(r.completionTokens / seconds);
   }
 }
 

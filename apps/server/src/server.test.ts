@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelEngine } from './model-engine';
 import type { MnemoServer } from './server';
 import { post, readSse, startServer } from './testing/http';
+import { parsePrometheusText, sampleValue } from './testing/prom-text';
 import { saveTinyCheckpoint } from './testing/checkpoint';
 
 interface CompletionBody {
@@ -180,6 +181,25 @@ describe('completions (real model)', () => {
     expect(lookups).toBeGreaterThan(0);
     expect(Number(/^mnemo_tfjs_tensors (\d+)$/m.exec(text)![1])).toBeGreaterThan(0);
     expect(text).toMatch(/mnemo_http_request_duration_seconds_count\{method="POST",route="\/v1\/completions",status="200"\} [1-9]/);
+  });
+
+  it('/metrics parses as Prometheus text; time-to-first-token and tokens/s count each completion', async () => {
+    const scrape = async () => parsePrometheusText(await (await fetch(`${url}/metrics`)).text());
+    const before = await scrape();
+    expect(before.get('nodejs_heap_size_used_bytes')?.type).toBe('gauge');
+    expect(before.get('nodejs_gc_duration_seconds')?.type).toBe('histogram');
+    const ttft0 = sampleValue(before, 'mnemo_time_to_first_token_seconds_count')!;
+    const rate0 = sampleValue(before, 'mnemo_request_tokens_per_second_count')!;
+    for (let i = 0; i < 2; i++) {
+      const res = await post(`${url}/v1/completions`, { prompt: 'hello', max_tokens: 3, temperature: 0, seed: i });
+      expect(res.status).toBe(200);
+    }
+    const after = await scrape();
+    expect(sampleValue(after, 'mnemo_time_to_first_token_seconds_count')).toBe(ttft0 + 2);
+    expect(sampleValue(after, 'mnemo_request_tokens_per_second_count')).toBe(rate0 + 2);
+    expect(sampleValue(after, 'mnemo_time_to_first_token_seconds_sum')).toBeGreaterThan(
+      sampleValue(before, 'mnemo_time_to_first_token_seconds_sum')!,
+    );
   });
 });
 

@@ -111,6 +111,8 @@ export class MnemoServer implements ServerContext {
         prefill: (n) => this.metrics.promptTokens.inc(n),
         batch: (n) => this.metrics.decodeBatchSize.observe(n),
         finished: (r) => this.metrics.completions.inc(1, { outcome: r.outcome, finish_reason: r.finishReason ?? 'none' }),
+        firstToken: (s) => this.metrics.timeToFirstToken.observe(s),
+        rate: (r) => this.metrics.tokensPerSecond.observe(r),
       },
     );
   }

@@ -38,4 +38,33 @@ describe('SVG plots', () => {
     ]);
     expect(svg.match(/<path /g)).toHaveLength(2);
   });
+
+  it('loss curves: a one-point series draws a visible marker inside the plot', () => {
+    const svg = lossCurveSvg([{ name: 'only', points: [[1, 2.3456]] }], { width: 720, height: 400 });
+    const c = /<circle cx="([\d.]+)" cy="([\d.]+)" r="(\d+)"/.exec(svg);
+    expect(c).not.toBeNull();
+    expect(Number(c![3])).toBeGreaterThan(0);
+    const [cx, cy] = [Number(c![1]), Number(c![2])];
+    expect(cx).toBeGreaterThan(60);
+    expect(cx).toBeLessThan(720 - 150);
+    expect(cy).toBeGreaterThan(40);
+    expect(cy).toBeLessThan(400 - 50);
+  });
+
+  it('loss curves: ticks at 1, 2 or 5 × 10^k steps, covering the data', () => {
+    const pts: [number, number][] = Array.from({ length: 37 }, (_, i) => [i + 1, 7.13 - i * 0.131]);
+    const svg = lossCurveSvg([{ name: 'a', points: pts }]);
+    for (const cls of ['ytick', 'xtick']) {
+      const t = [...svg.matchAll(new RegExp(`class="${cls}">([^<]+)<`, 'g'))].map((m) => Number(m[1]));
+      expect(t.length).toBeGreaterThanOrEqual(3);
+      const step = t[1]! - t[0]!;
+      const mant = Number((step / 10 ** Math.floor(Math.log10(step) + 1e-9)).toFixed(6));
+      expect([1, 2, 5]).toContain(mant);
+      for (let i = 1; i < t.length; i++) expect(t[i]! - t[i - 1]!).toBeCloseTo(step, 9);
+      for (const v of t) expect(Math.abs(v / step - Math.round(v / step))).toBeLessThan(1e-6);
+      const vals = cls === 'ytick' ? pts.map((p) => p[1]) : pts.map((p) => p[0]);
+      expect(t[0]!).toBeLessThanOrEqual(Math.min(...vals));
+      expect(t[t.length - 1]!).toBeGreaterThanOrEqual(Math.max(...vals));
+    }
+  });
 });

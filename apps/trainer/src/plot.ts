@@ -1,4 +1,5 @@
-/** Loss curves as SVG (no dependencies), written atomically by the trainer. */
+/** Loss curves as SVG, written atomically by the trainer; axis ticks at 1-2-5 × 10^k values. */
+import { niceTicks, tickLabel } from '@mnemo/memory-layer';
 
 export interface Series {
   name: string;
@@ -12,11 +13,12 @@ export function lossCurveSvg(series: Series[], opts: { title?: string; width?: n
   const H = opts.height ?? 400;
   const m = { l: 60, r: 150, t: 40, b: 50 };
   const all = series.flatMap((s) => s.points);
-  const xmax = Math.max(1, ...all.map((p) => p[0]));
   const ys = all.map((p) => p[1]).filter(Number.isFinite);
-  const ymin = Math.min(...ys, Number.POSITIVE_INFINITY);
-  const ymax = Math.max(...ys, Number.NEGATIVE_INFINITY);
-  const span = ymax > ymin ? ymax - ymin : 1;
+  const yt = niceTicks(Math.min(...ys, Number.POSITIVE_INFINITY), Math.max(...ys, Number.NEGATIVE_INFINITY), 5);
+  const xt = niceTicks(0, Math.max(5, ...all.map((p) => p[0])), 5); // steps are whole: step ≥ 1
+  const xmax = xt[xt.length - 1]!;
+  const ymin = yt[0]!;
+  const span = yt[yt.length - 1]! - ymin;
   const X = (x: number) => m.l + (x / xmax) * (W - m.l - m.r);
   const Y = (y: number) => m.t + (1 - (y - ymin) / span) * (H - m.t - m.b);
   const parts = [
@@ -27,19 +29,21 @@ export function lossCurveSvg(series: Series[], opts: { title?: string; width?: n
     `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="black"/>`,
     `<text x="${(m.l + W - m.r) / 2}" y="${H - 12}" text-anchor="middle">step</text>`,
   ];
-  for (let i = 0; i <= 4; i++) {
-    const y = ymin + (span * i) / 4;
-    parts.push(`<text x="${m.l - 6}" y="${Y(y) + 4}" text-anchor="end">${y.toFixed(2)}</text>`);
-    const x = (xmax * i) / 4;
-    parts.push(`<text x="${X(x)}" y="${H - m.b + 16}" text-anchor="middle">${Math.round(x)}</text>`);
+  for (const y of yt) {
+    parts.push(`<text x="${m.l - 6}" y="${(Y(y) + 4).toFixed(1)}" text-anchor="end" class="ytick">${tickLabel(y)}</text>`);
+  }
+  for (const x of xt) {
+    parts.push(`<text x="${X(x).toFixed(1)}" y="${H - m.b + 16}" text-anchor="middle" class="xtick">${tickLabel(x)}</text>`);
   }
   series.forEach((s, i) => {
     const c = COLOURS[i % COLOURS.length];
-    const d = s.points
-      .filter((p) => Number.isFinite(p[1]))
-      .map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`)
-      .join('');
+    const pts = s.points.filter((p) => Number.isFinite(p[1]));
+    const d = pts.map((p, j) => `${j ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join('');
     parts.push(`<path d="${d}" fill="none" stroke="${c}" stroke-width="1.5"/>`);
+    // a path of one point draws nothing: mark lone points (and every point of a short series)
+    if (pts.length <= 20) {
+      for (const p of pts) parts.push(`<circle cx="${X(p[0]).toFixed(1)}" cy="${Y(p[1]).toFixed(1)}" r="3" fill="${c}"/>`);
+    }
     parts.push(`<text x="${W - m.r + 10}" y="${m.t + 16 * i + 10}" fill="${c}">${s.name}</text>`);
   });
   parts.push('</svg>');

@@ -27,6 +27,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from './adamw';
 import { type TrainerConfig, modelConfigFor } from './config';
 import { Batcher, evalWindows } from './data/batcher';
+import { evalLine } from './eval-line';
 import { readCorpus } from './data/corpus';
 import { generateFacts, sentences } from './data/facts';
 import { type QaPair, readQaFile } from './data/qa';
@@ -320,7 +321,12 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
         ...(external && refs ? { memoriesRead: refs.lastRead, memoriesFiltered: refs.lastFiltered } : {}),
       });
     }
-    if (step % cfg.train.evalEvery === 0 && step !== cfg.train.steps) metric({ step, eval: evaluate(cfg.eval.periodicQuestions) });
+    if (step % cfg.train.evalEvery === 0 && step !== cfg.train.steps) {
+      const ev = evaluate(cfg.eval.periodicQuestions);
+      metric({ step, eval: ev });
+      // on a terminal, clear the progress bar's line first; its next tick redraws it below
+      log(`${process.stderr.isTTY ? '\r\x1b[2K' : ''}${evalLine(cfg.name, step, cfg.train.steps, ev)}`);
+    }
     if ((step % cfg.train.checkpointEvery === 0 || step === cfg.train.steps) && !rank0) shardedPool!.save(''); // into rank 0's checkpoint
     if ((step % cfg.train.checkpointEvery === 0 || step === cfg.train.steps) && rank0) {
       saveCheckpoint(

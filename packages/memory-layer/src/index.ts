@@ -14,6 +14,7 @@ export {
   parseMemoryLayerConfig,
 } from './config';
 export { type HistogramBin, readCountBins, usageHistogramSvg } from './plot';
+export { logTicks, niceStep, niceTicks, tickLabel } from './ticks';
 export { MemoryPool, type MemoryPoolOptions, type ValuePool } from './pool';
 export { MemoryLayer, type MemoryLayerOptions } from './memory-layer';
 export { type LoadedMemory, type SavableMemory, type SavedMemory, loadMemory, loadMemoryTensors, openMemory, saveMemory } from './io';

@@ -3,6 +3,7 @@
  * once, 2–3 times, 4–7 times, … (log₂ bins). A healthy memory has a short "0" bar and a
  * broad hump; a collapsed one has most slots in "0" and a few in the far right bins.
  */
+import { logTicks, niceTicks, tickLabel } from './ticks';
 import type { UsageReport } from './usage';
 
 export interface HistogramBin {
@@ -42,7 +43,13 @@ export function usageHistogramSvg(
   const m = { l: 70, r: 20, t: 50, b: 70 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
-  const ymax = Math.max(1, ...bins.map((b) => b.slots));
+  const counts = bins.map((b) => b.slots).filter((c) => c > 0);
+  // counts spanning decades (e.g. 4000 slots in "0", 3 in "8–15") get a log axis, on log10(1 + n)
+  // so one slot still draws a bar; else a linear axis with 1-2-5 ticks
+  const log = counts.length > 1 && Math.max(...counts) / Math.min(...counts) >= 10;
+  const ticks = log ? logTicks(Math.max(...counts)) : niceTicks(0, Math.max(1, ...counts), 4);
+  const top = ticks[ticks.length - 1]!;
+  const frac = (v: number) => (log ? Math.log10(1 + v) / Math.log10(1 + top) : v / top);
   const bw = pw / bins.length;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
@@ -57,14 +64,13 @@ export function usageHistogramSvg(
     parts.push(`<text x="${W / 2}" y="40" text-anchor="middle" fill="#555">${esc(line)}</text>`);
   }
   // y grid and ticks
-  for (let i = 0; i <= 4; i++) {
-    const v = (ymax * i) / 4;
-    const y = m.t + ph - (ph * i) / 4;
+  for (const v of log ? [0, ...ticks] : ticks) {
+    const y = (m.t + ph - ph * frac(v)).toFixed(1);
     parts.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${y}" y2="${y}" stroke="#eee"/>`);
-    parts.push(`<text x="${m.l - 6}" y="${y + 4}" text-anchor="end">${Math.round(v)}</text>`);
+    parts.push(`<text x="${m.l - 6}" y="${Number(y) + 4}" text-anchor="end" class="tick">${tickLabel(v)}</text>`);
   }
   bins.forEach((b, i) => {
-    const h = (ph * b.slots) / ymax;
+    const h = ph * frac(b.slots);
     const x = m.l + i * bw;
     parts.push(
       `<rect x="${(x + 2).toFixed(1)}" y="${(m.t + ph - h).toFixed(1)}" width="${Math.max(1, bw - 4).toFixed(1)}" height="${h.toFixed(1)}" fill="${i === 0 ? '#d62728' : '#1f77b4'}"><title>${esc(b.label)} reads: ${b.slots} slots</title></rect>`,
@@ -74,7 +80,9 @@ export function usageHistogramSvg(
   parts.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${m.t + ph}" y2="${m.t + ph}" stroke="black"/>`);
   parts.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${m.t + ph}" stroke="black"/>`);
   parts.push(`<text x="${m.l + pw / 2}" y="${H - 30}" text-anchor="middle">reads per slot (log₂ bins)</text>`);
-  parts.push(`<text x="18" y="${m.t + ph / 2}" text-anchor="middle" transform="rotate(-90 18 ${m.t + ph / 2})">slots</text>`);
+  parts.push(
+    `<text x="18" y="${m.t + ph / 2}" text-anchor="middle" transform="rotate(-90 18 ${m.t + ph / 2})">${log ? 'slots (log scale)' : 'slots'}</text>`,
+  );
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }

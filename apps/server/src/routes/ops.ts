@@ -19,8 +19,8 @@ export function registerOps(app: FastifyInstance, ctx: ServerContext): void {
   });
 
   app.get('/metrics', open, async (_req, reply) => {
-    reply.type('text/plain; version=0.0.4; charset=utf-8');
-    return ctx.metrics.render();
+    reply.type(ctx.metrics.contentType);
+    return await ctx.metrics.render();
   });
 
   app.get('/v1/models', async () => ({ object: 'list', data: [modelCard(ctx)] }));
