@@ -155,6 +155,8 @@ export class ServerMetrics {
   readonly memoryLookups: Counter;
   readonly memoryWrites: Counter;
   readonly memoryDeletes: Counter;
+  readonly teachTexts: Counter;
+  readonly teachRows: Counter;
   readonly referencesStored: Gauge;
   readonly decodeBatchSize: Histogram;
   readonly queueDepth: Gauge;
@@ -189,6 +191,8 @@ export class ServerMetrics {
     this.memoryLookups = new Counter('mnemo_memory_lookups_total', 'POST /v1/memory/lookup requests served.', r);
     this.memoryWrites = new Counter('mnemo_memory_references_written_total', 'References written into the Memory³ store.', r);
     this.memoryDeletes = new Counter('mnemo_memory_references_deleted_total', 'References deleted from the Memory³ store.', r);
+    this.teachTexts = new Counter('mnemo_teach_texts_total', 'Texts taught by POST /v1/memory/teach.', r);
+    this.teachRows = new Counter('mnemo_teach_rows_written_total', 'Value rows written by POST /v1/memory/teach.', r);
     this.referencesStored = new Gauge('mnemo_memory_references', 'References in the Memory³ store.', () => this.referenceSource(), r);
     this.decodeBatchSize = new Histogram(
       'mnemo_decode_batch_size',

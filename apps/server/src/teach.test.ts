@@ -65,6 +65,9 @@ describe('POST /v1/memory/teach', () => {
     expect(body.data[0]!.loss_after).toBeLessThan(body.data[0]!.loss_before);
     expect(teacher.calls).toEqual([{ steps: 7, topT: 3 }]);
     expect(await complete(url, 'Q')).toBe('zorbia');
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/^mnemo_teach_texts_total 1$/m);
+    expect(metrics).toMatch(/^mnemo_teach_rows_written_total 3$/m);
 
     const s = await post(`${url}/v1/memory/save`, {});
     expect(s.status).toBe(200);

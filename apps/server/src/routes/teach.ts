@@ -55,6 +55,8 @@ export function registerTeach(app: FastifyInstance, ctx: ServerContext): void {
     const opts = { steps: parsed.data.steps, topT: parsed.data.top_t };
     const task = scheduler.submitTask(() => ids.map((t) => teacher.teach(t, opts)), Date.now() + ctx.options.timeoutMs);
     const taught = await task.result;
+    ctx.metrics.teachTexts.inc(taught.length);
+    ctx.metrics.teachRows.inc(taught.reduce((n, t) => n + t.slots.length, 0));
     return {
       object: 'memory.teach',
       data: taught.map((t, index) => ({
