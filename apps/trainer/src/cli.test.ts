@@ -1,24 +1,10 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runCli } from './testing/run-cli';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-/**
- * mnemo-train on its sources (tsx), as a child process. Asynchronous: a test that waits on several
- * CLI runs in a row must not block its worker's event loop (vitest's RPC to the worker times out).
- */
-const cli = (...args: string[]) =>
-  new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', '--conditions=mnemo-source', 'src/cli.ts', ...args],
-      { cwd: root, encoding: 'utf8', timeout: 60_000 },
-      (error, out, err) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, out, err }),
-    );
-  });
+const cli = (...args: string[]) => runCli(args, 60_000);
 
 describe('mnemo-train CLI', async () => {
   it('--help prints the usage on stdout and exits 0', async () => {

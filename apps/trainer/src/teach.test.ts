@@ -3,11 +3,9 @@
  * slots written, a new checkpoint at --out with the background reads beside it, the source
  * checkpoint untouched, only the printed number of value rows changed, bad flags refused.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '@mnemo/kernels';
 import {
   BACKGROUND_READS_FILE,
@@ -19,17 +17,9 @@ import {
   saveCheckpoint,
 } from '@mnemo/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './testing/run-cli';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cli = (...args: string[]) =>
-  new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', '--conditions=mnemo-source', 'src/cli.ts', ...args],
-      { cwd: root, encoding: 'utf8', timeout: 120_000 },
-      (error, out, err) => resolve({ code: error ? (typeof error.code === 'number' ? error.code : null) : 0, out, err }),
-    );
-  });
+const cli = (...args: string[]) => runCli(args, 120_000);
 
 let dir: string;
 const rowsOf = (ckpt: string) => {
