@@ -5,7 +5,10 @@
  * (example.mjs: the README's first ```js block) and as CommonJS (example.cjs: the same body with
  * the README's "CommonJS header" block in place of its import lines). Prints which kernels ran
  * (native addon or the TypeScript fallback) from initBackend's log line.
- * Usage: node tooling/pack-check/pack-smoke.mjs   (after a build: needs dist/). Exits 1 on a failure.
+ * Usage: node tooling/pack-check/pack-smoke.mjs [--expect prebuilt|native|ts]   (after a build: needs
+ * dist/). --expect fails the run unless every example reports that kind of memory kernels (CI runs
+ * it once as is and once with the compilers made to fail, expecting the prebuilt addon).
+ * Exits 1 on a failure.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,7 +32,16 @@ export function readmeExamples(readme) {
   return { esm, cjs: `${header}\n${body}` };
 }
 
+const KERNELS = {
+  prebuilt: /memory kernels: native, loaded prebuilds\//,
+  native: /memory kernels: native/,
+  ts: /memory kernels: TypeScript/,
+};
+
 function main() {
+  const at = process.argv.indexOf('--expect');
+  const expect = at > 0 ? process.argv[at + 1] : undefined;
+  if (expect !== undefined && !(expect in KERNELS)) throw new Error(`--expect: one of ${Object.keys(KERNELS).join(', ')}, got ${expect}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mnemo-pack-smoke-'));
   try {
     const tarballs = LIBS.map((name) => {
@@ -57,8 +69,11 @@ function main() {
       ]) {
         fs.writeFileSync(path.join(app, file), src);
         const r = spawnSync(process.execPath, [file], { cwd: app, encoding: 'utf8', timeout: 300_000 });
-        const kernels = /\[mnemo\][^\n]*/.exec(`${r.stdout}\n${r.stderr}`)?.[0] ?? '(no backend line)';
-        if (r.status === 0) console.log(`[pack-smoke] ok   ${file}  ${kernels}`);
+        const kernels = /memory kernels: [^\n]*/.exec(`${r.stdout}\n${r.stderr}`)?.[0] ?? '(no backend line)';
+        if (r.status === 0 && expect && !KERNELS[expect].test(kernels)) {
+          failed++;
+          console.log(`[pack-smoke] FAIL ${file}: expected ${expect} memory kernels, got "${kernels}"`);
+        } else if (r.status === 0) console.log(`[pack-smoke] ok   ${file}  ${kernels}`);
         else {
           failed++;
           console.log(`[pack-smoke] FAIL ${file} (exit ${r.status ?? r.signal})\n${r.stdout}\n${r.stderr}`);

@@ -15,6 +15,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError, ConfigError } from '@mnemo/core';
 import { formatKernelProfile, installKernelProfiler } from './kernel-profile';
+import { nativeAvailable } from './native';
 import { type DenseInfo, installWasmMatMul, setDensePath } from './wasm-matmul';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -156,7 +157,9 @@ export async function initBackend(opts: InitBackendOptions = {}): Promise<Backen
     if (log) {
       const why = skipped.length ? ` (skipped ${skipped.map((s) => s.split(':')[0]).join(', ')})` : '';
       const d = dense ? `; dense math: ${dense.path} (${dense.reason})` : '';
-      log(`[mnemo] tensor backend: ${name} via ${r.provider}${why}${d}`);
+      const k = nativeAvailable();
+      const kernels = `; memory kernels: ${k.available ? `native, ${k.reason}` : `TypeScript (${k.reason})`}`;
+      log(`[mnemo] tensor backend: ${name} via ${r.provider}${why}${d}${kernels}`);
     }
     return current;
   }

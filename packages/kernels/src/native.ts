@@ -114,9 +114,11 @@ export function nativeAddon(): NativeAddon | null {
   }
   try {
     const require_ = createRequire(import.meta.url);
-    const load = require_('node-gyp-build') as (dir: string) => NativeAddon;
-    addon = load(packageRoot());
-    reason = `loaded (${addon.simd}, ${addon.threads()} threads)`;
+    const load = require_('node-gyp-build') as ((dir: string) => NativeAddon) & { path(dir: string): string };
+    const root = packageRoot();
+    const file = path.relative(root, load.path(root)); // build/Release/… (compiled here) or prebuilds/… (shipped)
+    addon = load(root);
+    reason = `loaded ${file} (${file.startsWith('prebuilds') ? 'prebuilt' : 'compiled at install'}; ${addon.simd}, ${addon.threads()} threads)`;
   } catch (e) {
     reason =
       `the CPU addon did not load (${(e as Error).message.split('\n')[0]}); ` +
