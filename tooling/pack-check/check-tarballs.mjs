@@ -10,22 +10,30 @@
  * Usage: node tooling/pack-check/check-tarballs.mjs [package dir …]   (default: packages/*)
  * Exits 1 and names each problem when one package fails. Needs a build first (dist/).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** npm's dry-run listing of a package directory: { name, size, unpackedSize, files: string[] }. */
-export function packListing(dir) {
-  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
-    cwd: dir,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+const PACK_ARGS = ['pack', '--dry-run', '--json', '--ignore-scripts'];
+
+function listingOf(out) {
   const [entry] = JSON.parse(out);
   return { name: entry.name, size: entry.size, unpackedSize: entry.unpackedSize, files: entry.files.map((f) => f.path) };
+}
+
+/** npm's dry-run listing of a package directory: { name, size, unpackedSize, files: string[] }. */
+export function packListing(dir) {
+  return listingOf(execFileSync('npm', PACK_ARGS, { cwd: dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** packListing without blocking the event loop (tests: a blocked vitest worker misses its RPC). */
+export async function packListingAsync(dir) {
+  const { stdout } = await promisify(execFile)('npm', PACK_ARGS, { cwd: dir, encoding: 'utf8' });
+  return listingOf(stdout);
 }
 
 /** Problems of one package given its package.json and the paths its tarball holds. */
@@ -58,6 +66,13 @@ export function tarballProblems(pkg, files) {
 export function checkPackage(dir) {
   const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
   const listing = packListing(dir);
+  return { ...listing, problems: tarballProblems(pkg, listing.files) };
+}
+
+/** checkPackage, asynchronously. */
+export async function checkPackageAsync(dir) {
+  const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8'));
+  const listing = await packListingAsync(dir);
   return { ...listing, problems: tarballProblems(pkg, listing.files) };
 }
 

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain .mjs script, no types
-import { checkPackage, publicPackageDirs, tarballProblems } from '../check-tarballs.mjs';
+import { checkPackageAsync as checkPackage, publicPackageDirs, tarballProblems } from '../check-tarballs.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mnemo-pack-check-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -38,14 +38,14 @@ const complete = {
 };
 
 describe('check-tarballs', () => {
-  it('passes a complete package, and a .node binary under prebuilds/', () => {
+  it('passes a complete package, and a .node binary under prebuilds/', async () => {
     const dir = fixture('good', goodPkg, { ...complete, 'prebuilds/linux-x64/addon.node': 'bin' });
-    const r = checkPackage(dir);
+    const r = await checkPackage(dir);
     expect(r.files).toContain('prebuilds/linux-x64/addon.node');
     expect(r.problems).toEqual([]);
   });
 
-  it('fails a tarball that holds .o files, build/ outputs or a stray .node', () => {
+  it('fails a tarball that holds .o files, build/ outputs or a stray .node', async () => {
     const dir = fixture('bad', goodPkg, {
       ...complete,
       'native/cuda/build/obj/addon.o': 'obj',
@@ -53,7 +53,7 @@ describe('check-tarballs', () => {
       'native/stale.node': 'bin',
       'native/kernel.obj': 'obj',
     });
-    const problems: string[] = checkPackage(dir).problems;
+    const problems: string[] = (await checkPackage(dir)).problems;
     expect(problems).toEqual(
       expect.arrayContaining([
         'object file in tarball: native/cuda/build/obj/addon.o',
@@ -65,9 +65,9 @@ describe('check-tarballs', () => {
     expect(problems).toHaveLength(4);
   });
 
-  it('fails a package without LICENSE, README, dist or metadata', () => {
+  it('fails a package without LICENSE, README, dist or metadata', async () => {
     const dir = fixture('bare', { name: 'bare-pkg', version: '1.0.0', main: './dist/index.cjs' }, { 'src/a.js': '' });
-    expect(checkPackage(dir).problems).toEqual([
+    expect((await checkPackage(dir)).problems).toEqual([
       'missing LICENSE',
       'missing README.md',
       'missing dist/ (build before packing)',
@@ -78,7 +78,7 @@ describe('check-tarballs', () => {
     ]);
   });
 
-  it('reads a listing without packing: build/ only counts as a directory', () => {
+  it('reads a listing without packing: build/ only counts as a directory', async () => {
     expect(
       tarballProblems(goodPkg, [
         'LICENSE',
@@ -92,11 +92,11 @@ describe('check-tarballs', () => {
     ).toEqual([]);
   });
 
-  it('every public package under packages/ packs clean (needs the build)', () => {
+  it('every public package under packages/ packs clean (needs the build)', async () => {
     const dirs: string[] = publicPackageDirs();
     expect(dirs.length).toBeGreaterThanOrEqual(8);
     for (const dir of dirs) {
-      const r = checkPackage(dir);
+      const r = await checkPackage(dir);
       expect({ name: r.name, problems: r.problems }).toEqual({ name: r.name, problems: [] });
     }
   });
