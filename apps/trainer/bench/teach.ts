@@ -70,6 +70,7 @@ interface Row {
 }
 
 async function main(): Promise<void> {
+  const startedAt = Date.now();
   const cfg = preset('memoryPlus', { steps: flags.steps, out: 'runs/teach-base' });
   const ckptDir = path.resolve(cfg.out, 'checkpoint');
   if (!(flags.reuse && existsSync(ckptDir))) {
@@ -175,6 +176,7 @@ async function main(): Promise<void> {
 
   const cmd = `npm run bench:teach -w trainer -- --steps ${flags.steps} --ns ${flags.ns} --t ${flags.t} --factSteps ${flags.factSteps} --valueLr ${flags.valueLr} --fullLr ${flags.fullLr}`;
   const report = new BenchReport(flags.out, {
+    startedAt,
     title: 'Teaching a trained Memory+ model new facts: sparse memory finetuning vs baselines',
     command: cmd,
     description:

@@ -148,6 +148,8 @@ export interface ReportOptions {
   command?: string;
   /** folder for the files; default <repo>/docs/benchmarks */
   outDir?: string;
+  /** when the run began (epoch ms), for "run took"; default: when the report was made */
+  startedAt?: number;
 }
 
 /** Rows + notes + machine facts, written as JSON and a markdown table (atomically). */
@@ -156,12 +158,13 @@ export class BenchReport {
   readonly notes: string[] = [];
   readonly extra: Record<string, unknown> = {};
   readonly machine = machineInfo();
-  private readonly t0 = Date.now();
+  private readonly t0: number;
 
   constructor(
     readonly name: string,
     readonly opts: ReportOptions,
   ) {
+    this.t0 = opts.startedAt ?? Date.now();
     if (!/^[a-z0-9][a-z0-9._-]*$/.test(name)) throw new Error(`BenchReport: bad name '${name}'`);
   }
 
