@@ -139,14 +139,21 @@ export const lookupRequestSchema = z
 
 export type LookupRequest = z.output<typeof lookupRequestSchema>;
 
+/** A non-empty text, or 1..max non-empty texts. */
+const oneOrMoreTexts = (max: number) =>
+  z.union([
+    z.string().min(1, 'must not be empty'),
+    z
+      .array(z.string().min(1, 'texts must not be empty'))
+      .min(1, 'must hold at least one text')
+      .max(max, `at most ${max} texts per request`),
+  ]);
+
 /** POST /v1/memories: one text or several; each is split into references of ≤ 128 tokens. */
 export const memoryCreateSchema = z
   .object({
     model: z.string().optional(),
-    text: z.union([
-      z.string().min(1, 'must not be empty'),
-      z.array(z.string().min(1, 'texts must not be empty')).min(1, 'must hold at least one text').max(64, 'at most 64 texts per request'),
-    ]),
+    text: oneOrMoreTexts(64),
   })
   .strict();
 
@@ -154,10 +161,7 @@ export const memoryCreateSchema = z
 export const teachSchema = z
   .object({
     model: z.string().optional(),
-    text: z.union([
-      z.string().min(1, 'must not be empty'),
-      z.array(z.string().min(1, 'texts must not be empty')).min(1, 'must hold at least one text').max(16, 'at most 16 texts per request'),
-    ]),
+    text: oneOrMoreTexts(16),
     steps: z.number().int().min(1).max(200, 'at most 200 steps per text').optional(),
     top_t: z.number().int().min(1).max(65_536, 'at most 65536 slots per block').optional(),
   })
