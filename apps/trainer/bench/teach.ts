@@ -9,7 +9,8 @@
  *   new facts generateFacts with another seed, entities not in the training facts; each taught as
  *             its evaluation-template statement (" The capital of X is Y.") one after another
  *   methods   sparse: teachText top-t; memory: teachText with t = every pool row; full: AdamW on
- *             every dense weight plus the pool's values (sparse Adam), `--fact-steps` steps each
+ *             every dense weight plus the pool's values (sparse Adam); lora: rank-r factors of
+ *             every block matrix (src/lora.ts), values frozen; `--fact-steps` steps each
  *   measures  taught recall (greedy answer, factRecall), recall and statement loss of up to 100
  *             OLD training facts the base answered right, val loss, per fact: ms and value rows /
  *             bytes written. Every (method, N) starts from a fresh load of the base checkpoint.
@@ -34,17 +35,21 @@ import {
   sequencesLoss,
   statementOf,
 } from '../src/index';
+import { LoraAdapter } from '../src/lora';
+import { NEW_SEED, newFacts } from './teach-facts';
 import { backgroundFromText } from '../src/teach';
 
 const { values: flags } = parseArgvOrExit(
   defineFlags({
     steps: { type: 'int', min: 1, default: 400, description: 'training steps of the base Memory+ model' },
     ns: { type: 'string', default: '10,100', description: 'numbers of facts taught, comma-separated' },
-    methods: { type: 'string', default: 'sparse,memory,full', description: 'methods, comma-separated' },
+    methods: { type: 'string', default: 'sparse,memory,full,lora', description: 'methods, comma-separated' },
     t: { type: 'int', min: 1, default: TEACH_DEFAULTS.t, description: 'sparse: value rows per fact' },
     factSteps: { type: 'int', min: 1, default: TEACH_DEFAULTS.steps, description: 'optimizer steps per fact (every method)' },
     valueLr: { type: 'string', default: String(TEACH_DEFAULTS.valueLr), description: 'value LR while teaching (sparse, memory)' },
     fullLr: { type: 'string', default: '1e-3', description: 'full finetuning: AdamW LR of the dense weights' },
+    loraRank: { type: 'int', min: 1, default: 8, description: 'LoRA: rank of each adapted matrix' },
+    loraLr: { type: 'string', default: '1e-3', description: 'LoRA: Adam LR of the factors' },
     old: { type: 'int', min: 1, default: 100, description: 'old facts measured for forgetting' },
     out: { type: 'string', default: 'teach', description: 'report name under docs/benchmarks' },
     reuse: { type: 'boolean', description: 'reuse runs/teach-base when it holds a finished checkpoint' },
@@ -54,7 +59,6 @@ const { values: flags } = parseArgvOrExit(
 
 const log = (s: string) => process.stderr.write(`[teach bench] ${s}\n`);
 const ANSWER_TOKENS = 6;
-const NEW_SEED = 9137;
 
 interface Row {
   method: string;
@@ -82,10 +86,7 @@ async function main(): Promise<void> {
   }
   const data = prepareData(cfg, () => {});
   const trainFacts = generateFacts({ count: cfg.data.facts, seed: cfg.data.factsSeed });
-  const known = new Set(trainFacts.facts.map((f) => f.entity));
-  const maxN = Math.max(...flags.ns.split(',').map(Number));
-  const fresh = generateFacts({ count: maxN * 2 + 8, seed: NEW_SEED }).facts.filter((f) => !known.has(f.entity));
-  if (fresh.length < maxN) throw new Error(`only ${fresh.length} fresh facts`);
+  const fresh = newFacts(trainFacts.facts, Math.max(...flags.ns.split(',').map(Number)));
 
   const base = loadCheckpoint(ckptDir);
   const tok = base.tokenizer;
@@ -144,6 +145,14 @@ async function main(): Promise<void> {
         }
         model.pool!.setLearningRate(undefined);
         opt.dispose();
+      } else if (method === 'lora') {
+        const lora = new LoraAdapter(model, { rank: flags.loraRank, lr: Number(flags.loraLr) });
+        for (const ids of texts) {
+          const x = tf.tensor2d(Int32Array.from(ids), [1, ids.length], 'int32');
+          for (let s = 0; s < flags.factSteps; s++) lora.step(() => model.loss(x, { aux: false }));
+          x.dispose();
+        }
+        lora.dispose(); // the adapted weights stay in the model; its factors are freed
       } else {
         const t = method === 'memory' ? rowsTotal : flags.t;
         for (const ids of texts) {
@@ -174,7 +183,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const cmd = `npm run bench:teach -w trainer -- --steps ${flags.steps} --ns ${flags.ns} --t ${flags.t} --factSteps ${flags.factSteps} --valueLr ${flags.valueLr} --fullLr ${flags.fullLr}`;
+  const cmd = `npm run bench:teach -w trainer -- --steps ${flags.steps} --ns ${flags.ns} --t ${flags.t} --factSteps ${flags.factSteps} --valueLr ${flags.valueLr} --fullLr ${flags.fullLr} --loraRank ${flags.loraRank} --loraLr ${flags.loraLr}`;
   const report = new BenchReport(flags.out, {
     startedAt,
     title: 'Teaching a trained Memory+ model new facts: sparse memory finetuning vs baselines',
@@ -184,7 +193,9 @@ async function main(): Promise<void> {
       `New facts: generateFacts seed ${NEW_SEED}, entities not among the training facts, each taught (one after another, ` +
       `${flags.factSteps} steps each, every method) as its evaluation-template statement. sparse = teachText top-${flags.t} ` +
       `rows (value LR ${flags.valueLr}); memory = teachText with t = all ${rowsTotal} rows (every row the text reads is written); ` +
-      `full = AdamW (LR ${flags.fullLr}) on every dense weight plus the pool's sparse value update (LR ${flags.valueLr}). ` +
+      `full = AdamW (LR ${flags.fullLr}) on every dense weight plus the pool's sparse value update (LR ${flags.valueLr}); ` +
+      `lora = rank-${flags.loraRank} factors W = W0 + A·B of every block matrix (Adam LR ${flags.loraLr}; values and all else frozen; ` +
+      '0 value rows written: its bytes are the factors, not counted). ' +
       `Old facts: the first ${oldQa.length} training facts the base answered right (recall before = 100% by construction); ` +
       `old loss = next-token loss of their statements. Each (method, N) starts from a fresh load of the base checkpoint. ` +
       `Bytes = value rows written × ${rowBytes} bytes (f32 row).`,

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { CheckpointError, ConfigError } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
-import { LanguageModel, parseModelConfig, DEFAULT_CHAT_TEMPLATE } from '@mnemo/model';
+import { loadBackgroundReads } from '@mnemo/memory-layer';
+import { BACKGROUND_READS_FILE, DEFAULT_CHAT_TEMPLATE, LanguageModel, parseModelConfig, resolveCheckpointDir } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { type TrainerConfigInput, parseTrainerConfig } from './config';
@@ -54,6 +55,11 @@ describe('trainer', () => {
     // the checkpoint carries the chat template mnemo-serve renders /v1/chat/completions with
     const meta = JSON.parse(readFileSync(path.join(dir, 'checkpoint', 'config.json'), 'utf8'));
     expect(meta.extra.chat_template).toEqual(DEFAULT_CHAT_TEMPLATE);
+    // ... and the background reads mnemo-train teach and /v1/memory/teach rank slots against
+    const bg = loadBackgroundReads(path.join(resolveCheckpointDir(path.join(dir, 'checkpoint')), BACKGROUND_READS_FILE));
+    expect(bg.slots).toBe(256);
+    expect(bg.tokens).toBeGreaterThan(0);
+    expect(bg.reads).toBe(bg.tokens * 2 * 4); // every token reads heads × topK slots in the one memory block
     // a different model config than the checkpoint's is refused, naming the field
     const other = parseTrainerConfig({ ...tiny(dir), model: { ...tiny(dir).model, seed: 4 }, train: { ...tiny(dir).train, steps: 3 } });
     await expect(runTraining(other, { quiet: true, resume: path.join(dir, 'checkpoint') })).rejects.toThrow(

@@ -9,8 +9,9 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'nod
 import path from 'node:path';
 import { CheckpointError, ConfigError, Progress, writeFileAtomic } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
-import { usageHistogramSvg } from '@mnemo/memory-layer';
+import { MemoryPool, saveBackgroundReads, usageHistogramSvg } from '@mnemo/memory-layer';
 import {
+  BACKGROUND_READS_FILE,
   BpeTokenizer,
   LanguageModel,
   type ModelCounts,
@@ -34,6 +35,7 @@ import { type QaPair, readQaFile } from './data/qa';
 import { ReferenceMemory } from './memory3';
 import { type ParallelRun, checkParallel, loadRankCheckpoint, shardedModel } from './parallel';
 import { lossCurveSvg } from './plot';
+import { backgroundFromText } from './teach';
 
 export interface RunData {
   trainText: string;
@@ -346,6 +348,14 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
         },
         opts.checkpoint,
       );
+      // the final checkpoint carries the background reads sparse memory finetuning ranks slots
+      // against (mnemo-train teach, the server's /v1/memory/teach); a sharded pool cannot be taught
+      if (step === cfg.train.steps && model.pool instanceof MemoryPool && !shardedPool) {
+        saveBackgroundReads(
+          path.join(resolveCheckpointDir(ckptDir), BACKGROUND_READS_FILE),
+          backgroundFromText(model, tok, data.trainText),
+        );
+      }
     }
   }
   const tokensPerSec = stepsTimed ? (stepsTimed * batch * seqLen) / (trainMs / 1000) : 0;

@@ -62,6 +62,24 @@ describe('restrictUpdates', () => {
     }
   });
 
+  it('returns the full weight gradient, frozen reads included (queries upstream still learn)', () => {
+    const mk = () => ValueStore.create({ rows: 6, dim: 3, optimizer: { kind: 'sgd', lr: 0.5 }, init: { kind: 'normal', std: 1, seed: 4 } });
+    const [free, held] = [mk(), mk()];
+    try {
+      const ids = Int32Array.from([1, 2, 4, -1, 5, 2]); // 2 bags of 3, one padding
+      const w = Float32Array.from([0.5, 1, -1, 1, 2, 0.25]);
+      const g = Float32Array.from([1, -2, 0.5, 0.3, 1, -1]);
+      const want = free.backward(ids, w, g, 3); // gw from the values before the update
+      const got = restrictUpdates(held, Int32Array.from([2])).backward(ids, w, g, 3);
+      expect(got[3]).toBe(0); // padding reads nothing
+      for (let i = 0; i < ids.length; i++) expect(got[i]!).toBeCloseTo(want[i]!, 5);
+      expect(Array.from(got).filter((x) => x !== 0).length).toBe(5);
+    } finally {
+      free.dispose();
+      held.dispose();
+    }
+  });
+
   it('keeps every other row’s values and Adam state byte-identical', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'wt-teach-state-'));
     const table = ValueStore.create({ rows: 8, dim: 4, optimizer: { kind: 'adam', lr: 0.1 }, init: { kind: 'normal', std: 1, seed: 2 } });

@@ -14,7 +14,9 @@
  *
  * Restriction: `restrictUpdates(table, rows)` is a ValueTable that forwards reads unchanged and
  * passes backward the ids of the chosen rows only (the others as −1 = padding), so the table's
- * OWN optimizer updates exactly those rows and no other row or optimizer state changes.
+ * OWN optimizer updates exactly those rows and no other row or optimizer state changes. The
+ * weights' gradient it returns is the full one: for a read of a frozen row it is computed here,
+ * <gOut, V[row]>, so queries and keys upstream still learn (the LoRA baseline, issue 18).
  */
 import { readFileSync } from 'node:fs';
 import { CheckpointError, ConfigError, writeFileAtomic } from '@mnemo/core';
@@ -91,8 +93,25 @@ export function restrictUpdates(table: ValueTable, rows: Int32Array): ValueTable
     forward: (ids, w, K, B, out) => table.forward(ids, w, K, B, out),
     backward: (ids: Int32Array, w: Float32Array, g: Float32Array, K: number, opts?: BackwardOptions) => {
       const masked = new Int32Array(ids.length);
-      for (let i = 0; i < ids.length; i++) masked[i] = ids[i]! >= 0 && allowed[ids[i]!] ? ids[i]! : -1;
-      return table.backward(masked, w, g, K, opts);
+      const frozen: number[] = []; // read but not updated: their weights' gradient still counts
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i]!;
+        masked[i] = id >= 0 && allowed[id] ? id : -1;
+        if (id >= 0 && !allowed[id]) frozen.push(i);
+      }
+      const gw = table.backward(masked, w, g, K, opts);
+      if (frozen.length) {
+        // gw[b, j] = <gOut[b], V[ids[b, j]]> for the frozen reads (the table returns 0 for padding)
+        const dv = table.dim;
+        const rows = table.readRows(Int32Array.from(frozen, (i) => ids[i]!));
+        for (const [n, i] of frozen.entries()) {
+          const b = Math.floor(i / K);
+          let dot = 0;
+          for (let e = 0; e < dv; e++) dot += g[b * dv + e]! * rows[n * dv + e]!;
+          gw[i] = dot;
+        }
+      }
+      return gw;
     },
     step: (opts?: StepOptions) => table.step(opts),
     readRows: (ids) => table.readRows(ids),
