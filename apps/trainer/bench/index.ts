@@ -19,7 +19,7 @@ import { loadCheckpoint } from '@mnemo/model';
 import { initBackend } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamW, type CompareRow, generateFacts, MEMORY_BLOCKS, preset } from '../src/index';
-import { runFlags, runJobs } from './jobs';
+import { interleavedTokensPerSec, runFlags, runJobs } from './jobs';
 
 const { values: flags } = parseArgvOrExit(
   defineFlags({
@@ -35,41 +35,6 @@ const { steps, facts, filler } = flags;
 const valueLr = (name: string) => (preset(name).model as { memory: { valueLr: number } }).memory.valueLr;
 /** the seeds Memory+'s value LR was chosen on (trainer-sweep-memory-plus-value-lr-seeds) */
 const TUNING_SEEDS = [1, 2, 3];
-
-/**
- * Training tokens/s of each checkpoint's model measured again, interleaved: every round runs one
- * training step (forward, backward, AdamW, sparse value update) of each model on the same batch,
- * so whatever else the machine does hits all of them alike. Median step time per model.
- */
-function interleavedTokensPerSec(dirs: string[], batch: number, seqLen: number, rounds: number): number[] {
-  const runs = dirs.map((d) => {
-    const ck = loadCheckpoint(d);
-    for (const t of Object.values(ck.extraTensors)) t.dispose();
-    return { model: ck.model, opt: new AdamW(ck.model.trainableVariables()) };
-  });
-  const r = mulberry32(5);
-  const V = runs[0]!.model.config.vocabSize;
-  const ids = tf.tensor2d(
-    Int32Array.from({ length: batch * (seqLen + 1) }, () => Math.floor(r() * V)),
-    [batch, seqLen + 1],
-    'int32',
-  );
-  const ms = runs.map(() => [] as number[]);
-  for (let round = -2; round < rounds; round++) {
-    runs.forEach((x, i) => {
-      const t0 = performance.now();
-      x.opt.minimize(() => x.model.loss(ids, { training: true }), 1e-4);
-      x.model.stepMemory();
-      if (round >= 0) ms[i]!.push(performance.now() - t0);
-    });
-  }
-  ids.dispose();
-  for (const x of runs) {
-    x.opt.dispose();
-    x.model.dispose();
-  }
-  return ms.map((m) => (batch * seqLen) / (summarize(m).median / 1e3));
-}
 
 interface SweepDoc {
   command: string;

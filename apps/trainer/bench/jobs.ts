@@ -7,10 +7,13 @@
  * The child is this file run as a script: `jobs.ts --child <config JSON>`; it prints one
  * `RESULT {…}` line (a CompareRow) on stdout.
  */
-import { Progress } from '@mnemo/core';
+import { summarize } from '@mnemo/bench';
+import { Progress, mulberry32 } from '@mnemo/core';
+import { loadCheckpoint } from '@mnemo/model';
+import * as tf from '@tensorflow/tfjs-core';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { type CompareRow, type TrainerConfig, compare, finishedRun } from '../src/index';
+import { AdamW, type CompareRow, type TrainerConfig, compare, finishedRun } from '../src/index';
 
 export interface Job {
   label: string;
@@ -91,6 +94,41 @@ export async function runJobs(
     }),
   );
   return { rows, reused };
+}
+
+/**
+ * Training tokens/s of each checkpoint's model measured again, interleaved: every round runs one
+ * training step (forward, backward, AdamW, sparse value update) of each model on the same batch,
+ * so whatever else the machine does hits all of them alike. Median step time per model.
+ */
+export function interleavedTokensPerSec(dirs: string[], batch: number, seqLen: number, rounds: number): number[] {
+  const runs = dirs.map((d) => {
+    const ck = loadCheckpoint(d);
+    for (const t of Object.values(ck.extraTensors)) t.dispose();
+    return { model: ck.model, opt: new AdamW(ck.model.trainableVariables()) };
+  });
+  const r = mulberry32(5);
+  const V = runs[0]!.model.config.vocabSize;
+  const ids = tf.tensor2d(
+    Int32Array.from({ length: batch * (seqLen + 1) }, () => Math.floor(r() * V)),
+    [batch, seqLen + 1],
+    'int32',
+  );
+  const ms = runs.map(() => [] as number[]);
+  for (let round = -2; round < rounds; round++) {
+    runs.forEach((x, i) => {
+      const t0 = performance.now();
+      x.opt.minimize(() => x.model.loss(ids, { training: true }), 1e-4);
+      x.model.stepMemory();
+      if (round >= 0) ms[i]!.push(performance.now() - t0);
+    });
+  }
+  ids.dispose();
+  for (const x of runs) {
+    x.opt.dispose();
+    x.model.dispose();
+  }
+  return ms.map((m) => (batch * seqLen) / (summarize(m).median / 1e3));
 }
 
 if (process.argv[2] === '--child') {

@@ -10,7 +10,7 @@ import { BenchReport } from '@mnemo/bench';
 import { defineFlags, parseArgvOrExit } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
 import { type CompareRow, ladder } from '../src/index';
-import { runFlags, runJobs } from './jobs';
+import { interleavedTokensPerSec, runFlags, runJobs } from './jobs';
 
 const { values: flags } = parseArgvOrExit(defineFlags(runFlags({ seeds: '1,2,3', runsDir: 'runs/ultramem' })), {
   name: 'ultramem bench',
@@ -42,10 +42,19 @@ async function main() {
       "scores → dv = D/2 + projection → skip-layer (memories read the previous block's FFN input; their own FFN slots hold none) → " +
       'IVE (E = 4; product keys on the 512² expanded grid) → TDQKR (r = 2, signed pre-selection, LayerNorm, shared queries) → MCS (2 cores) → ' +
       'value-LR decay 10× → 1× (= the ultramem preset). Means over seeds; every run trained once per seed in a child process, ' +
-      `${jobs} at a time; tokens/s from each run's own training (NOT interleaved: runs share the machine differently).`,
+      `${jobs} at a time. "tokens/s (its runs)": each run's own training average, which the other run sharing the 2 cores skews; ` +
+      `"tokens/s (interleaved)": one training step of each rung's seed-${seeds[0]} model per round, 10 rounds after 2 warm-up, median (ratios hold).`,
   });
   const { rows, reused } = await runJobs(all, { parallel: jobs, reuse, title: '[ultramem bench] runs' });
   const of = (i: number) => seeds.map((_, j) => rows[j * labels.length + i]!);
+  process.stderr.write(`[ultramem bench] tokens/s, interleaved training steps of the ${labels.length} rungs of seed ${seeds[0]}\n`);
+  const first = bySeed[0]!;
+  const tps = interleavedTokensPerSec(
+    first.map((r) => path.join(r.cfg.out, 'checkpoint')),
+    first[0]!.cfg.train.batch,
+    first[0]!.cfg.train.seqLen,
+    10,
+  );
   const pct = (x: number) => (100 * x).toFixed(1);
   for (const [i, label] of labels.entries()) {
     const rs = of(i);
@@ -59,6 +68,7 @@ async function main() {
       'fact-text loss by seed': rs.map((r) => r.factLoss?.toFixed(3)).join(' / '),
       'recall % by seed': rs.map((r) => pct(r.recall ?? Number.NaN)).join(' / '),
       'tokens/s (its runs)': Math.round(mean(rs, (r) => r.tokensPerSec)),
+      'tokens/s (interleaved)': Math.round(tps[i]!),
     });
   }
   const fl = (label: string) => mean(of(labels.indexOf(label)), (r) => r.factLoss ?? Number.NaN);
