@@ -1,0 +1,84 @@
+/**
+ * The capacity experiment's data and metric (issue 16): facts' entropy, the chance level, the
+ * bits a model with a known share of knowledge stores, and a deterministic, uniform generator.
+ */
+import { describe, expect, it } from 'vitest';
+import { type Attribute, DEFAULT_ATTRIBUTES, generateCapacityFacts, stepsForExposures, storedBits, wordSet } from './capacity';
+
+const tiny: Attribute[] = [
+  { name: 'pet', values: ['cat', 'dog', 'owl', 'eel'], templates: ['{e} owns a {o}.', 'The pet of {e} is a {o}.'] },
+  { name: 'digit', values: ['0', '1', '2', '3', '4', '5', '6', '7'], templates: ['The digit of {e} is {o}.'] },
+];
+
+describe('capacity facts', () => {
+  it('carry log2 V bits per fact: 23 per entity with the default attributes', () => {
+    const d = generateCapacityFacts({ entities: 10, seed: 1 });
+    expect(d.bitsPerFact).toEqual({ city: 6, employer: 6, colour: 4, year: 7 });
+    expect(d.facts).toHaveLength(40);
+    expect(d.totalBits).toBe(230);
+    expect(DEFAULT_ATTRIBUTES.map((a) => new Set(a.values).size)).toEqual([64, 64, 16, 128]);
+  });
+
+  it('are deterministic per seed, with distinct entities and values from their sets', () => {
+    const a = generateCapacityFacts({ entities: 300, seed: 7, attributes: tiny });
+    const b = generateCapacityFacts({ entities: 300, seed: 7, attributes: tiny });
+    expect(b).toEqual(a);
+    expect(generateCapacityFacts({ entities: 300, seed: 8, attributes: tiny }).trainText).not.toBe(a.trainText);
+    expect(new Set(a.facts.map((f) => f.entity)).size).toBe(300);
+    for (const f of a.facts) expect(tiny.find((t) => t.name === f.attribute)!.values).toContain(f.value);
+    // every fact in every template of its attribute: 300 × (2 + 1) statements
+    expect(a.trainText.split('. ').length).toBe(900);
+    expect(a.trainText.startsWith(' ')).toBe(true);
+  });
+
+  it('draw values uniformly (chi-square over 4,000 draws of 8 values)', () => {
+    const d = generateCapacityFacts({ entities: 4000, seed: 3, attributes: tiny });
+    const counts = new Map<string, number>();
+    for (const f of d.facts) if (f.attribute === 'digit') counts.set(f.value, (counts.get(f.value) ?? 0) + 1);
+    const e = 4000 / 8;
+    const chi2 = [...counts.values()].reduce((s, c) => s + (c - e) ** 2 / e, 0);
+    expect(counts.size).toBe(8);
+    expect(chi2).toBeLessThan(24.3); // p = 0.001 at 7 degrees of freedom
+  });
+
+  it('ask each fact by its first template cut before the value, with the leading space', () => {
+    const d = generateCapacityFacts({ entities: 5, seed: 2, attributes: tiny });
+    const f = d.facts[0]!;
+    expect(d.qa[0]).toEqual({ prompt: ` ${f.entity} owns a`, answer: f.value, attribute: 'pet' });
+    expect(d.trainText).toContain(`${d.qa[0]!.prompt.trim()} ${f.value}.`);
+  });
+
+  it('refuse attributes with repeated values or templates without {o}', () => {
+    expect(() => generateCapacityFacts({ entities: 2, seed: 1, attributes: [{ ...tiny[0]!, values: ['a', 'a'] }] })).toThrow(/distinct/);
+    expect(() => generateCapacityFacts({ entities: 2, seed: 1, attributes: [{ ...tiny[0]!, templates: ['{e} x.'] }] })).toThrow(/\{o\}/);
+    expect(() => wordSet(30_000, 1, 1)).toThrow(/do not fit/);
+  });
+});
+
+describe('storedBits', () => {
+  const answers = (attribute: string, n: number, right: number) => Array.from({ length: n }, (_, i) => ({ attribute, correct: i < right }));
+
+  it('is n·log2 V when every answer is right and 0 at (or below) chance', () => {
+    expect(storedBits(answers('pet', 100, 100), tiny).bits).toBe(200);
+    expect(storedBits(answers('pet', 100, 25), tiny).bits).toBe(0); // 1/4 = chance
+    expect(storedBits(answers('pet', 100, 10), tiny).bits).toBe(0); // below chance: clipped
+    const d = storedBits([...answers('pet', 40, 40), ...answers('digit', 80, 80)], tiny);
+    expect(d.bits).toBe(40 * 2 + 80 * 3);
+    expect(d.perAttribute.map((a) => a.chance)).toEqual([0.25, 0.125]);
+  });
+
+  it('counts f·n·log2 V for a model that knows a share f and guesses uniformly on the rest', () => {
+    // f = 0.5 of 800 digit facts known; the other 400 guessed uniformly: 400/8 = 50 right by luck
+    const b = storedBits(answers('digit', 800, 400 + 50), tiny);
+    expect(b.bits).toBeCloseTo(0.5 * 800 * 3, 9);
+    expect(() => storedBits([{ attribute: 'shoe', correct: true }], tiny)).toThrow(/unknown attribute shoe/);
+  });
+});
+
+describe('stepsForExposures', () => {
+  it('gives the steps that show each fact `exposures` times in expectation', () => {
+    // 3 templates: one pass = 3 exposures; 100 exposures = 33.3 passes of 30,000 tokens over 1,024-token steps
+    expect(stepsForExposures({ textTokens: 30_000, exposures: 100, templates: 3, batch: 16, seqLen: 64 })).toBe(977);
+    expect(stepsForExposures({ textTokens: 10, exposures: 1, templates: 3, batch: 16, seqLen: 64 })).toBe(1);
+  });
+});
