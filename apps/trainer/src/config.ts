@@ -35,6 +35,14 @@ export const trainerConfigSchema = z
         factsMode: z.enum(['seen', 'unseen']).default('seen'),
         /** filler sentences per fact statement */
         fillerRatio: int.min(0).default(1),
+        /**
+         * facts with a known information content instead of the corpus (data/capacity.ts, the
+         * capacity experiment): `entities` made-up entities × the default attributes
+         */
+        capacity: z
+          .object({ entities: int.positive(), seed: int.default(1) })
+          .strict()
+          .optional(),
       })
       .strict()
       .default({ facts: 0, factsSeed: 1, factsMode: 'seen', fillerRatio: 1 }),
@@ -97,6 +105,9 @@ export function parseTrainerConfig(input: unknown): TrainerConfig {
   if (!r.success) throw zodToConfigError(r.error);
   // the model part is checked now too (with a placeholder vocabulary) so errors show up before any work
   const model = modelConfigFor(r.data, 512);
+  if (r.data.data.capacity && r.data.data.facts > 0) {
+    throw new ConfigError('data.capacity', 'replaces the synthetic facts: set data.facts to 0 (or drop data.capacity)');
+  }
   const m3 = r.data.memory3;
   if (m3) {
     if (r.data.data.facts === 0) throw new ConfigError('memory3', "reads the facts' statements as references: set data.facts > 0");

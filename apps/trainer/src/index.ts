@@ -10,6 +10,15 @@ export {
   trainerConfigSchema,
 } from './config';
 export { Batcher, evalWindows } from './data/batcher';
+export {
+  type Attribute,
+  type AttributeBits,
+  type CapacityFacts,
+  DEFAULT_ATTRIBUTES,
+  generateCapacityFacts,
+  stepsForExposures,
+  storedBits,
+} from './data/capacity';
 export { mobyDick, readCorpus, readJsonlTexts } from './data/corpus';
 export {
   type Fact,

@@ -28,6 +28,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from './adamw';
 import { type TrainerConfig, modelConfigFor } from './config';
 import { Batcher, evalWindows } from './data/batcher';
+import { generateCapacityFacts } from './data/capacity';
 import { evalLine } from './eval-line';
 import { readCorpus } from './data/corpus';
 import { generateFacts, sentences } from './data/facts';
@@ -67,6 +68,16 @@ export function prepareData(cfg: TrainerConfig, warn: (msg: string) => void = (m
     if (cfg.data.fillerRatio === 0) data.valText = f.heldOutText;
     data.factStatements = f.factStatements;
     data.qa = f.qa;
+  }
+  const cap = cfg.data.capacity;
+  if (cap) {
+    // facts of known entropy only (no corpus); validation: other entities' statements
+    const c = generateCapacityFacts({ entities: cap.entities, seed: cap.seed });
+    const held = generateCapacityFacts({ entities: Math.max(8, Math.ceil(cap.entities / 10)), seed: cap.seed ^ 0x68e1d0 });
+    data.trainText = c.trainText;
+    data.valText = held.trainText;
+    data.factStatements = c.factStatements;
+    data.qa = c.qa;
   }
   if (cfg.eval.qaFile) data.qa = readQaFile(cfg.eval.qaFile);
   return data;

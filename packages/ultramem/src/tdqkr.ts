@@ -213,8 +213,10 @@ export class TdqkrAddressor implements Addressor {
         ids[(b * H + h) * m + j] = gid(order[j]!);
       }
     }
-    // the winners scores with gradient (to q, keys, cores): rows/cols of K at the winners
-    const winRows = [new Int32Array(H * B * m * r), new Int32Array(H * B * m * r)];
+    // the winners scores with gradient (to q, keys, cores): rows/cols of K at the winners, one
+    // gather per rank component a, so each S̃[·, a] is its own [H, B, m] tensor (an unstack of a
+    // [H, B, m, r] tensor on its last axis, and its stack in the gradient, cost more than the rest)
+    const winRows = [0, 1].map(() => Array.from({ length: r }, () => new Int32Array(H * B * m))); // [s][a] → [H·B·m]
     for (let hb = 0; hb < H * B; hb++) {
       const h = Math.floor(hb / B);
       for (let j = 0; j < m; j++) {
@@ -222,19 +224,22 @@ export class TdqkrAddressor implements Addressor {
         const row = rowSel[hb * M + Math.floor(p / M)]!;
         const col = colSel[hb * M + (p % M)]!;
         for (let a = 0; a < r; a++) {
-          winRows[0]![(hb * m + j) * r + a] = (h * n + row) * r + a;
-          winRows[1]![(hb * m + j) * r + a] = (h * n + col) * r + a;
+          winRows[0]![a]![hb * m + j] = (h * n + row) * r + a;
+          winRows[1]![a]![hb * m + j] = (h * n + col) * r + a;
         }
       }
     }
-    const scoreAt = (s: number) => {
-      const rowsK = tf.reshape(gatherRows(tf.reshape(Ks[s]!, [H * n * r, d]) as tf.Tensor2D, winRows[s]!), [H, B, m * r, d]);
-      return tf.reshape(tf.sum(tf.mul(rowsK, tf.expandDims(qs[s]!, 2)), -1), [H, B, m, r]) as tf.Tensor4D;
+    const scoresAt = (s: number) => {
+      const flat = tf.reshape(Ks[s]!, [H * n * r, d]) as tf.Tensor2D;
+      const q = tf.expandDims(qs[s]!, 2); // [H, B, 1, d]
+      return winRows[s]!.map(
+        (rows) => tf.sum(tf.mul(tf.reshape(gatherRows(flat, rows), [H, B, m, d]), q), -1) as tf.Tensor3D, // [H, B, m]
+      );
     };
     // r is 2–4: ŝ^(c) = Σ_{p,q} S_row[p] C^(c)[p, q] S_col[q] as r² broadcast multiply-adds
     // (thousands of tiny batched matmuls cost wasm ~50x more per FLOP)
-    const rowsA = tf.unstack(scoreAt(0), 3); // r × [H, B, m]
-    const colsB = tf.unstack(scoreAt(1), 3); // r × [H, B, m]
+    const rowsA = scoresAt(0); // r × [H, B, m]
+    const colsB = scoresAt(1); // r × [H, B, m]
     const perCore: tf.Tensor2D[] = [];
     for (let c = 0; c < Hc; c++) {
       const coef = tf.unstack(tf.reshape(tf.slice(this.tuckerCore, [c, 0, 0, 0], [1, H, r, r]), [H, 1, 1, r * r]), 3); // r² × [H, 1, 1]

@@ -82,3 +82,23 @@ describe('stepsForExposures', () => {
     expect(stepsForExposures({ textTokens: 10, exposures: 1, templates: 3, batch: 16, seqLen: 64 })).toBe(1);
   });
 });
+
+describe('trainer data.capacity', () => {
+  it('trains on the capacity facts alone, asks every fact, and refuses data.facts beside it', async () => {
+    const { parseTrainerConfig } = await import('../config');
+    const { prepareData } = await import('../train');
+    const { preset } = await import('../presets');
+    const base = { ...preset('dense'), data: {} };
+    const cfg = parseTrainerConfig({ ...base, data: { capacity: { entities: 50, seed: 4 } } });
+    const data = prepareData(cfg, () => {});
+    const want = generateCapacityFacts({ entities: 50, seed: 4 });
+    expect(data.trainText).toBe(want.trainText);
+    expect(data.qa).toEqual(want.qa);
+    expect(data.qa).toHaveLength(200);
+    expect(data.factStatements).toEqual(want.factStatements);
+    expect(data.valText.length).toBeGreaterThan(0);
+    expect(data.valText).not.toBe(data.trainText);
+    expect(() => parseTrainerConfig({ ...base, data: { facts: 10, capacity: { entities: 5 } } })).toThrow(/^data\.capacity/);
+    expect(() => parseTrainerConfig({ ...base, data: { capacity: { entities: 0 } } })).toThrow(/data\.capacity\.entities/);
+  });
+});

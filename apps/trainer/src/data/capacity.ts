@@ -41,6 +41,8 @@ export interface CapacityFacts {
   /** every fact in every template of its attribute, shuffled, joined by spaces (leading space) */
   trainText: string;
   qa: CapacityQa[];
+  /** each fact stated on its own in its attribute's second template (the first if it has one), leading space: the fact-text loss */
+  factStatements: string[];
   /** bits of one fact of each attribute: log2 V */
   bitsPerFact: Record<string, number>;
   /** Σ over facts of log2 V: what a model that answers everything right stores */
@@ -138,9 +140,13 @@ export function generateCapacityFacts(opts: { entities: number; seed: number; at
     const t = byName.get(f.attribute)!.templates[0]!;
     return { prompt: ` ${fill(t.slice(0, t.indexOf('{o}')), f.entity, '').trimEnd()}`, answer: f.value, attribute: f.attribute };
   });
+  const factStatements = facts.map((f) => {
+    const ts = byName.get(f.attribute)!.templates;
+    return ` ${fill(ts[1] ?? ts[0]!, f.entity, f.value)}`;
+  });
   const bitsPerFact = Object.fromEntries(attributes.map((a) => [a.name, Math.log2(a.values.length)]));
   const totalBits = facts.reduce((s, f) => s + bitsPerFact[f.attribute]!, 0);
-  return { facts, trainText: ` ${shuffle(statements, r).join(' ')}`, qa, bitsPerFact, totalBits };
+  return { facts, trainText: ` ${shuffle(statements, r).join(' ')}`, qa, factStatements, bitsPerFact, totalBits };
 }
 
 export interface AttributeBits {
