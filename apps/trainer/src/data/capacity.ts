@@ -16,6 +16,7 @@
  * (0 at chance, n·log2 V when every answer is right; clipped at 0 below chance).
  */
 import { mulberry32 } from '@mnemo/core';
+import { ONSETS, VOWELS, shuffle } from './facts';
 import type { QaPair } from './qa';
 
 export interface Attribute {
@@ -48,9 +49,6 @@ export interface CapacityFacts {
   /** Σ over facts of log2 V: what a model that answers everything right stores */
   totalBits: number;
 }
-
-const ONSETS = ['b', 'd', 'f', 'g', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z', 'br', 'kr', 'tr', 'st', 'qu', 'th'];
-const VOWELS = ['a', 'e', 'i', 'o', 'u', 'ai', 'ou', 'y'];
 
 /** `count` distinct made-up words of `syllables` syllables, deterministic in `seed`. */
 export function wordSet(count: number, syllables: number, seed: number): string[] {
@@ -106,14 +104,6 @@ export const DEFAULT_ATTRIBUTES: readonly Attribute[] = [
     templates: ['{e} was born in the year {o}.', 'The birth year of {e} is {o}.', '{e} has been alive since {o}.'],
   },
 ];
-
-function shuffle<T>(a: T[], r: () => number): T[] {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [a[i], a[j]] = [a[j]!, a[i]!];
-  }
-  return a;
-}
 
 const fill = (t: string, e: string, o: string) => t.replaceAll('{e}', e).replaceAll('{o}', o);
 

@@ -43,8 +43,9 @@ export interface FactsData {
   heldOutText: string;
 }
 
-const ONSETS = ['b', 'd', 'f', 'g', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z', 'br', 'kr', 'tr', 'st', 'qu', 'th'];
-const VOWELS = ['a', 'e', 'i', 'o', 'u', 'ai', 'ou', 'y'];
+/** syllable parts of made-up names (also data/capacity.ts) */
+export const ONSETS = ['b', 'd', 'f', 'g', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z', 'br', 'kr', 'tr', 'st', 'qu', 'th'];
+export const VOWELS = ['a', 'e', 'i', 'o', 'u', 'ai', 'ou', 'y'];
 const COLOURS = ['red', 'blue', 'green', 'amber', 'violet', 'white', 'black', 'silver', 'golden', 'grey'];
 
 /** relation → templates ({e} entity, {o} object); the FIRST template is the evaluation one */
@@ -74,7 +75,8 @@ function word(r: () => number, syllables: number): string {
   return w[0]!.toUpperCase() + w.slice(1);
 }
 
-function shuffle<T>(a: T[], r: () => number): T[] {
+/** Fisher–Yates in place with the generator `r` (also data/capacity.ts). */
+export function shuffle<T>(a: T[], r: () => number): T[] {
   for (let i = a.length - 1; i > 0; i--) {
     const j = Math.floor(r() * (i + 1));
     [a[i], a[j]] = [a[j]!, a[i]!];
