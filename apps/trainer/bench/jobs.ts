@@ -13,7 +13,7 @@ import { loadCheckpoint } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AdamW, type CompareRow, type TrainerConfig, compare, finishedRun } from '../src/index';
+import { AdamW, type CompareRow, type TrainerConfig, compare, finishedRun, trainOrResume } from '../src/index';
 
 export interface Job {
   label: string;
@@ -49,9 +49,10 @@ export function runFlags(o: { seeds: string; runsDir: string }) {
   } as const;
 }
 
-function trainInChild(job: Job): Promise<CompareRow> {
+function trainInChild(job: Job, resumable: boolean): Promise<CompareRow> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv, self, '--child', JSON.stringify(job.cfg)], {
+    const args = [...process.execArgv, self, '--child', JSON.stringify(job.cfg), ...(resumable ? ['--resumable'] : [])];
+    const p = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
@@ -67,10 +68,13 @@ function trainInChild(job: Job): Promise<CompareRow> {
   });
 }
 
-/** Every job's result, in the jobs' order; `reused` counts the runs read back. */
+/**
+ * Every job's result, in the jobs' order; `reused` counts the runs read back. `resumable`: an
+ * interrupted run continues from its last checkpoint (reuse.ts trainOrResume) instead of starting over.
+ */
 export async function runJobs(
   jobs: Job[],
-  opts: { parallel: number; reuse: boolean; title: string },
+  opts: { parallel: number; reuse: boolean; title: string; resumable?: boolean },
 ): Promise<{ rows: CompareRow[]; reused: number }> {
   const rows: CompareRow[] = new Array(jobs.length);
   let reused = 0;
@@ -88,7 +92,7 @@ export async function runJobs(
     Array.from({ length: Math.min(opts.parallel, todo.length) }, async () => {
       while (next < todo.length) {
         const i = todo[next++]!;
-        rows[i] = await trainInChild(jobs[i]!);
+        rows[i] = await trainInChild(jobs[i]!, opts.resumable ?? false);
         bar.tick(1, jobs[i]!.label);
       }
     }),
@@ -132,8 +136,11 @@ export function interleavedTokensPerSec(dirs: string[], batch: number, seqLen: n
 }
 
 if (process.argv[2] === '--child') {
-  compare([JSON.parse(process.argv[3]!) as TrainerConfig], { quiet: true })
-    .then(([row]) => process.stdout.write(`\nRESULT ${JSON.stringify(row)}\n`))
+  const cfg = JSON.parse(process.argv[3]!) as TrainerConfig;
+  const run =
+    process.argv[4] === '--resumable' ? trainOrResume(cfg, { quiet: true }) : compare([cfg], { quiet: true }).then(([row]) => row!);
+  run
+    .then((row) => process.stdout.write(`\nRESULT ${JSON.stringify(row)}\n`))
     .catch((e) => {
       console.error(e);
       process.exit(1);

@@ -37,10 +37,11 @@ export const trainerConfigSchema = z
         fillerRatio: int.min(0).default(1),
         /**
          * facts with a known information content instead of the corpus (data/capacity.ts, the
-         * capacity experiment): `entities` made-up entities × the default attributes
+         * capacity experiment): `entities` made-up entities × the default attributes, or the
+         * facts of `factsFile` (JSONL {"entity","attribute","value"}; data/capacity.ts)
          */
         capacity: z
-          .object({ entities: int.positive(), seed: int.default(1) })
+          .object({ entities: int.positive().optional(), seed: int.default(1), factsFile: z.string().min(1).optional() })
           .strict()
           .optional(),
       })
@@ -107,6 +108,13 @@ export function parseTrainerConfig(input: unknown): TrainerConfig {
   const model = modelConfigFor(r.data, 512);
   if (r.data.data.capacity && r.data.data.facts > 0) {
     throw new ConfigError('data.capacity', 'replaces the synthetic facts: set data.facts to 0 (or drop data.capacity)');
+  }
+  const cap = r.data.data.capacity;
+  if (cap && (cap.entities === undefined) === (cap.factsFile === undefined)) {
+    throw new ConfigError(
+      'data.capacity.entities',
+      'give either entities (generated facts) or factsFile (your facts), not both or neither',
+    );
   }
   const m3 = r.data.memory3;
   if (m3) {

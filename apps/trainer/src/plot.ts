@@ -8,18 +8,31 @@ export interface Series {
 
 const COLOURS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#17becf'];
 
-export function lossCurveSvg(series: Series[], opts: { title?: string; width?: number; height?: number } = {}): string {
+/**
+ * Lines of (x, y) points; x is the step unless `xLabel` says otherwise. `logX`: a log-scaled x axis
+ * ticked at the points' own x values (e.g. fact counts 500, 1k, 2k, …).
+ */
+export function lossCurveSvg(
+  series: Series[],
+  opts: { title?: string; width?: number; height?: number; xLabel?: string; yLabel?: string; logX?: boolean } = {},
+): string {
   const W = opts.width ?? 720;
   const H = opts.height ?? 400;
   const m = { l: 60, r: 150, t: 40, b: 50 };
   const all = series.flatMap((s) => s.points);
   const ys = all.map((p) => p[1]).filter(Number.isFinite);
   const yt = niceTicks(Math.min(...ys, Number.POSITIVE_INFINITY), Math.max(...ys, Number.NEGATIVE_INFINITY), 5);
-  const xt = niceTicks(0, Math.max(5, ...all.map((p) => p[0])), 5); // steps are whole: step ≥ 1
+  const xs = [...new Set(all.map((p) => p[0]))].filter((x) => x > 0).sort((a, b) => a - b);
+  const logX = opts.logX === true && xs.length > 1;
+  const xt = logX ? xs : niceTicks(0, Math.max(5, ...all.map((p) => p[0])), 5); // steps are whole: step ≥ 1
   const xmax = xt[xt.length - 1]!;
   const ymin = yt[0]!;
   const span = yt[yt.length - 1]! - ymin;
-  const X = (x: number) => m.l + (x / xmax) * (W - m.l - m.r);
+  const lx0 = Math.log(xs[0] ?? 1);
+  const lxSpan = Math.log(xmax) - lx0 || 1;
+  const X = logX
+    ? (x: number) => m.l + 20 + ((Math.log(x) - lx0) / lxSpan) * (W - m.l - m.r - 40)
+    : (x: number) => m.l + (x / xmax) * (W - m.l - m.r);
   const Y = (y: number) => m.t + (1 - (y - ymin) / span) * (H - m.t - m.b);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
@@ -27,8 +40,13 @@ export function lossCurveSvg(series: Series[], opts: { title?: string; width?: n
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${opts.title ?? 'loss'}</text>`,
     `<line x1="${m.l}" y1="${H - m.b}" x2="${W - m.r}" y2="${H - m.b}" stroke="black"/>`,
     `<line x1="${m.l}" y1="${m.t}" x2="${m.l}" y2="${H - m.b}" stroke="black"/>`,
-    `<text x="${(m.l + W - m.r) / 2}" y="${H - 12}" text-anchor="middle">step</text>`,
+    `<text x="${(m.l + W - m.r) / 2}" y="${H - 12}" text-anchor="middle">${opts.xLabel ?? 'step'}</text>`,
   ];
+  if (opts.yLabel) {
+    parts.push(
+      `<text x="14" y="${(m.t + H - m.b) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(m.t + H - m.b) / 2})">${opts.yLabel}</text>`,
+    );
+  }
   for (const y of yt) {
     parts.push(`<text x="${m.l - 6}" y="${(Y(y) + 4).toFixed(1)}" text-anchor="end" class="ytick">${tickLabel(y)}</text>`);
   }

@@ -8,9 +8,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { usesMemoryPool } from '@mnemo/model';
-import type { CompareRow } from './compare';
+import { type CompareRow, compareRow, evalExtras } from './compare';
 import type { TrainerConfig } from './config';
-import { type EvalResult, readLines } from './train';
+import { type EvalResult, readLines, runTraining } from './train';
 
 const canonical = (v: unknown): unknown =>
   Array.isArray(v)
@@ -59,5 +59,30 @@ export function finishedRun(cfg: TrainerConfig, dir: string = cfg.out): CompareR
     factLoss: fin.final.factLoss ?? null,
     recall: fin.final.recall ?? null,
     questions: fin.final.questions ?? null,
+    ...evalExtras(fin.final),
   };
+}
+
+/**
+ * The checkpoint of an unfinished run of exactly cfg in cfg.out (a run killed after a checkpoint),
+ * to resume from; null when there is none or it was trained with another config.
+ */
+export function resumePoint(cfg: TrainerConfig): string | null {
+  const ckFile = path.join(cfg.out, 'checkpoint', 'config.json');
+  if (!existsSync(ckFile) || finishedRun(cfg)) return null;
+  const saved = (JSON.parse(readFileSync(ckFile, 'utf8')) as { extra?: { trainer?: unknown } }).extra?.trainer;
+  return sameRun(cfg, saved) ? path.join(cfg.out, 'checkpoint') : null;
+}
+
+/**
+ * One run of an experiment that can be killed and started again: a finished run is read back,
+ * an interrupted one resumes from its last checkpoint (the trainer continues it bit for bit),
+ * anything else trains from scratch.
+ */
+export async function trainOrResume(cfg: TrainerConfig, opts: { quiet?: boolean } = {}): Promise<CompareRow> {
+  const done = finishedRun(cfg);
+  if (done) return done;
+  const resume = resumePoint(cfg) ?? undefined;
+  const s = await runTraining(cfg, { quiet: opts.quiet, ...(resume ? { resume } : {}) });
+  return compareRow(cfg, s);
 }

@@ -9,7 +9,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'nod
 import path from 'node:path';
 import { CheckpointError, ConfigError, Progress, writeFileAtomic } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
-import { MemoryPool, saveBackgroundReads, usageHistogramSvg } from '@mnemo/memory-layer';
+import { MemoryPool, type UsageReport, saveBackgroundReads, usageHistogramSvg } from '@mnemo/memory-layer';
 import {
   BACKGROUND_READS_FILE,
   BpeTokenizer,
@@ -28,7 +28,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AdamW } from './adamw';
 import { type TrainerConfig, modelConfigFor } from './config';
 import { Batcher, evalWindows } from './data/batcher';
-import { generateCapacityFacts } from './data/capacity';
+import { answerCounts, generateCapacityFacts, readCapacityFactsFile } from './data/capacity';
 import { evalLine } from './eval-line';
 import { readCorpus } from './data/corpus';
 import { generateFacts, sentences } from './data/facts';
@@ -71,11 +71,15 @@ export function prepareData(cfg: TrainerConfig, warn: (msg: string) => void = (m
   }
   const cap = cfg.data.capacity;
   if (cap) {
-    // facts of known entropy only (no corpus); validation: other entities' statements
-    const c = generateCapacityFacts({ entities: cap.entities, seed: cap.seed });
-    const held = generateCapacityFacts({ entities: Math.max(8, Math.ceil(cap.entities / 10)), seed: cap.seed ^ 0x68e1d0 });
+    // facts of known entropy only (no corpus); validation: other entities' statements (a facts
+    // file has no others: its own text, so val loss is a training loss there)
+    const c = cap.factsFile
+      ? readCapacityFactsFile(cap.factsFile, cap.seed)
+      : generateCapacityFacts({ entities: cap.entities!, seed: cap.seed });
     data.trainText = c.trainText;
-    data.valText = held.trainText;
+    data.valText = cap.factsFile
+      ? c.trainText
+      : generateCapacityFacts({ entities: Math.max(8, Math.ceil(cap.entities! / 10)), seed: cap.seed ^ 0x68e1d0 }).trainText;
     data.factStatements = c.factStatements;
     data.qa = c.qa;
   }
@@ -108,6 +112,10 @@ export interface EvalResult {
   factLoss?: number;
   recall?: number;
   questions?: number;
+  /** questions that name their attribute (data.capacity): right answers per attribute */
+  byAttribute?: Record<string, { n: number; correct: number }>;
+  /** final evaluation of a model with memory: its first memory layer's usage on the fact statements (else validation text) */
+  usage?: UsageReport;
 }
 
 export interface RunSummary {
@@ -164,14 +172,18 @@ export function sequencesLoss(model: LanguageModel, seqs: Int32Array[]): number 
   return n ? sum / n : Number.NaN;
 }
 
-/** Exact match: the greedy continuation starts with the answer (then a non-word character or the end). */
-export function factRecall(model: LanguageModel, tok: BpeTokenizer, qa: QaPair[], answerTokens: number): number {
-  let hit = 0;
-  for (const q of qa) {
+/** Exact match per question: the greedy continuation starts with the answer (then a non-word character or the end). */
+export function factAnswers(model: LanguageModel, tok: BpeTokenizer, qa: QaPair[], answerTokens: number): boolean[] {
+  return qa.map((q) => {
     const text = generate(model, tok, q.prompt, { maxTokens: answerTokens, temperature: 0 }).text.trimStart();
-    if (text.startsWith(q.answer) && !/^[\p{L}\p{N}]/u.test(text.slice(q.answer.length))) hit++;
-  }
-  return qa.length ? hit / qa.length : Number.NaN;
+    return text.startsWith(q.answer) && !/^[\p{L}\p{N}]/u.test(text.slice(q.answer.length));
+  });
+}
+
+/** Share of questions answered right (factAnswers). */
+export function factRecall(model: LanguageModel, tok: BpeTokenizer, qa: QaPair[], answerTokens: number): number {
+  const hits = factAnswers(model, tok, qa, answerTokens);
+  return qa.length ? hits.filter(Boolean).length / qa.length : Number.NaN;
 }
 
 export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): Promise<RunSummary> {
@@ -274,13 +286,24 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     const p = (step - warmup) / Math.max(1, steps - warmup);
     return lr * (minLrRatio + (1 - minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * p)));
   };
-  const evaluate = (questions: number): EvalResult => {
+  const evaluate = (questions: number, final = false): EvalResult => {
     const r: EvalResult = { valLoss: sequencesLoss(model, valWindows) };
+    const layer = final ? model.memoryLayers()[0] : undefined;
+    const tracker = layer?.trackUsage();
     if (factSeqs.length) r.factLoss = sequencesLoss(model, factSeqs);
+    else if (tracker) sequencesLoss(model, valWindows);
+    if (tracker) {
+      layer!.stopUsage();
+      r.usage = tracker.report();
+    }
     if (data.qa?.length) {
       const qa = data.qa.slice(0, questions);
-      r.recall = factRecall(model, tok, qa, cfg.eval.answerTokens);
+      const hits = factAnswers(model, tok, qa, cfg.eval.answerTokens);
+      r.recall = hits.filter(Boolean).length / qa.length;
       r.questions = qa.length;
+      const named = qa as (QaPair & { attribute?: string })[];
+      if (named.every((q) => q.attribute))
+        r.byAttribute = answerCounts(named.map((q, i) => ({ attribute: q.attribute!, correct: hits[i]! })));
     }
     return r;
   };
@@ -372,7 +395,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
   const tokensPerSec = stepsTimed ? (stepsTimed * batch * seqLen) / (trainMs / 1000) : 0;
   const summary: RunSummary = { name: cfg.name, out, counts, losses, tokensPerSec, stoppedAt: lastStep };
   if (lastStep === cfg.train.steps && !opts.skipFinalEval) {
-    summary.final = evaluate(cfg.eval.maxQuestions);
+    summary.final = evaluate(cfg.eval.maxQuestions, true);
     metric({ step: lastStep, final: summary.final, tokensPerSec: Math.round(tokensPerSec), counts });
     writePlots(out, cfg.name, model, valWindows, rank0); // every rank evaluates (the pool's lookups are collectives)
     log(`[trainer] ${cfg.name}: ${JSON.stringify(summary.final)}`);

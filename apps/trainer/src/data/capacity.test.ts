@@ -102,3 +102,78 @@ describe('trainer data.capacity', () => {
     expect(() => parseTrainerConfig({ ...base, data: { capacity: { entities: 0 } } })).toThrow(/data\.capacity\.entities/);
   });
 });
+
+describe('facts files (data.capacity.factsFile)', () => {
+  const write = async (lines: unknown[]) => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const f = path.join(mkdtempSync(path.join(tmpdir(), 'capfile-')), 'facts.jsonl');
+    writeFileSync(f, lines.map((l) => (typeof l === 'string' ? l : JSON.stringify(l))).join('\n'));
+    return f;
+  };
+
+  it("take bits per fact from the values' entropy and chance from the most common value", async () => {
+    const { readCapacityFactsFile } = await import('./capacity');
+    // 'size': 3 of 4 entities 'big' → H = −(¾ log2 ¾ + ¼ log2 ¼) = 0.811 bits, chance ¾
+    const f = await write([
+      { attribute: 'size', templates: ['{e} is {o}.', '{e} looks {o}.'] },
+      { entity: 'Ann', attribute: 'size', value: 'big' },
+      { entity: 'Bob', attribute: 'size', value: 'big' },
+      { entity: 'Cy', attribute: 'size', value: 'big' },
+      { entity: 'Di', attribute: 'size', value: 'small' },
+      { entity: 'Ann', attribute: 'pet', value: 'cat' },
+      { entity: 'Bob', attribute: 'pet', value: 'dog' },
+    ]);
+    const d = readCapacityFactsFile(f);
+    const size = d.stats.find((s) => s.name === 'size')!;
+    expect(size.bits).toBeCloseTo(0.8113, 4);
+    expect(size.chance).toBe(0.75);
+    expect(d.stats.find((s) => s.name === 'pet')).toEqual({ name: 'pet', bits: 1, chance: 0.5 });
+    expect(d.factsPer).toEqual({ size: 4, pet: 2 });
+    expect(d.qa).toContainEqual({ prompt: ' Di is', answer: 'small', attribute: 'size' });
+    expect(d.qa).toContainEqual({ prompt: ' The pet of Bob is', answer: 'dog', attribute: 'pet' }); // default template
+    expect(d.trainText).toContain('Di looks small.');
+  });
+
+  it('refuse bad lines naming the line and the field', async () => {
+    const { readCapacityFactsFile } = await import('./capacity');
+    const ok = { entity: 'A', attribute: 'x', value: '1' };
+    await expect(write([ok, { entity: 'B', attribute: 'x', value: 2 }]).then(readCapacityFactsFile)).rejects.toThrow(
+      /facts\.jsonl:2: "value"/,
+    );
+    await expect(write([ok, 'nope']).then(readCapacityFactsFile)).rejects.toThrow(/:2: not JSON/);
+    await expect(write([ok, { entity: 'B', value: '2' }]).then(readCapacityFactsFile)).rejects.toThrow(/:2: "attribute"/);
+    await expect(write([ok, { attribute: 'x', templates: ['no slots'] }]).then(readCapacityFactsFile)).rejects.toThrow(/:2: "templates"/);
+    await expect(write([ok, { entity: 'B', attribute: 'x', value: '1' }]).then(readCapacityFactsFile)).rejects.toThrow(/one value only/);
+    await expect(write([]).then(readCapacityFactsFile)).rejects.toThrow(/no facts/);
+    expect(() => readCapacityFactsFile('/nonexistent/facts.jsonl')).toThrow(/^data\.capacity\.factsFile: cannot read/);
+  });
+
+  it('feed the trainer, and entities and factsFile are one or the other', async () => {
+    const { parseTrainerConfig } = await import('../config');
+    const { prepareData } = await import('../train');
+    const { preset } = await import('../presets');
+    const f = await write([
+      { entity: 'Ann', attribute: 'pet', value: 'cat' },
+      { entity: 'Bob', attribute: 'pet', value: 'dog' },
+    ]);
+    const base = { ...preset('dense'), data: {} };
+    const data = prepareData(parseTrainerConfig({ ...base, data: { capacity: { factsFile: f } } }), () => {});
+    expect(data.qa).toHaveLength(2);
+    expect(data.trainText).toContain('The pet of Ann is cat.');
+    expect(() => parseTrainerConfig({ ...base, data: { capacity: { factsFile: f, entities: 3 } } })).toThrow(/^data\.capacity\.entities/);
+    expect(() => parseTrainerConfig({ ...base, data: { capacity: {} } })).toThrow(/^data\.capacity\.entities/);
+  });
+});
+
+describe('bitsFromCounts', () => {
+  it('scales f measured on a sample of questions to every fact of the attribute', async () => {
+    const { bitsFromCounts, uniformStats } = await import('./capacity');
+    // 100 of 800 digit facts asked, 50 + (50/8 by luck) right → f = 0.5 → 0.5 · 800 · 3 bits
+    const b = bitsFromCounts({ digit: { n: 100, correct: 50 + 50 / 8 } }, uniformStats(tiny), { digit: 800, pet: 0 });
+    expect(b.bits).toBeCloseTo(1200, 9);
+    expect(b.perAttribute.find((a) => a.attribute === 'pet')!.bits).toBe(0);
+    expect(() => bitsFromCounts({ shoe: { n: 1, correct: 1 } }, uniformStats(tiny))).toThrow(/unknown attribute shoe/);
+  });
+});

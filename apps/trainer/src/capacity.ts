@@ -1,0 +1,200 @@
+/**
+ * The knowledge-capacity experiment (issue 16): tiny trunks trained on facts of known information
+ * content (data/capacity.ts), each fact seen a fixed number of times, so that the dense model is
+ * capacity-bound on 2 CPU cores; stored bits measured per model against the number of facts.
+ *
+ *   models     dense | moe | memory (PKM) | memoryPlus at matched FLOPs/token (±10%, capacity.test.ts):
+ *              D 32, 2 blocks, 2/1 heads, vocab 512, T 64; the memory models' block-1 FFN reads a
+ *              pool of 256² = 65,536 slots × dv 32 (2.1 M values) with 2 heads × top-8, keyDim 16
+ *   exposures  steps = exposures × text tokens / templates / tokens per step (stepsForExposures)
+ *   bits       f · facts · bits per fact per attribute, f estimated on the questions asked
+ *              (eval.maxQuestions of them, random entities: facts are in random entity order)
+ *   per param  bits / dense params (embedding included: it stores names too), / memory values,
+ *              / training FLOPs (3 × forward FLOPs/token × tokens trained)
+ *
+ * The bench (bench/capacity.ts) sweeps each model's learning rate at one fact count, then trains
+ * every (model, fact count, seed) at its best rate; runs are resumable (reuse.ts trainOrResume).
+ */
+import { ConfigError } from '@mnemo/core';
+import type { UsageReport } from '@mnemo/memory-layer';
+import { BpeTokenizer } from '@mnemo/model';
+import type { CompareRow } from './compare';
+import { type TrainerConfig, parseTrainerConfig } from './config';
+import { type CapacityFacts, bitsFromCounts, generateCapacityFacts, readCapacityFactsFile, stepsForExposures } from './data/capacity';
+
+export const CAPACITY_MODELS = ['dense', 'moe', 'memory', 'memoryPlus'] as const;
+export type CapacityModel = (typeof CAPACITY_MODELS)[number];
+
+/** The tiny trunk shared by every model, and what each model puts in its FFN slots. */
+export const CAPACITY_TRUNK = { dim: 32, layers: 2, heads: 2, kvHeads: 1, vocab: 512, batch: 32, seqLen: 64 } as const;
+export const CAPACITY_MEMORY = { numKeys: 256, heads: 2, topK: 8, keyDim: 16 } as const;
+
+export interface CapacityRunSpec {
+  model: CapacityModel;
+  /** generated entities (× the default attributes), or a facts file */
+  entities?: number;
+  factsFile?: string;
+  /** facts' seed (data.capacity.seed): the same facts for every model and training seed */
+  dataSeed?: number;
+  /** model init s, data order s + 4 */
+  seed: number;
+  lr: number;
+  steps: number;
+  /** questions asked at the end (default 1,200) */
+  questions?: number;
+  out: string;
+}
+
+/** The trainer config of one run: its model at lr (the memory models' values at the same lr, PKM at 2×, as the presets). */
+export function capacityConfig(s: CapacityRunSpec): TrainerConfig {
+  if (!(CAPACITY_MODELS as readonly string[]).includes(s.model)) {
+    throw new ConfigError('--models', `unknown model '${s.model}'; choose from ${CAPACITY_MODELS.join(', ')}`);
+  }
+  const { dim: D, layers, heads, kvHeads, vocab, batch, seqLen } = CAPACITY_TRUNK;
+  const ffn: string[] = Array.from({ length: layers }, () => (s.model === 'moe' ? 'moe' : 'dense'));
+  if (s.model === 'memory' || s.model === 'memoryPlus') ffn[layers - 1] = s.model;
+  const steps = s.steps;
+  return parseTrainerConfig({
+    name: `${s.model}`,
+    model: {
+      dim: D,
+      layers,
+      heads,
+      kvHeads,
+      ffnHidden: 4 * D,
+      maxSeqLen: seqLen,
+      ffn,
+      moe: { experts: 4, hidden: 2 * D },
+      memory: { ...CAPACITY_MEMORY, queryNorm: 'qknorm', valueLr: s.model === 'memory' ? 2 * s.lr : s.lr, valueOptimizer: 'adam' },
+      seed: s.seed,
+    },
+    tokenizer: { vocabSize: vocab },
+    data: {
+      facts: 0,
+      capacity: { ...(s.factsFile ? { factsFile: s.factsFile } : { entities: s.entities }), seed: s.dataSeed ?? 1 },
+    },
+    train: {
+      steps,
+      batch,
+      seqLen,
+      lr: s.lr,
+      warmup: Math.min(100, Math.ceil(steps / 20)),
+      // periodic evaluations cost time and tell nothing here: one in the middle; checkpoints ~4 per run (resumable)
+      evalEvery: Math.max(1, Math.ceil(steps / 2)),
+      checkpointEvery: Math.max(1, Math.ceil(steps / 4)),
+      logEvery: Math.max(10, Math.ceil(steps / 50)),
+      seed: s.seed + 4,
+    },
+    eval: { maxQuestions: s.questions ?? 1200, periodicQuestions: 20, valWindows: 8, answerTokens: 6 },
+    out: s.out,
+  });
+}
+
+/** The facts a spec trains on (what the trainer's prepareData builds for data.capacity). */
+export function capacityFacts(s: Pick<CapacityRunSpec, 'entities' | 'factsFile' | 'dataSeed'>): CapacityFacts {
+  if (s.factsFile) return readCapacityFactsFile(s.factsFile, s.dataSeed ?? 1);
+  if (!s.entities) throw new ConfigError('--entities', 'give the number of entities or a facts file');
+  return generateCapacityFacts({ entities: s.entities, seed: s.dataSeed ?? 1 });
+}
+
+/**
+ * Training steps that show each fact `exposures` times: the text tokenized as the trainer will
+ * (BPE of CAPACITY_TRUNK.vocab trained on it); the attribute with the fewest templates sets the pace.
+ */
+export function capacitySteps(
+  facts: CapacityFacts,
+  templatesPerAttribute: number,
+  exposures: number,
+): { steps: number; textTokens: number } {
+  const tok = BpeTokenizer.train([facts.trainText], { vocabSize: CAPACITY_TRUNK.vocab });
+  const textTokens = tok.encode(facts.trainText).length;
+  const { batch, seqLen } = CAPACITY_TRUNK;
+  return { steps: stepsForExposures({ textTokens, exposures, templates: templatesPerAttribute, batch, seqLen }), textTokens };
+}
+
+export interface CapacityPoint {
+  model: string;
+  facts: number;
+  seed: number;
+  lr: number;
+  /** Σ bits of the facts trained */
+  totalBits: number;
+  bits: number;
+  recall: number;
+  denseParams: number;
+  memoryParams: number;
+  flopsPerToken: number;
+  trainFlops: number;
+  bitsPerDenseParam: number;
+  /** null without memory */
+  bitsPerMemoryParam: number | null;
+  bitsPerGflop: number;
+  usage?: UsageReport;
+}
+
+/** Stored bits of a finished run (its row's right answers per attribute, scaled to all facts). */
+export function capacityPoint(
+  row: CompareRow,
+  facts: CapacityFacts,
+  spec: { model: string; seed: number; lr: number; steps: number },
+): CapacityPoint {
+  if (!row.byAttribute) throw new Error(`run ${row.name}: its final evaluation has no per-attribute answers (not a data.capacity run?)`);
+  const { bits } = bitsFromCounts(row.byAttribute, facts.stats, facts.factsPer);
+  const trainFlops = 3 * row.flopsPerToken * spec.steps * CAPACITY_TRUNK.batch * CAPACITY_TRUNK.seqLen;
+  return {
+    model: spec.model,
+    facts: facts.facts.length,
+    seed: spec.seed,
+    lr: spec.lr,
+    totalBits: facts.totalBits,
+    bits,
+    recall: row.recall ?? Number.NaN,
+    denseParams: row.denseParams,
+    memoryParams: row.memoryParams,
+    flopsPerToken: row.flopsPerToken,
+    trainFlops,
+    bitsPerDenseParam: bits / row.denseParams,
+    bitsPerMemoryParam: row.memoryParams ? bits / row.memoryParams : null,
+    bitsPerGflop: bits / (trainFlops / 1e9),
+    ...(row.usage ? { usage: row.usage } : {}),
+  };
+}
+
+/** Each model's learning rate with the most stored bits (ties: the first in `points`). */
+export function bestLr(points: readonly CapacityPoint[]): Record<string, number> {
+  const best: Record<string, CapacityPoint> = {};
+  for (const p of points) if (!best[p.model] || p.bits > best[p.model]!.bits) best[p.model] = p;
+  return Object.fromEntries(Object.entries(best).map(([m, p]) => [m, p.lr]));
+}
+
+/**
+ * The knee of a bits-vs-facts curve (points sorted by facts, one per count): the first segment
+ * whose slope (Δbits / Δfacts) is below half the first segment's; null when the curve never bends
+ * that much (still growing at the largest count).
+ */
+export function knee(curve: readonly { facts: number; bits: number }[]): { from: number; to: number } | null {
+  const pts = [...curve].sort((a, b) => a.facts - b.facts);
+  if (pts.length < 3) return null;
+  const slope = (i: number) => (pts[i + 1]!.bits - pts[i]!.bits) / (pts[i + 1]!.facts - pts[i]!.facts);
+  const first = slope(0);
+  for (let i = 1; i < pts.length - 1; i++) if (slope(i) < first / 2) return { from: pts[i]!.facts, to: pts[i + 1]!.facts };
+  return null;
+}
+
+/** Mean and spread of one model's points at each fact count. */
+export function curveOf(
+  points: readonly CapacityPoint[],
+  model: string,
+): { facts: number; bits: number; min: number; max: number; n: number }[] {
+  const byFacts = new Map<number, number[]>();
+  for (const p of points) if (p.model === model) byFacts.set(p.facts, [...(byFacts.get(p.facts) ?? []), p.bits]);
+  return [...byFacts.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([facts, bs]) => ({
+      facts,
+      bits: bs.reduce((a, b) => a + b, 0) / bs.length,
+      min: Math.min(...bs),
+      max: Math.max(...bs),
+      n: bs.length,
+    }));
+}
