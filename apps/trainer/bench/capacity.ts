@@ -127,7 +127,8 @@ async function main() {
     for (const e of counts) for (const seed of seeds) want.set(`${m}/${e}/${seed}`, spec(m, e, seed, lrOf[m]!));
     for (const seed of keySeeds) want.set(`${m}/${largest}/${seed}`, spec(m, largest, seed, lrOf[m]!));
   }
-  const curveSpecs = [...want.values()];
+  // longest runs first, so that the last ones running are short and both cores stay busy
+  const curveSpecs = [...want.values()].sort((a, b) => b.steps - a.steps);
   const ran = await runJobs(curveSpecs.map(toJob), { parallel: flags.jobs, reuse: true, resumable: true, title: '[capacity] curves' });
   const points: CapacityPoint[] = curveSpecs.map((s, i) => pointOf(s, ran.rows[i]!));
 
