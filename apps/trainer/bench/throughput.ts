@@ -22,6 +22,7 @@ import { BenchReport, summarize } from '@mnemo/bench';
 import { defineFlags, mulberry32, parseArgvOrExit } from '@mnemo/core';
 import {
   type DensePath,
+  denseAdamW,
   fmaPeakGflops,
   initBackend,
   installKernelProfiler,
@@ -29,6 +30,7 @@ import {
   nativeDense,
   resetKernelProfile,
   setDensePath,
+  sumOfSquares,
 } from '@mnemo/kernels';
 import { type KVCache, LanguageModel, type ModelConfigInput, modelCounts, parseModelConfig } from '@mnemo/model';
 import * as tf from '@tensorflow/tfjs-core';
@@ -78,8 +80,9 @@ async function main() {
     command: `npm run bench:throughput -w trainer -- --rounds ${flags.rounds} --decode-steps ${flags['decode-steps']}${flags.profile ? ' --profile' : ''}`,
     description:
       'tfjs wasm backend (single-threaded SIMD) for everything; the dense path decides who runs BatchMatMul: `wasm` = ' +
-      "tfjs-wasm's XNNPACK kernel with explicit transposes (today's path), `native` = OpenBLAS cblas_sgemm on 2 threads " +
-      'on the wasm heap in place (@mnemo/kernels, MNEMO_DENSE=native, the default when OpenBLAS loads). ' +
+      "tfjs-wasm's XNNPACK kernel with explicit transposes and tfjs ops for AdamW (today's path), `native` = OpenBLAS cblas_sgemm on 2 threads " +
+      'on the wasm heap in place, AdamW fused into one pass per parameter on 2 threads (kernel MnemoDenseAdamW, Σ g² read in place), ' +
+      'and Identity / same-dtype Cast sharing their input buffer instead of copying it (@mnemo/kernels, MNEMO_DENSE=native, the default when OpenBLAS loads). ' +
       `Training: one AdamW step per round on the same batch, the paths alternating (wasm, native, wasm, …), ${flags.rounds} timed ` +
       "rounds after 2 warm-up rounds, median step → tokens/s. Decode: the server's batched step `decodeBatch` of " +
       `${DECODE_BATCH} sequences at context ${DECODE_CONTEXT}+, ${flags['decode-steps']} steps per path, alternating, median. ` +
@@ -122,6 +125,31 @@ async function main() {
         if (round >= 0) trainMs[p].push(performance.now() - t0);
       }
     }
+    // the optimizer alone: AdamW over every parameter with fixed gradients, paths alternating
+    const grads = tf.tidy(() => model.trainableVariables().map((x, i) => tf.mul(tf.randomNormal(x.shape, 0, 1, 'float32', i), 1e-3)));
+    const adamMs: Record<DensePath, number[]> = { wasm: [], native: [] };
+    const params = grads.reduce((n, g) => n + g.size, 0);
+    for (let round = -1; round < 6; round++) {
+      for (const p of PATHS) {
+        setDensePath(p);
+        const t0 = performance.now();
+        const sq = sumOfSquares(grads);
+        model.trainableVariables().forEach((x, i) => {
+          const r = denseAdamW(x, opt.m[i]!, opt.v[i]!, grads[i]!, {
+            lr: 1e-6,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weightDecay: 0,
+            t: 10,
+            scale: sq > 0 ? 1 : 0,
+          });
+          tf.dispose([r.x, r.m, r.v]);
+        });
+        if (round >= 0) adamMs[p].push(performance.now() - t0);
+      }
+    }
+    tf.dispose(grads);
     // decode: one set of caches per path, filled by the same prompts
     const caches: Record<DensePath, KVCache[]> = { wasm: [], native: [] };
     for (const p of PATHS) {
@@ -173,6 +201,16 @@ async function main() {
       'torch 2 threads': t ? Math.round(t.decodeN ?? t.decode1) : noTorch,
       'native / best torch': t ? Number((decodeTps('native') / Math.max(t.decode1, t.decodeN ?? 0)).toFixed(2)) : null,
     });
+    const adam = (p: DensePath) => summarize(adamMs[p]).median;
+    report.addRow({
+      model: spec.name,
+      shape: `${(params / 1e6).toFixed(2)} M parameters`,
+      measure: 'AdamW step ms (lower is better)',
+      'wasm path': Number(adam('wasm').toFixed(1)),
+      'native path': Number(adam('native').toFixed(1)),
+      'native / wasm': Number((adam('wasm') / adam('native')).toFixed(2)),
+    });
+    report.set(`${spec.name}.adamMs`, adamMs);
     report.set(`${spec.name}.trainMs`, trainMs);
     report.set(`${spec.name}.decodeMs`, decodeMs);
     report.set(`${spec.name}.counts`, counts);

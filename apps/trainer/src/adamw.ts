@@ -5,6 +5,7 @@
  * memory pool updates its touched rows itself, inside the backward pass.
  */
 import { CheckpointError } from '@mnemo/core';
+import { denseAdamW, sumOfSquares } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 export class AdamW {
@@ -42,22 +43,18 @@ export class AdamW {
     const t = this.step;
     // a variable with no gradient this step (an MoE expert no token was routed to) gets zeros
     const gs = this.vars.map((x) => grads[x.name] ?? tf.zerosLike(x));
-    const sq = tf.tidy(() => tf.addN(gs.map((g) => tf.sum(tf.square(g)))).dataSync()[0]!);
+    const sq = sumOfSquares(gs);
     const gradNorm = Math.sqrt(sq);
     const scale = clip > 0 && gradNorm > clip ? clip / gradNorm : 1;
-    const step = lr / (1 - b1 ** t);
-    const bc2 = 1 - b2 ** t;
-    tf.tidy(() => {
-      this.vars.forEach((x, i) => {
-        const g = tf.mul(gs[i]!, scale);
-        const m = tf.add(tf.mul(this.m[i]!, b1), tf.mul(g, 1 - b1));
-        const v = tf.add(tf.mul(this.v[i]!, b2), tf.mul(tf.square(g), 1 - b2));
-        this.m[i]!.assign(m);
-        this.v[i]!.assign(v);
-        const upd = tf.div(m, tf.add(tf.sqrt(tf.div(v, bc2)), eps));
-        const decayed = wd > 0 ? tf.mul(x, 1 - lr * wd) : x;
-        x.assign(tf.sub(decayed, tf.mul(upd, step)));
-      });
+    // one fused pass per parameter on the native dense path (@mnemo/kernels), tfjs ops otherwise
+    this.vars.forEach((x, i) => {
+      const r = denseAdamW(x, this.m[i]!, this.v[i]!, gs[i]!, { lr, beta1: b1, beta2: b2, eps, weightDecay: wd, t, scale });
+      this.m[i]!.assign(r.m);
+      this.v[i]!.assign(r.v);
+      x.assign(r.x);
+      r.m.dispose();
+      r.v.dispose();
+      r.x.dispose();
     });
     const l = value.dataSync()[0]!;
     value.dispose();

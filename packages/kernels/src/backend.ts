@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { BackendError, ConfigError } from '@mnemo/core';
 import { formatKernelProfile, installKernelProfiler } from './kernel-profile';
 import { nativeAvailable } from './native';
+import { installWasmNoCopy } from './wasm-copies';
 import { type DenseInfo, installWasmMatMul, setDensePath } from './wasm-matmul';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -119,7 +120,10 @@ async function activate(name: BackendName): Promise<{ provider: string } | { rea
     const ok = await tf.setBackend(name);
     if (!ok) return { reason: `${loaded.provider}: tf.setBackend('${name}') returned false` };
     await tf.ready();
-    if (name === 'wasm') installWasmMatMul();
+    if (name === 'wasm') {
+      installWasmMatMul();
+      installWasmNoCopy();
+    }
     if (process.env.MNEMO_PROFILE_KERNELS === '1' && installKernelProfiler(name) > 0) {
       process.on('exit', () => process.stderr.write(`[mnemo] kernel profile (${name}):\n${formatKernelProfile()}\n`));
     }

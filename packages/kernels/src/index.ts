@@ -53,4 +53,5 @@ export {
   parseDenseChoice,
   setDensePath,
 } from './wasm-matmul';
+export { type DenseAdamWParams, denseAdamW, fusedDenseOptimizer, sumOfSquares } from './dense-adamw';
 export { type KernelStat, formatKernelProfile, installKernelProfiler, kernelProfile, resetKernelProfile } from './kernel-profile';

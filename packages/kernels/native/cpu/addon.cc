@@ -400,6 +400,44 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// denseAdamW(heap: Float32Array, xOff, mOff, vOff, gOff, xoOff, moOff, voOff, n,
+//            params: Float64Array [scale, beta1, beta2, eps, step, invBc2, decay])
+// offsets in floats from heap[0]; each range [off, off + n) must lie inside the heap.
+Napi::Value DenseAdamW(const Napi::CallbackInfo& info) {
+  float* heap;
+  size_t len;
+  double* p;
+  size_t plen;
+  if (!typed(info, 0, napi_float32_array, &heap, &len)) return info.Env().Undefined();
+  if (!typed(info, 9, napi_float64_array, &p, &plen)) return info.Env().Undefined();
+  if (plen < 7) return fail(info.Env(), "denseAdamW: params needs 7 numbers"), info.Env().Undefined();
+  const int64_t n = info[8].As<Napi::Number>().Int64Value();
+  int64_t off[7];
+  for (int i = 0; i < 7; i++) {
+    off[i] = info[1 + i].As<Napi::Number>().Int64Value();
+    if (n < 0 || off[i] < 0 || off[i] + n > static_cast<int64_t>(len)) {
+      return fail(info.Env(), "denseAdamW: operand range outside the heap"), info.Env().Undefined();
+    }
+  }
+  const DenseAdamParams q{static_cast<float>(p[0]), static_cast<float>(p[1]), static_cast<float>(p[2]),
+                          static_cast<float>(p[3]), static_cast<float>(p[4]), static_cast<float>(p[5]),
+                          static_cast<float>(p[6])};
+  dense_adamw(heap + off[0], heap + off[1], heap + off[2], heap + off[3], heap + off[4], heap + off[5], heap + off[6], n, q);
+  return info.Env().Undefined();
+}
+
+// sumSquares(heap: Float32Array, off, n) → Σ heap[off + i]²
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  float* heap;
+  size_t len;
+  if (!typed(info, 0, napi_float32_array, &heap, &len)) return info.Env().Undefined();
+  const int64_t off = info[1].As<Napi::Number>().Int64Value(), n = info[2].As<Napi::Number>().Int64Value();
+  if (off < 0 || n < 0 || off + n > static_cast<int64_t>(len)) {
+    return fail(info.Env(), "sumSquares: range outside the heap"), info.Env().Undefined();
+  }
+  return Napi::Number::New(info.Env(), sum_squares(heap + off, n));
+}
+
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   const int threads = info[0].As<Napi::Number>().Int32Value();
   const double seconds = info[1].As<Napi::Number>().DoubleValue();
@@ -428,6 +466,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setDenseThreads", Napi::Function::New(env, SetDenseThreads));
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
+  exports.Set("denseAdamW", Napi::Function::New(env, DenseAdamW));
+  exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
   exports.Set("firstBadId", Napi::Function::New(env, FirstBadId));
   exports.Set("firstNonFinite", Napi::Function::New(env, FirstNonFinite));
   exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer));

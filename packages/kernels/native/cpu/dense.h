@@ -19,6 +19,16 @@ void set_dense_threads(int n);
 void sgemm_batched(const float* a, const float* b, float* c, int64_t batch, int64_t a_stride,
                    int64_t b_stride, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b);
 
+// AdamW of one dense parameter (dense_adamw.cc): reads x, m, v, g [n], writes xo, mo, vo [n].
+struct DenseAdamParams {
+  float scale, beta1, beta2, eps, step, inv_bc2, decay;
+};
+void dense_adamw(const float* x, const float* m, const float* v, const float* g, float* xo, float* mo, float* vo,
+                 int64_t n, const DenseAdamParams& p);
+
+// Σ a[i]² (in double across blocks and threads).
+double sum_squares(const float* a, int64_t n);
+
 // GFLOP/s of a tight AVX2 FMA loop on `threads` threads for `seconds` each (0 without FMA).
 double fma_peak_gflops(int threads, double seconds);
 
