@@ -3,11 +3,12 @@
  * bits against facts trained, each fact seen `--exposures` times.
  *
  *   npm run bench:capacity -w trainer [-- --models dense,memoryPlus --entities 250,500,1000,2000,4000
- *       --seeds 1 --key-seeds 1,2,3 --lrs 3e-3,1e-2,3e-2 --sweep-entities 1000 --exposures 100 --jobs 2]
+ *       --seeds 1 --key-seeds 1,2,3 --lrs 3e-3,1e-2,3e-2 --sweep-entities 1000 --exposures 100 --jobs 2
+ *       --lr dense=1e-2]
  *     → docs/benchmarks/capacity.{json,md,svg}
  *
  * 1. LR sweep: every model at every --lrs on --sweep-entities entities (first seed); the rate with
- *    the most stored bits is that model's.
+ *    the most stored bits is that model's. Models given a rate by --lr skip it.
  * 2. Curves: every model × --entities × --seeds at its rate, and --key-seeds at the largest count.
  * Resumable: runs live in runs/capacity/; a finished run is read back, an interrupted one resumes
  * from its last checkpoint. Kill it and run the same command again.
@@ -30,6 +31,7 @@ import {
   curveOf,
   knee,
   lossCurveSvg,
+  parseModelRates,
 } from '../src/index';
 import { type Job, parseSeeds, runJobs } from './jobs';
 
@@ -63,6 +65,11 @@ const { values: flags } = parseArgvOrExit(
       default: '3e-3,1e-2,3e-2',
       description: 'learning rates swept per model',
     },
+    lr: {
+      type: 'string',
+      placeholder: 'M=LR,...',
+      description: 'fixed rates, e.g. dense=1e-2,memoryPlus=3e-2: these models skip the sweep',
+    },
     'sweep-entities': { type: 'int', min: 1, description: 'entities of the LR sweep (default: the middle --entities)' },
     exposures: { type: 'int', min: 1, default: 100, description: 'times each fact is stated in training' },
     questions: { type: 'int', min: 4, default: 1200, description: 'questions asked per run (random entities; bits scaled to all facts)' },
@@ -82,6 +89,13 @@ const counts: (number | undefined)[] = file ? [undefined] : (flags.entities as n
 const seeds = flags.seeds as number[];
 const keySeeds = flags['key-seeds'] as number[];
 const lrs = flags.lrs as number[];
+let fixedLr: ReturnType<typeof parseModelRates>;
+try {
+  fixedLr = parseModelRates((flags.lr as string | undefined) ?? '');
+} catch (e) {
+  console.error((e as Error).message);
+  process.exit(2);
+}
 const root = path.resolve('runs', 'capacity');
 
 async function main() {
@@ -115,10 +129,10 @@ async function main() {
     const facts = capacityFacts({ entities: sweepE });
     data.set(sweepE, { facts, ...capacitySteps(facts, 3, flags.exposures) });
   }
-  const sweep = models.flatMap((m) => lrs.map((lr) => spec(m, sweepE, seeds[0]!, lr)));
+  const sweep = models.filter((m) => fixedLr[m] === undefined).flatMap((m) => lrs.map((lr) => spec(m, sweepE, seeds[0]!, lr)));
   const swept = await runJobs(sweep.map(toJob), { parallel: flags.jobs, reuse: true, resumable: true, title: '[capacity] LR sweep' });
   const sweepPoints = sweep.map((s, i) => pointOf(s, swept.rows[i]!));
-  const lrOf = bestLr(sweepPoints);
+  const lrOf = { ...bestLr(sweepPoints), ...fixedLr };
 
   // 2. curves at each model's rate; key seeds at the largest count
   const largest = counts[counts.length - 1];
@@ -134,14 +148,14 @@ async function main() {
 
   const report = new BenchReport(flags.out, {
     title: 'Knowledge capacity: bits stored vs facts trained, memory vs dense at matched FLOPs/token',
-    command: `npm run bench:capacity -w trainer -- --models ${models.join(',')} ${file ? `--facts-file ${file}` : `--entities ${counts.join(',')}`} --seeds ${seeds.join(',')} --key-seeds ${keySeeds.join(',')} --lrs ${lrs.join(',')} --exposures ${flags.exposures} --questions ${flags.questions}`,
+    command: `npm run bench:capacity -w trainer -- --models ${models.join(',')} ${file ? `--facts-file ${file}` : `--entities ${counts.join(',')}`} --seeds ${seeds.join(',')} --key-seeds ${keySeeds.join(',')} --lrs ${lrs.join(',')}${flags.lr ? ` --lr ${flags.lr}` : ''} --exposures ${flags.exposures} --questions ${flags.questions}`,
     description:
       `Tiny trunks (apps/trainer/src/capacity.ts): D ${CAPACITY_TRUNK.dim}, ${CAPACITY_TRUNK.layers} blocks, vocab ${CAPACITY_TRUNK.vocab}, ${CAPACITY_TRUNK.batch}×${CAPACITY_TRUNK.seqLen} tokens a step, AdamW, cosine LR. ` +
       "dense: SwiGLU 4·D in both blocks; moe: 4 experts of 2·D, top-2; memory (PKM) / memoryPlus: block 1's FFN replaced by a layer over 256² slots × dv 32 " +
       '(2 heads, top-8, keyDim 16). Facts: made-up entities × 4 attributes drawn uniformly (city 1/64, employer 1/64, colour 1/16, year 1/128: 23 bits per entity), ' +
       `each stated in 3 templates; training shows every fact ${flags.exposures} times. Stored bits = Σ per attribute f · facts · log2 V, ` +
       'f = (accuracy − 1/V)/(1 − 1/V), accuracy by greedy exact match on a random sample of questions; bits per dense parameter count the embedding. ' +
-      'Each model trains at its own learning rate, the best of the sweep (memory values at the same rate, PKM 2×).',
+      `Each model trains at its own learning rate (memory values at the same rate, PKM 2×): ${models.map((m) => `${m} ${lrOf[m]} (${fixedLr[m] === undefined ? 'best of the sweep' : 'fixed by --lr'})`).join(', ')}.`,
   });
   for (const p of sweepPoints) {
     report.addRow({

@@ -18,6 +18,7 @@ import {
   capacitySteps,
   curveOf,
   knee,
+  parseModelRates,
 } from './capacity';
 import type { CompareRow } from './compare';
 import { modelConfigFor } from './config';
@@ -74,6 +75,14 @@ describe('capacity curves', () => {
       pt('moe', 100, 60, { lr: 1e-2 }),
     ];
     expect(bestLr(pts)).toEqual({ dense: 1e-2, moe: 3e-2 });
+  });
+
+  it('parseModelRates reads model=rate pairs and names a bad model or rate', () => {
+    expect(parseModelRates('dense=1e-2, memoryPlus=3e-2')).toEqual({ dense: 1e-2, memoryPlus: 3e-2 });
+    expect(parseModelRates('')).toEqual({});
+    expect(() => parseModelRates('dense=1e-2,mlp=1e-3')).toThrow(/unknown model 'mlp'/);
+    expect(() => parseModelRates('dense=-1')).toThrow(/rate of dense/);
+    expect(() => parseModelRates('dense')).toThrow(/expected model=rate/);
   });
 
   it('knee: the first segment with under half the first slope; none while the curve grows', () => {

@@ -168,6 +168,24 @@ export function bestLr(points: readonly CapacityPoint[]): Record<string, number>
 }
 
 /**
+ * Fixed learning rates from `--lr dense=1e-2,memoryPlus=3e-2`: models named here skip the sweep
+ * (e.g. rates an earlier sweep chose). Unknown models and non-positive rates are refused by name.
+ */
+export function parseModelRates(text: string): Partial<Record<CapacityModel, number>> {
+  const out: Partial<Record<CapacityModel, number>> = {};
+  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [name, value, ...rest] = part.split('=');
+    if (rest.length || value === undefined) throw new Error(`--lr: expected model=rate, got '${part}'`);
+    if (!(CAPACITY_MODELS as readonly string[]).includes(name!))
+      throw new Error(`--lr: unknown model '${name}' (one of ${CAPACITY_MODELS.join(', ')})`);
+    const lr = Number(value);
+    if (!Number.isFinite(lr) || lr <= 0) throw new Error(`--lr: rate of ${name} must be a positive number, got '${value}'`);
+    out[name as CapacityModel] = lr;
+  }
+  return out;
+}
+
+/**
  * The knee of a bits-vs-facts curve (points sorted by facts, one per count): the first segment
  * whose slope (Δbits / Δfacts) is below half the first segment's; null when the curve never bends
  * that much (still growing at the largest count).

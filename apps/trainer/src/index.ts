@@ -41,6 +41,7 @@ export {
   capacitySteps,
   curveOf,
   knee,
+  parseModelRates,
 } from './capacity';
 export { mobyDick, readCorpus, readJsonlTexts } from './data/corpus';
 export {
