@@ -6,6 +6,7 @@
         "native/cpu/addon.cc",
         "native/cpu/dense.cc",
         "native/cpu/dense_adamw.cc",
+        "native/cpu/elementwise.cc",
         "native/cpu/embedding_bag.cc",
         "native/cpu/pk_backward.cc",
         "native/cpu/pk_topk.cc",

@@ -24,6 +24,7 @@ import {
   type DensePath,
   denseAdamW,
   fmaPeakGflops,
+  fmaPeakIsa,
   initBackend,
   installKernelProfiler,
   kernelProfile,
@@ -236,7 +237,7 @@ async function main() {
 
   matmulRows(report, peak2);
   report.note(
-    `Peak: a tight AVX2 FMA loop (12 independent chains) runs ${peak1.toFixed(1)} GFLOP/s on one thread and ` +
+    `Peak: a tight ${fmaPeakIsa() === 'avx512' ? 'AVX-512 (zmm)' : 'AVX2'} FMA loop (12 independent chains) runs ${peak1.toFixed(1)} GFLOP/s on one thread and ` +
       `${peak2.toFixed(1)} on two; GFLOP/s columns of the matmul rows are against the two-thread figure.`,
   );
   if (flags.profile) {

@@ -17,6 +17,7 @@ import { BackendError, ConfigError } from '@mnemo/core';
 import { formatKernelProfile, installKernelProfiler } from './kernel-profile';
 import { nativeAvailable } from './native';
 import { installWasmNoCopy } from './wasm-copies';
+import { installWasmElementwise } from './wasm-elementwise';
 import { type DenseInfo, installWasmMatMul, setDensePath } from './wasm-matmul';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -123,6 +124,7 @@ async function activate(name: BackendName): Promise<{ provider: string } | { rea
     if (name === 'wasm') {
       installWasmMatMul();
       installWasmNoCopy();
+      installWasmElementwise();
     }
     if (process.env.MNEMO_PROFILE_KERNELS === '1' && installKernelProfiler(name) > 0) {
       process.on('exit', () => process.stderr.write(`[mnemo] kernel profile (${name}):\n${formatKernelProfile()}\n`));

@@ -258,3 +258,21 @@ describe.runIf(native.addon)('native BatchMatMul vs the wasm kernel', () => {
     tf.dispose([a, b, ...keep]);
   });
 });
+
+describe('FMA peak loop', () => {
+  it.skipIf(!native.addon)('measures the vector width the CPU has (AVX-512 when /proc/cpuinfo lists avx512f)', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { fmaPeakGflops, fmaPeakIsa } = await import('./index');
+    let flags = '';
+    try {
+      flags = readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      console.log('[dense.test] no /proc/cpuinfo: ISA check skipped');
+    }
+    if (flags) expect(fmaPeakIsa()).toBe(/\bavx512f\b/.test(flags) ? 'avx512' : 'avx2');
+    const g = fmaPeakGflops(1, 0.05)!;
+    // one core does at least 2 GHz × 8 lanes × 2 flops even in AVX2, and no CPU core beats 1 TFLOP/s
+    expect(g).toBeGreaterThan(5);
+    expect(g).toBeLessThan(1000);
+  });
+});

@@ -48,10 +48,12 @@ export {
   type DensePath,
   denseInfo,
   fmaPeakGflops,
+  fmaPeakIsa,
   nativeDense,
   nativeDenseCalls,
   parseDenseChoice,
   setDensePath,
 } from './wasm-matmul';
+export { NATIVE_ELEMENTWISE_MIN, broadcastPeriod, nativeElementwiseCalls } from './wasm-elementwise';
 export { type DenseAdamWParams, denseAdamW, fusedDenseOptimizer, sumOfSquares } from './dense-adamw';
 export { type KernelStat, formatKernelProfile, installKernelProfiler, kernelProfile, resetKernelProfile } from './kernel-profile';

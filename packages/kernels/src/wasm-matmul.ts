@@ -57,6 +57,7 @@ interface DenseAddon {
     transB: boolean,
   ): void;
   fmaPeak(threads: number, seconds: number): number;
+  fmaPeakIsa?: string;
 }
 
 let installed = false;
@@ -112,10 +113,20 @@ export function nativeDenseCalls(): number {
   return nativeCalls;
 }
 
-/** GFLOP/s of a tight AVX2 FMA loop on `threads` threads (the peak the bench states); null without the addon. */
+/**
+ * GFLOP/s of a tight FMA loop on `threads` threads (the peak the bench states): AVX-512 when the
+ * CPU has it (OpenBLAS's SkylakeX kernels use it), else AVX2; null without the addon.
+ */
 export function fmaPeakGflops(threads: number, seconds = 0.5): number | null {
   const a = nativeAddon() as unknown as DenseAddon | null;
   return a && typeof a.fmaPeak === 'function' ? a.fmaPeak(threads, seconds) : null;
+}
+
+/** The vector width fmaPeakGflops measures: 'avx512' or 'avx2' (null without the addon). */
+export function fmaPeakIsa(): 'avx512' | 'avx2' | null {
+  const a = nativeAddon() as unknown as DenseAddon | null;
+  if (!a || typeof a.fmaPeak !== 'function') return null;
+  return a.fmaPeakIsa === 'avx512' ? 'avx512' : 'avx2';
 }
 
 const size = (s: readonly number[]) => s.reduce((x, y) => x * y, 1);

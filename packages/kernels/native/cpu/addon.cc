@@ -438,6 +438,28 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), sum_squares(heap + off, n));
 }
 
+// binaryF32(heap: Float32Array, op 0 add | 1 sub | 2 mul, offA, offB, offOut, n, pa, pb)
+Napi::Value BinaryF32(const Napi::CallbackInfo& info) {
+  float* heap;
+  size_t len;
+  if (!typed(info, 0, napi_float32_array, &heap, &len)) return info.Env().Undefined();
+  const int op = info[1].As<Napi::Number>().Int32Value();
+  int64_t v[6];
+  for (int i = 0; i < 6; i++) v[i] = info[2 + i].As<Napi::Number>().Int64Value();
+  const int64_t n = v[3], pa = v[4], pb = v[5];
+  const auto in_heap = [&](int64_t off, int64_t count) { return off >= 0 && count >= 0 && off + count <= static_cast<int64_t>(len); };
+  if (op < 0 || op > 2) return fail(info.Env(), "binaryF32: op must be 0 (add), 1 (sub) or 2 (mul)"), info.Env().Undefined();
+  const int64_t p = pa < pb ? pa : pb, q = pa < pb ? pb : pa;
+  if (n < 0 || q != n || p < 1 || (n > 0 && n % p != 0)) {
+    return fail(info.Env(), "binaryF32: periods must be n, a divisor of n, or 1"), info.Env().Undefined();
+  }
+  if (!in_heap(v[0], pa) || !in_heap(v[1], pb) || !in_heap(v[2], n)) {
+    return fail(info.Env(), "binaryF32: operand range outside the heap"), info.Env().Undefined();
+  }
+  binary_f32(op, heap + v[0], heap + v[1], heap + v[2], n, pa, pb);
+  return info.Env().Undefined();
+}
+
 Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
   const int threads = info[0].As<Napi::Number>().Int32Value();
   const double seconds = info[1].As<Napi::Number>().DoubleValue();
@@ -466,8 +488,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setDenseThreads", Napi::Function::New(env, SetDenseThreads));
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
   exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
+  exports.Set("fmaPeakIsa", Napi::String::New(env, fma_peak_avx512() ? "avx512" : "avx2"));
   exports.Set("denseAdamW", Napi::Function::New(env, DenseAdamW));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
+  exports.Set("binaryF32", Napi::Function::New(env, BinaryF32));
   exports.Set("firstBadId", Napi::Function::New(env, FirstBadId));
   exports.Set("firstNonFinite", Napi::Function::New(env, FirstNonFinite));
   exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer));

@@ -29,7 +29,13 @@ void dense_adamw(const float* x, const float* m, const float* v, const float* g,
 // Σ a[i]² (in double across blocks and threads).
 double sum_squares(const float* a, int64_t n);
 
-// GFLOP/s of a tight AVX2 FMA loop on `threads` threads for `seconds` each (0 without FMA).
+// out[i] = a[i mod pa] op b[i mod pb] for i < n (elementwise.cc); pa, pb ∈ {n, p, 1}, p divides n.
+enum BinaryOp : int { kBinaryAdd = 0, kBinarySub = 1, kBinaryMul = 2 };
+void binary_f32(int op, const float* a, const float* b, float* out, int64_t n, int64_t pa, int64_t pb);
+
+// GFLOP/s of a tight FMA loop on `threads` threads for `seconds` each (0 without FMA).
 double fma_peak_gflops(int threads, double seconds);
+// Whether fma_peak_gflops runs its AVX-512 loop (zmm) rather than the AVX2 one (ymm).
+bool fma_peak_avx512();
 
 }  // namespace mnemo
