@@ -4,12 +4,13 @@
  *
  *   npm run bench:capacity -w trainer [-- --models dense,memoryPlus --entities 250,500,1000,2000,4000
  *       --seeds 1 --key-seeds 1,2,3 --lrs 3e-3,1e-2,3e-2 --sweep-entities 1000 --exposures 100 --jobs 2
- *       --lr dense=1e-2]
+ *       --lr dense=1e-2 --key-entities 500]
  *     → docs/benchmarks/capacity.{json,md,svg}
  *
  * 1. LR sweep: every model at every --lrs on --sweep-entities entities (first seed); the rate with
  *    the most stored bits is that model's. Models given a rate by --lr skip it.
- * 2. Curves: every model × --entities × --seeds at its rate, and --key-seeds at the largest count.
+ * 2. Curves: every model × --entities × --seeds at its rate, and --key-seeds at the largest count
+ *    (or --key-entities).
  * Resumable: runs live in runs/capacity/; a finished run is read back, an interrupted one resumes
  * from its last checkpoint. Kill it and run the same command again.
  */
@@ -57,7 +58,8 @@ const { values: flags } = parseArgvOrExit(
       description: 'JSONL {"entity","attribute","value"}: one curve point on your facts instead of --entities',
     },
     seeds: { type: 'string', placeholder: 'S,S,...', parse: parseSeeds, default: '1', description: 'seeds of every curve point' },
-    'key-seeds': { type: 'string', placeholder: 'S,S,...', parse: parseSeeds, default: '1,2,3', description: 'seeds at the largest count' },
+    'key-seeds': { type: 'string', placeholder: 'S,S,...', parse: parseSeeds, default: '1,2,3', description: 'seeds at the key count' },
+    'key-entities': { type: 'int', min: 1, description: 'the key count, one of --entities (default: the largest)' },
     lrs: {
       type: 'string',
       placeholder: 'LR,LR,...',
@@ -134,12 +136,16 @@ async function main() {
   const sweepPoints = sweep.map((s, i) => pointOf(s, swept.rows[i]!));
   const lrOf = { ...bestLr(sweepPoints), ...fixedLr };
 
-  // 2. curves at each model's rate; key seeds at the largest count
-  const largest = counts[counts.length - 1];
+  // 2. curves at each model's rate; key seeds at the key count (the largest unless --key-entities)
+  const keyCount = file ? undefined : (flags['key-entities'] ?? counts[counts.length - 1]);
+  if (!counts.includes(keyCount)) {
+    console.error(`--key-entities ${keyCount} must be one of --entities ${counts.join(',')}`);
+    process.exit(2);
+  }
   const want = new Map<string, ReturnType<typeof spec>>();
   for (const m of models) {
     for (const e of counts) for (const seed of seeds) want.set(`${m}/${e}/${seed}`, spec(m, e, seed, lrOf[m]!));
-    for (const seed of keySeeds) want.set(`${m}/${largest}/${seed}`, spec(m, largest, seed, lrOf[m]!));
+    for (const seed of keySeeds) want.set(`${m}/${keyCount}/${seed}`, spec(m, keyCount, seed, lrOf[m]!));
   }
   // longest runs first, so that the last ones running are short and both cores stay busy
   const curveSpecs = [...want.values()].sort((a, b) => b.steps - a.steps);
@@ -148,7 +154,7 @@ async function main() {
 
   const report = new BenchReport(flags.out, {
     title: 'Knowledge capacity: bits stored vs facts trained, memory vs dense at matched FLOPs/token',
-    command: `npm run bench:capacity -w trainer -- --models ${models.join(',')} ${file ? `--facts-file ${file}` : `--entities ${counts.join(',')}`} --seeds ${seeds.join(',')} --key-seeds ${keySeeds.join(',')} --lrs ${lrs.join(',')}${flags.lr ? ` --lr ${flags.lr}` : ''} --exposures ${flags.exposures} --questions ${flags.questions}`,
+    command: `npm run bench:capacity -w trainer -- --models ${models.join(',')} ${file ? `--facts-file ${file}` : `--entities ${counts.join(',')}`} --seeds ${seeds.join(',')} --key-seeds ${keySeeds.join(',')}${flags['key-entities'] ? ` --key-entities ${flags['key-entities']}` : ''} --lrs ${lrs.join(',')}${flags.lr ? ` --lr ${flags.lr}` : ''} --exposures ${flags.exposures} --questions ${flags.questions}`,
     description:
       `Tiny trunks (apps/trainer/src/capacity.ts): D ${CAPACITY_TRUNK.dim}, ${CAPACITY_TRUNK.layers} blocks, vocab ${CAPACITY_TRUNK.vocab}, ${CAPACITY_TRUNK.batch}×${CAPACITY_TRUNK.seqLen} tokens a step, AdamW, cosine LR. ` +
       "dense: SwiGLU 4·D in both blocks; moe: 4 experts of 2·D, top-2; memory (PKM) / memoryPlus: block 1's FFN replaced by a layer over 256² slots × dv 32 " +
@@ -207,6 +213,12 @@ async function main() {
   if (models.includes('dense') && models.includes('memoryPlus')) {
     const r = lastBits('memoryPlus') / lastBits('dense');
     report.note(`Memory+ / dense bits at the largest count: ${r.toFixed(2)}× (${r >= 2 ? 'meets' : 'does NOT meet'} the ≥ 2× target).`);
+    const dense = curveOf(points, 'dense');
+    const byCount = curveOf(points, 'memoryPlus')
+      .map((c) => ({ c, d: dense.find((d) => d.facts === c.facts) }))
+      .filter((x) => x.d)
+      .map(({ c, d }) => `${c.facts} facts ${(c.bits / d!.bits).toFixed(2)}× (${c.n} / ${d!.n} seeds)`);
+    report.note(`Memory+ / dense bits by count: ${byCount.join('; ')}.`);
   }
   report.note(
     `Runs: ${swept.rows.length} sweep + ${ran.rows.length} curve (${swept.reused + ran.reused} read back from runs/capacity); ${((Date.now() - t0) / 60000).toFixed(0)} min.`,

@@ -20,7 +20,10 @@ afterAll(() => setDensePath());
 function rand(shape: number[], seed: number): tf.Tensor {
   const r = rng(seed);
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => r() * 4 - 2), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => r() * 4 - 2),
+    shape,
+  );
 }
 
 const ops = { Add: tf.add, Sub: tf.sub, Multiply: tf.mul } as const;
@@ -76,7 +79,13 @@ describe.runIf(native.addon)('native Add / Sub / Multiply', () => {
     const pairs: [tf.Tensor, tf.Tensor][] = [
       [rand([256, 128], 3), rand([256, 1], 4)], // column broadcast
       [rand([8, 8], 5), rand([8, 8], 6)], // small
-      [tf.tensor1d(Array.from({ length: NATIVE_ELEMENTWISE_MIN }, (_, i) => i), 'int32'), tf.scalar(3, 'int32')],
+      [
+        tf.tensor1d(
+          Array.from({ length: NATIVE_ELEMENTWISE_MIN }, (_, i) => i),
+          'int32',
+        ),
+        tf.scalar(3, 'int32'),
+      ],
     ];
     for (const [a, b] of pairs) {
       const want = on('wasm', () => tf.mul(a, b));
