@@ -173,7 +173,10 @@ export function bestLr(points: readonly CapacityPoint[]): Record<string, number>
  */
 export function parseModelRates(text: string): Partial<Record<CapacityModel, number>> {
   const out: Partial<Record<CapacityModel, number>> = {};
-  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const [name, value, ...rest] = part.split('=');
     if (rest.length || value === undefined) throw new Error(`--lr: expected model=rate, got '${part}'`);
     if (!(CAPACITY_MODELS as readonly string[]).includes(name!))
