@@ -154,6 +154,7 @@ async function main() {
 
   const report = new BenchReport(flags.out, {
     title: 'Knowledge capacity: bits stored vs facts trained, memory vs dense at matched FLOPs/token',
+    startedAt: t0,
     command: `npm run bench:capacity -w trainer -- --models ${models.join(',')} ${file ? `--facts-file ${file}` : `--entities ${counts.join(',')}`} --seeds ${seeds.join(',')} --key-seeds ${keySeeds.join(',')}${flags['key-entities'] ? ` --key-entities ${flags['key-entities']}` : ''} --lrs ${lrs.join(',')}${flags.lr ? ` --lr ${flags.lr}` : ''} --exposures ${flags.exposures} --questions ${flags.questions}`,
     description:
       `Tiny trunks (apps/trainer/src/capacity.ts): D ${CAPACITY_TRUNK.dim}, ${CAPACITY_TRUNK.layers} blocks, vocab ${CAPACITY_TRUNK.vocab}, ${CAPACITY_TRUNK.batch}×${CAPACITY_TRUNK.seqLen} tokens a step, AdamW, cosine LR. ` +
