@@ -49,14 +49,14 @@ describe('broadcastPeriod', () => {
 });
 
 describe.runIf(native.addon)('native Add / Sub / Multiply', () => {
-  const big = [64, 512]; // 32K elements, over NATIVE_ELEMENTWISE_MIN
+  const big = [2048, 512]; // 1M elements, at NATIVE_ELEMENTWISE_MIN
   const cases: [string, number[], number[]][] = [
     ['equal shapes', big, big],
-    ['row on the right', [4, 16, 512], [512]],
-    ['row on the left', [1, 512], [4, 16, 512]],
+    ['row on the right', [4, 512, 512], [512]],
+    ['row on the left', [1, 512], [4, 512, 512]],
     ['scalar on the right', big, []],
     ['scalar on the left', [1], big],
-    ['matrix repeated along a batch', [2, 64, 512], [64, 512]],
+    ['matrix repeated along a batch', [2, 1024, 512], [1024, 512]],
   ];
   for (const [name, op] of Object.entries(ops)) {
     for (const [label, sa, sb] of cases) {
@@ -77,7 +77,7 @@ describe.runIf(native.addon)('native Add / Sub / Multiply', () => {
 
   it('leaves columns, small tensors and int32 to the wasm kernel, with the same values', () => {
     const pairs: [tf.Tensor, tf.Tensor][] = [
-      [rand([256, 128], 3), rand([256, 1], 4)], // column broadcast
+      [rand([2048, 512], 3), rand([2048, 1], 4)], // column broadcast
       [rand([8, 8], 5), rand([8, 8], 6)], // small
       [
         tf.tensor1d(
@@ -99,7 +99,7 @@ describe.runIf(native.addon)('native Add / Sub / Multiply', () => {
   });
 
   it('gives the same gradients through a gain and a gate (RMSNorm · g, SwiGLU)', () => {
-    const x = rand([32, 1024], 7);
+    const x = rand([1024, 1024], 7);
     const g = rand([1024], 8);
     const f = (x: tf.Tensor, g: tf.Tensor) => tf.sum(tf.mul(tf.mul(tf.mul(x, g), tf.sigmoid(x)), tf.sub(x, tf.scalar(0.5))));
     const grads = (path: 'native' | 'wasm') => {

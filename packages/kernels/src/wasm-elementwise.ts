@@ -8,9 +8,14 @@
  *
  * Shapes taken (out = broadcast(a, b), n = |out|): each operand is the whole output, a scalar, or
  * a row that repeats along the leading dims (its shape, leading 1s dropped, is a suffix of out's:
- * a gain [D] against [B, T, D]). Anything else, other dtypes, small tensors (< 16K elements,
- * where a call's fixed cost outweighs a second thread) and the `wasm` dense path run tfjs-wasm's
- * own kernel. Same float32 arithmetic per element, so results are bit-identical to it.
+ * a gain [D] against [B, T, D]). Anything else, other dtypes, tensors under 1M elements and the
+ * `wasm` dense path run tfjs-wasm's own kernel. Same float32 arithmetic per element, so results
+ * are bit-identical to it.
+ *
+ * The 1M floor is measured (one Multiply, interleaved medians, on 2 cores busy with training):
+ * native/wasm 1.13-1.22x at 2M elements on 2 threads, but 0.18x at 64K and 0.56x at 512K, where
+ * a thread's start and join (or one native thread against XNNPACK at that size) cost more than
+ * they save. On a quiet machine the crossover may sit lower; not measured.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { nativeAddon } from './native';
@@ -27,8 +32,8 @@ interface ElementwiseAddon {
 }
 
 const OPS = { Add: 0, Sub: 1, Multiply: 2 } as const;
-/** Below this many output elements the wasm kernel runs (one thread is as fast). */
-export const NATIVE_ELEMENTWISE_MIN = 1 << 14;
+/** Below this many output elements the wasm kernel runs (measured faster there). */
+export const NATIVE_ELEMENTWISE_MIN = 1 << 20;
 let calls = 0;
 let installed = false;
 

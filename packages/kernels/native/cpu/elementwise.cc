@@ -54,7 +54,9 @@ void binary_f32(int op, const float* a, const float* b, float* out, int64_t n, i
   // slice on whole rows when one side repeats, so each thread starts at a row boundary
   const int64_t units = rows ? n / p : n;
   const int64_t unit = rows ? p : 1;
-  parallel_for(units, threads_for(n * 12), [&](int, int64_t begin, int64_t end) {
+  // src/wasm-elementwise.ts sends only tensors of >= 1M elements here, where a second thread pays
+  const int threads = n >= (int64_t{1} << 20) ? num_threads() : 1;
+  parallel_for(units, threads, [&](int, int64_t begin, int64_t end) {
     if (op == kBinaryAdd) run_range<kBinaryAdd>(a, b, out, begin * unit, end * unit, pa, pb);
     else if (op == kBinarySub) run_range<kBinarySub>(a, b, out, begin * unit, end * unit, pa, pb);
     else run_range<kBinaryMul>(a, b, out, begin * unit, end * unit, pa, pb);
