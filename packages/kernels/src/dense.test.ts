@@ -12,20 +12,11 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { denseInfo, initBackend, nativeDense, nativeDenseCalls, parseDenseChoice, setDensePath } from './index';
-import { relErr, rng } from './testing';
+import { randTensor, relErr, rng } from './testing';
 
 const TOL = 1e-5;
 const native = nativeDense();
 if (!native.addon) console.log(`[dense.test] native dense path skipped: ${native.reason}`);
-
-function rand(shape: number[], seed: number): tf.Tensor {
-  const r = rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(
-    Float32Array.from({ length: n }, () => r() * 2 - 1),
-    shape,
-  );
-}
 
 /** the product on one path, as plain numbers */
 function product(p: 'native' | 'wasm', a: tf.Tensor, b: tf.Tensor, ta: boolean, tb: boolean) {
@@ -167,8 +158,8 @@ describe.runIf(native.addon)('native BatchMatMul vs the wasm kernel', () => {
     ] as const) {
       it(`[${sa}]${ta ? 'ᵀ' : ''} · [${sb}]${tb ? 'ᵀ' : ''}`, () => {
         const flip = (s: number[], t: boolean) => (t ? [...s.slice(0, -2), s.at(-1)!, s.at(-2)!] : s);
-        const a = rand(flip(sa, ta), Math.floor(r() * 1e9));
-        const b = rand(flip(sb, tb), Math.floor(r() * 1e9));
+        const a = randTensor(flip(sa, ta), Math.floor(r() * 1e9));
+        const b = randTensor(flip(sb, tb), Math.floor(r() * 1e9));
         const before = nativeDenseCalls();
         const x = product('native', a, b, ta, tb);
         const inPlace = !(sa.length === 4 && sb.length === 3); // the one case native leaves to wasm
@@ -195,8 +186,8 @@ describe.runIf(native.addon)('native BatchMatMul vs the wasm kernel', () => {
       const bBatch = q() < 0.3 ? [] : batch; // broadcast a rank-2 b sometimes
       const ta = q() < 0.5;
       const tb = q() < 0.5;
-      const a = rand([...batch, ...(ta ? [k, m] : [m, k])], t);
-      const b = rand([...bBatch, ...(tb ? [n, k] : [k, n])], t + 1000);
+      const a = randTensor([...batch, ...(ta ? [k, m] : [m, k])], t);
+      const b = randTensor([...bBatch, ...(tb ? [n, k] : [k, n])], t + 1000);
       const x = product('native', a, b, ta, tb);
       const y = product('wasm', a, b, ta, tb);
       expect(x.shape).toEqual(y.shape);
@@ -207,8 +198,8 @@ describe.runIf(native.addon)('native BatchMatMul vs the wasm kernel', () => {
   });
 
   it('a broadcast it cannot do in place ([2,1]×[1,3] batches) takes the wasm path', () => {
-    const a = rand([2, 1, 4, 5], 1);
-    const b = rand([1, 3, 5, 2], 2);
+    const a = randTensor([2, 1, 4, 5], 1);
+    const b = randTensor([1, 3, 5, 2], 2);
     setDensePath('native');
     const before = nativeDenseCalls();
     const run = () => tf.matMul(a, b);
@@ -231,9 +222,9 @@ describe.runIf(native.addon)('native BatchMatMul vs the wasm kernel', () => {
   });
 
   it('gradients of a matmul chain agree (the backward uses both transposes)', () => {
-    const x = rand([32, 48], 3);
-    const w1 = rand([48, 64], 4);
-    const w2 = rand([64, 16], 5);
+    const x = randTensor([32, 48], 3);
+    const w1 = randTensor([48, 64], 4);
+    const w2 = randTensor([64, 16], 5);
     const f = (xx: tf.Tensor, a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.matMul(tf.relu(tf.matMul(xx, a)), b)));
     const grads = (p: 'native' | 'wasm') => {
       setDensePath(p);
@@ -249,8 +240,8 @@ describe.runIf(native.addon)('native BatchMatMul vs the wasm kernel', () => {
 
   it('survives a heap growth between output allocation and the call', () => {
     setDensePath('native');
-    const a = rand([200, 300], 8);
-    const b = rand([300, 250], 9);
+    const a = randTensor([200, 300], 8);
+    const b = randTensor([300, 250], 9);
     const keep: tf.Tensor[] = [];
     for (let i = 0; i < 20; i++) keep.push(tf.matMul(a, b)); // allocations grow the heap meanwhile
     const ref = product('wasm', a, b, false, false);

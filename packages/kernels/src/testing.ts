@@ -3,6 +3,7 @@
  * random embedding-bag batches with padding (-1) and a few hot rows, so duplicated ids within
  * and across bags are common.
  */
+import * as tf from '@tensorflow/tfjs-core';
 
 /** uniform [0, 1) from a 32-bit LCG (Numerical Recipes constants) */
 export function rng(seed: number): () => number {
@@ -35,4 +36,14 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     s = Math.max(s, Math.abs(b[i]!));
   }
   return m / s;
+}
+
+/** A float32 tensor of uniform values in [lo, hi) from rng(seed). */
+export function randTensor(shape: number[], seed: number, lo = -1, hi = 1): tf.Tensor {
+  const r = rng(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => lo + r() * (hi - lo)),
+    shape,
+  );
 }

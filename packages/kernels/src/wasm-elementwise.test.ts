@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NATIVE_ELEMENTWISE_MIN, broadcastPeriod, initBackend, nativeDense, nativeElementwiseCalls, setDensePath } from './index';
-import { rng } from './testing';
+import { randTensor } from './testing';
 
 const native = nativeDense();
 if (!native.addon) console.log(`[wasm-elementwise.test] native dense path skipped: ${native.reason}`);
@@ -16,15 +16,6 @@ beforeAll(async () => {
   await initBackend({ backend: 'wasm', log: false });
 });
 afterAll(() => setDensePath());
-
-function rand(shape: number[], seed: number): tf.Tensor {
-  const r = rng(seed);
-  const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(
-    Float32Array.from({ length: n }, () => r() * 4 - 2),
-    shape,
-  );
-}
 
 const ops = { Add: tf.add, Sub: tf.sub, Multiply: tf.mul } as const;
 
@@ -61,8 +52,8 @@ describe.runIf(native.addon)('native Add / Sub / Multiply', () => {
   for (const [name, op] of Object.entries(ops)) {
     for (const [label, sa, sb] of cases) {
       it(`${name}, ${label}: bit-identical to wasm, served natively`, () => {
-        const a = rand(sa, 1);
-        const b = rand(sb, 2);
+        const a = randTensor(sa, 1, -2, 2);
+        const b = randTensor(sb, 2, -2, 2);
         const want = on('wasm', () => op(a, b));
         const before = nativeElementwiseCalls();
         const got = on('native', () => op(a, b));
@@ -77,8 +68,8 @@ describe.runIf(native.addon)('native Add / Sub / Multiply', () => {
 
   it('leaves columns, small tensors and int32 to the wasm kernel, with the same values', () => {
     const pairs: [tf.Tensor, tf.Tensor][] = [
-      [rand([2048, 512], 3), rand([2048, 1], 4)], // column broadcast
-      [rand([8, 8], 5), rand([8, 8], 6)], // small
+      [randTensor([2048, 512], 3, -2, 2), randTensor([2048, 1], 4, -2, 2)], // column broadcast
+      [randTensor([8, 8], 5, -2, 2), randTensor([8, 8], 6, -2, 2)], // small
       [
         tf.tensor1d(
           Array.from({ length: NATIVE_ELEMENTWISE_MIN }, (_, i) => i),
@@ -99,8 +90,8 @@ describe.runIf(native.addon)('native Add / Sub / Multiply', () => {
   });
 
   it('gives the same gradients through a gain and a gate (RMSNorm · g, SwiGLU)', () => {
-    const x = rand([1024, 1024], 7);
-    const g = rand([1024], 8);
+    const x = randTensor([1024, 1024], 7, -2, 2);
+    const g = randTensor([1024], 8, -2, 2);
     const f = (x: tf.Tensor, g: tf.Tensor) => tf.sum(tf.mul(tf.mul(tf.mul(x, g), tf.sigmoid(x)), tf.sub(x, tf.scalar(0.5))));
     const grads = (path: 'native' | 'wasm') => {
       setDensePath(path);

@@ -19,13 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { nativeAddon } from './native';
-import { denseInfo } from './wasm-matmul';
-
-interface Heap {
-  wasm: { HEAPF32: Float32Array };
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
+import { type WasmBackendLike, denseInfo } from './wasm-matmul';
 
 interface ElementwiseAddon {
   binaryF32(heap: Float32Array, op: number, aOff: number, bOff: number, outOff: number, n: number, pa: number, pb: number): void;
@@ -89,7 +83,7 @@ export function installWasmElementwise(): boolean {
         const pa = broadcastPeriod(a.shape, out);
         const pb = broadcastPeriod(b.shape, out);
         if (pa === null || pb === null || Math.max(pa, pb) !== n) return k.kernelFunc(args);
-        const be = args.backend as unknown as Heap;
+        const be = args.backend as unknown as WasmBackendLike;
         const o = be.makeOutput(out, 'float32');
         // offsets are read after makeOutput: an allocation may grow (and replace) the heap
         const off = (t: tf.TensorInfo) => be.dataIdMap.get(t.dataId).memoryOffset / 4;

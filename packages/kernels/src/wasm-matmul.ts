@@ -33,7 +33,8 @@ export interface DenseInfo {
   reason: string;
 }
 
-interface WasmBackendLike {
+/** The parts of tfjs-wasm's backend the native overrides use (its heap and tensor offsets). */
+export interface WasmBackendLike {
   wasm: { HEAPF32: Float32Array };
   dataIdMap: { get(id: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;

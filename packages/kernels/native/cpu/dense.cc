@@ -144,60 +144,38 @@ void sgemm_batched(const float* a, const float* b, float* c, int64_t batch, int6
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// `iters` x 12 independent vfmadd231ps on ymm0-11 (more chains than FMA latency x ports), in asm
-// so the compiler neither spills the chains nor folds the loop.
+// `iters` x 12 independent vfmadd231ps on registers 0-11 (more chains than FMA latency x ports), in
+// asm so the compiler neither spills the chains nor folds the loop. R is the register file: "ymm"
+// (AVX2, 8 floats) or "zmm" (AVX-512F, 16 floats: OpenBLAS's SkylakeX kernels use them, so the
+// AVX2 loop alone understates an AVX-512 machine's peak by up to 2x).
+#define MNEMO_REG(R, i) "%%" R #i
+#define MNEMO_MOV(R, i) "vmovaps " MNEMO_REG(R, 12) ", " MNEMO_REG(R, i) "\n\t"
+#define MNEMO_FMA(R, i) "vfmadd231ps " MNEMO_REG(R, 12) ", " MNEMO_REG(R, 13) ", " MNEMO_REG(R, i) "\n\t"
+#define MNEMO_FMA_LOOP(R)                                                                                       \
+  "vbroadcastss %1, " MNEMO_REG(R, 12) "\n\t"                                                                    \
+  "vxorps " MNEMO_REG(R, 13) ", " MNEMO_REG(R, 13) ", " MNEMO_REG(R, 13) "\n\t"                                  \
+  MNEMO_MOV(R, 0) MNEMO_MOV(R, 1) MNEMO_MOV(R, 2) MNEMO_MOV(R, 3) MNEMO_MOV(R, 4) MNEMO_MOV(R, 5) MNEMO_MOV(R, 6) \
+  MNEMO_MOV(R, 7) MNEMO_MOV(R, 8) MNEMO_MOV(R, 9) MNEMO_MOV(R, 10) MNEMO_MOV(R, 11)                              \
+  "1:\n\t"                                                                                                       \
+  MNEMO_FMA(R, 0) MNEMO_FMA(R, 1) MNEMO_FMA(R, 2) MNEMO_FMA(R, 3) MNEMO_FMA(R, 4) MNEMO_FMA(R, 5) MNEMO_FMA(R, 6) \
+  MNEMO_FMA(R, 7) MNEMO_FMA(R, 8) MNEMO_FMA(R, 9) MNEMO_FMA(R, 10) MNEMO_FMA(R, 11)                              \
+  "dec %0\n\t"                                                                                                   \
+  "jnz 1b\n\t"                                                                                                   \
+  "vaddps " MNEMO_REG(R, 0) ", " MNEMO_REG(R, 11) ", " MNEMO_REG(R, 0) "\n\t"                                    \
+  "vmovups " MNEMO_REG(R, 0) ", %2\n\t"                                                                          \
+  "vzeroupper\n\t"
+#define MNEMO_FMA_CLOBBERS \
+  "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "memory", "cc"
+
 __attribute__((target("avx2,fma"), noinline)) static double fma_loop(int64_t iters) {
   alignas(32) float o[8] = {1, 1, 1, 1, 1, 1, 1, 1};
-  __asm__ volatile(
-      "vbroadcastss %1, %%ymm12\n\t"
-      "vxorps %%ymm13, %%ymm13, %%ymm13\n\t"
-      "vmovaps %%ymm12, %%ymm0\n\tvmovaps %%ymm12, %%ymm1\n\tvmovaps %%ymm12, %%ymm2\n\tvmovaps %%ymm12, %%ymm3\n\t"
-      "vmovaps %%ymm12, %%ymm4\n\tvmovaps %%ymm12, %%ymm5\n\tvmovaps %%ymm12, %%ymm6\n\tvmovaps %%ymm12, %%ymm7\n\t"
-      "vmovaps %%ymm12, %%ymm8\n\tvmovaps %%ymm12, %%ymm9\n\tvmovaps %%ymm12, %%ymm10\n\tvmovaps %%ymm12, %%ymm11\n\t"
-      "1:\n\t"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm0\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm1\n\t"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm2\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm3\n\t"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm4\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm5\n\t"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm6\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm7\n\t"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm8\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm9\n\t"
-      "vfmadd231ps %%ymm12, %%ymm13, %%ymm10\n\tvfmadd231ps %%ymm12, %%ymm13, %%ymm11\n\t"
-      "dec %0\n\t"
-      "jnz 1b\n\t"
-      "vaddps %%ymm0, %%ymm11, %%ymm0\n\t"
-      "vmovups %%ymm0, %2\n\t"
-      "vzeroupper\n\t"
-      : "+r"(iters)
-      : "m"(o[0]), "m"(o[0])
-      : "ymm0", "ymm1", "ymm2", "ymm3", "ymm4", "ymm5", "ymm6", "ymm7", "ymm8", "ymm9", "ymm10", "ymm11", "ymm12",
-        "ymm13", "memory", "cc");
+  __asm__ volatile(MNEMO_FMA_LOOP("ymm") : "+r"(iters) : "m"(o[0]), "m"(o[0]) : MNEMO_FMA_CLOBBERS);
   return o[0];
 }
-// The same with zmm registers (16 floats a lane) on a CPU with AVX-512F: OpenBLAS's SkylakeX
-// kernels use them, so the AVX2 loop alone understates the peak there by up to 2x.
+
 __attribute__((target("avx512f"), noinline)) static double fma_loop512(int64_t iters) {
   alignas(64) float o[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
-  __asm__ volatile(
-      "vbroadcastss %1, %%zmm12\n\t"
-      "vxorps %%zmm13, %%zmm13, %%zmm13\n\t"
-      "vmovaps %%zmm12, %%zmm0\n\tvmovaps %%zmm12, %%zmm1\n\tvmovaps %%zmm12, %%zmm2\n\tvmovaps %%zmm12, %%zmm3\n\t"
-      "vmovaps %%zmm12, %%zmm4\n\tvmovaps %%zmm12, %%zmm5\n\tvmovaps %%zmm12, %%zmm6\n\tvmovaps %%zmm12, %%zmm7\n\t"
-      "vmovaps %%zmm12, %%zmm8\n\tvmovaps %%zmm12, %%zmm9\n\tvmovaps %%zmm12, %%zmm10\n\tvmovaps %%zmm12, %%zmm11\n\t"
-      "1:\n\t"
-      "vfmadd231ps %%zmm12, %%zmm13, %%zmm0\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm1\n\t"
-      "vfmadd231ps %%zmm12, %%zmm13, %%zmm2\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm3\n\t"
-      "vfmadd231ps %%zmm12, %%zmm13, %%zmm4\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm5\n\t"
-      "vfmadd231ps %%zmm12, %%zmm13, %%zmm6\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm7\n\t"
-      "vfmadd231ps %%zmm12, %%zmm13, %%zmm8\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm9\n\t"
-      "vfmadd231ps %%zmm12, %%zmm13, %%zmm10\n\tvfmadd231ps %%zmm12, %%zmm13, %%zmm11\n\t"
-      "dec %0\n\t"
-      "jnz 1b\n\t"
-      "vaddps %%zmm0, %%zmm11, %%zmm0\n\t"
-      "vmovups %%zmm0, %2\n\t"
-      "vzeroupper\n\t"
-      : "+r"(iters)
-      : "m"(o[0]), "m"(o[0])
-      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12",
-        "xmm13", "memory", "cc");
+  __asm__ volatile(MNEMO_FMA_LOOP("zmm") : "+r"(iters) : "m"(o[0]), "m"(o[0]) : MNEMO_FMA_CLOBBERS);
   return o[0];
 }
 #endif
