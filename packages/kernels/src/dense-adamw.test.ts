@@ -80,6 +80,25 @@ describe('denseAdamW', () => {
     }
   });
 
+  it.runIf(native.addon)('MNEMO_FUSED_ADAMW=0 runs the tfjs ops on the native path', () => {
+    setDensePath('native');
+    expect(fusedDenseOptimizer()).toBe(true);
+    process.env.MNEMO_FUSED_ADAMW = '0';
+    try {
+      expect(fusedDenseOptimizer()).toBe(false);
+      const off = stepOn('native', 1000, p);
+      const ops = stepOn('wasm', 1000, p);
+      expect(off.fused).toBe(false);
+      // the tfjs ops on either dense path: the same elementwise kernels, bit for bit
+      expect(Array.from(off.x)).toEqual(Array.from(ops.x));
+      expect(Array.from(off.v)).toEqual(Array.from(ops.v));
+    } finally {
+      delete process.env.MNEMO_FUSED_ADAMW;
+    }
+    setDensePath('native');
+    expect(fusedDenseOptimizer()).toBe(true);
+  });
+
   it('leaves no tensor behind, and the wasm dense path runs the tfjs ops', () => {
     const before = tf.memory().numTensors;
     stepOn('wasm', 100, p);

@@ -79,9 +79,13 @@ function register(): void {
   });
 }
 
-/** Whether denseAdamW / sumOfSquares run natively now (wasm backend, native dense path, addon with the kernels). */
+/**
+ * Whether denseAdamW / sumOfSquares run natively now (wasm backend, native dense path, addon with
+ * the kernels, and not switched off with `MNEMO_FUSED_ADAMW=0`, read at each call: the
+ * dense-losses bench compares the fused update with the tfjs ops on the same native path).
+ */
 export function fusedDenseOptimizer(): boolean {
-  return tf.getBackend() === 'wasm' && denseInfo()?.path === 'native' && addon() !== null;
+  return tf.getBackend() === 'wasm' && denseInfo()?.path === 'native' && process.env.MNEMO_FUSED_ADAMW !== '0' && addon() !== null;
 }
 
 const same = (a: tf.Tensor, b: tf.Tensor) => a.dtype === 'float32' && b.dtype === 'float32' && a.shape.join() === b.shape.join();

@@ -147,6 +147,18 @@ describe.runIf(native.addon)('native BatchMatMul vs the wasm kernel', () => {
       [3, 0],
       [0, 5],
     ], // k = 0 → zeros
+    [
+      [7, 96, 64],
+      [7, 64, 96],
+    ], // many small products (batch·m·n·k ≥ 4M): the batch split over the cores, one BLAS thread each
+    [
+      [2, 3, 128, 128],
+      [2, 3, 128, 64],
+    ], // the same split on a rank-4 (attention-shaped) batch
+    [
+      [5, 128, 96],
+      [96, 80],
+    ], // the split with b broadcast (stride 0) over a's batch
   ];
   const r = rng(5);
   for (const [sa, sb] of cases) {

@@ -130,17 +130,29 @@ void sgemm_batched(const float* a, const float* b, float* c, int64_t batch, int6
                    int64_t b_stride, int64_t m, int64_t n, int64_t k, bool trans_a, bool trans_b) {
   const int64_t c_stride = m * n;
   if (!blas_available()) return;
-  use_threads(m, n, k);
   const int lda = static_cast<int>(trans_a ? m : k), ldb = static_cast<int>(trans_b ? k : n);
-  for (int64_t i = 0; i < batch; i++) {
-    if (k == 0) {
-      std::fill(c + i * c_stride, c + (i + 1) * c_stride, 0.f);
-      continue;
-    }
-    blas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, static_cast<int>(m),
-               static_cast<int>(n), static_cast<int>(k), 1.f, a + i * a_stride, lda, b + i * b_stride, ldb, 0.f,
+  auto run = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) {
+      if (k == 0) {
+        std::fill(c + i * c_stride, c + (i + 1) * c_stride, 0.f);
+        continue;
+      }
+      blas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, static_cast<int>(m),
+                 static_cast<int>(n), static_cast<int>(k), 1.f, a + i * a_stride, lda, b + i * b_stride, ldb, 0.f,
                  c + i * c_stride, static_cast<int>(n));
+    }
+  };
+  // Many small products (attention's [B·H] × [T, d_h]·[d_h, T]): one OpenBLAS thread per product
+  // and the batch split over the cores. Threading each 4M-MAC product inside OpenBLAS ran at
+  // ~55 GFLOP/s on 2 cores, where the same products ran ~2x faster split by batch.
+  const int64_t macs = m * n * k;
+  if (batch >= 2 && blas.threads > 1 && macs < (int64_t{1} << 24) && batch * macs >= (int64_t{1} << 22)) {
+    use_threads(1, 1, 1);  // one thread inside each product
+    parallel_for(batch, blas.threads, [&](int, int64_t begin, int64_t end) { run(begin, end); });
+    return;
   }
+  use_threads(m, n, k);
+  run(0, batch);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
