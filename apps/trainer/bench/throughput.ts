@@ -1,23 +1,27 @@
 /**
  * Throughput of issue 15: the wasm backend's dense math on today's path (tfjs-wasm's kernel, one
- * thread) vs the native path (OpenBLAS on both cores, @mnemo/kernels), interleaved in one run,
- * plus a torch CPU reference of the same shapes (bench/throughput_torch.py, Debian's
- * python3-torch, run with /usr/bin/python3 when torch imports there).
+ * thread) vs the native path (OpenBLAS on both cores, @mnemo/kernels), and a torch CPU reference
+ * of the same shapes (bench/throughput_torch.py, Debian's python3-torch, run with /usr/bin/python3
+ * when torch imports there; two worker processes, 1 and 2 threads), all interleaved in one run.
  *
  *   npm run bench:throughput -w trainer [-- --rounds 12 --profile]
  *     →   docs/benchmarks/throughput.{json,md}
  *
  * Models: the dense and Memory+ presets (D 128, 4 blocks, 16×64 tokens) and a wide model (D 512,
  * 8 blocks, 8/4 heads, SwiGLU 4·D, vocab 1024, 4×256 tokens). Training: one AdamW step (forward,
- * backward, update, Memory+'s sparse value update) per round per (model, path); the rounds
- * alternate the paths (A, B, A, B, …) on the same batch so machine noise hits both alike; median.
+ * backward, update, Memory+'s sparse value update) per round per (model, lane); each round runs
+ * every lane once (wasm, native, torch 1 thread, torch 2 threads), the order rotated each round,
+ * so machine noise hits all alike; median. torch times its own step (perf_counter in the worker),
+ * ours are timed in-process, so neither includes the pipe between them.
  * Decode: the server's batched step (`decodeBatch`, 8 sequences, context 64 after a prefill),
  * median of the steps. Matmul: GFLOP/s of the model's products on each path vs the FMA peak.
  * --profile: a per-kernel profile of one more training step and decode step per (model, path).
  */
-import { spawnSync } from 'node:child_process';
+import { type ChildProcessByStdio, spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
 import { BenchReport, summarize } from '@mnemo/bench';
 import { defineFlags, mulberry32, parseArgvOrExit } from '@mnemo/core';
 import {
@@ -70,6 +74,11 @@ const WIDE: Spec = {
 const DECODE_BATCH = 8;
 const DECODE_CONTEXT = 64;
 const PATHS: DensePath[] = ['wasm', 'native'];
+type TorchLane = 'torch1' | 'torch2';
+type Lane = DensePath | TorchLane;
+const isTorch = (l: Lane): l is TorchLane => l === 'torch1' || l === 'torch2';
+/** The lanes in round r's order: rotated by r, so each lane takes each place equally often. */
+const rotate = <T>(xs: readonly T[], r: number): T[] => xs.map((_, i) => xs[(((i + r) % xs.length) + xs.length) % xs.length]!);
 
 async function main() {
   await initBackend({ backend: 'wasm' });
@@ -84,11 +93,12 @@ async function main() {
       "tfjs-wasm's XNNPACK kernel with explicit transposes and tfjs ops for AdamW (today's path), `native` = OpenBLAS cblas_sgemm on 2 threads " +
       'on the wasm heap in place, AdamW fused into one pass per parameter on 2 threads (kernel MnemoDenseAdamW, Σ g² read in place), ' +
       'and Identity / same-dtype Cast sharing their input buffer instead of copying it (@mnemo/kernels, MNEMO_DENSE=native, the default when OpenBLAS loads). ' +
-      `Training: one AdamW step per round on the same batch, the paths alternating (wasm, native, wasm, …), ${flags.rounds} timed ` +
+      `Training: one AdamW step per round per lane on the same batch, the lanes' order rotated each round, ${flags.rounds} timed ` +
       "rounds after 2 warm-up rounds, median step → tokens/s. Decode: the server's batched step `decodeBatch` of " +
-      `${DECODE_BATCH} sequences at context ${DECODE_CONTEXT}+, ${flags['decode-steps']} steps per path, alternating, median. ` +
+      `${DECODE_BATCH} sequences at context ${DECODE_CONTEXT}+, ${flags['decode-steps']} steps per lane, rotated the same way, median. ` +
       'torch: the same shapes in PyTorch (bench/throughput_torch.py: dense transformer, RMSNorm, RoPE, GQA, SwiGLU, AdamW; ' +
-      'no Memory+ layer), on 1 thread and on 2 (torch 1.13 with 2 OpenMP threads collapses when another process uses a core).',
+      'no Memory+ layer), two worker processes on 1 and on 2 threads, their steps interleaved with ours: every round runs each ' +
+      'lane (wasm, native, torch 1 thread, torch 2 threads) once, the order rotated each round; torch times its step itself.',
   });
   // best of 5: the loop cannot run faster than the machine, only slower when others use it
   const best = (threads: number) => Math.max(...Array.from({ length: 5 }, () => fmaPeakGflops(threads, 0.3) ?? 0));
@@ -98,7 +108,8 @@ async function main() {
   const load = (await import('node:os')).loadavg();
   report.note(`1-minute load average at the start: ${load[0]!.toFixed(2)}; dense path native: ${nat.reason}.`);
 
-  const torch = runTorch(specs.filter((s) => s.name !== 'memoryPlus'));
+  const torch = await startTorch();
+  report.note(`torch reference: ${torch.reason}.`);
   const profiles: Record<string, { kernel: string; calls: number; ms: number }[]> = {};
 
   for (const spec of specs) {
@@ -116,14 +127,22 @@ async function main() {
       opt.minimize(() => model.loss(ids, { training: true }), 1e-4);
       model.stepMemory();
     };
-    const trainMs: Record<DensePath, number[]> = { wasm: [], native: [] };
-    process.stderr.write(`[throughput] ${spec.name}: training, ${flags.rounds} rounds × ${PATHS.join('/')}\n`);
+    const withTorch = torch.workers !== undefined && spec.name !== 'memoryPlus';
+    const lanes: Lane[] = withTorch ? [...PATHS, 'torch1', 'torch2'] : PATHS;
+    if (withTorch) for (const w of Object.values(torch.workers!)) await w.call({ op: 'init', key: spec.name, spec: torchSpec(spec) });
+    const lap = async (lane: Lane, op: 'train' | 'decode', run: () => void): Promise<number> => {
+      if (isTorch(lane)) return (await torch.workers![lane].call({ op, key: spec.name })).ms!;
+      setDensePath(lane);
+      const t0 = performance.now();
+      run();
+      return performance.now() - t0;
+    };
+    const trainMs: Record<Lane, number[]> = { wasm: [], native: [], torch1: [], torch2: [] };
+    process.stderr.write(`[throughput] ${spec.name}: training, ${flags.rounds} rounds × ${lanes.join('/')}\n`);
     for (let round = -2; round < flags.rounds; round++) {
-      for (const p of round % 2 === 0 ? PATHS : [...PATHS].reverse()) {
-        setDensePath(p);
-        const t0 = performance.now();
-        step();
-        if (round >= 0) trainMs[p].push(performance.now() - t0);
+      for (const lane of rotate(lanes, round)) {
+        const ms = await lap(lane, 'train', step);
+        if (round >= 0) trainMs[lane].push(ms);
       }
     }
     // the optimizer alone: AdamW over every parameter with fixed gradients, paths alternating
@@ -164,21 +183,31 @@ async function main() {
         caches[p].push(c);
       }
     }
-    const decodeMs: Record<DensePath, number[]> = { wasm: [], native: [] };
+    const decodeMs: Record<Lane, number[]> = { wasm: [], native: [], torch1: [], torch2: [] };
     const toks = Array.from({ length: DECODE_BATCH }, (_, b) => (b * 31) % V);
     for (let s = -2; s < flags['decode-steps']; s++) {
-      for (const p of s % 2 === 0 ? PATHS : [...PATHS].reverse()) {
-        setDensePath(p);
-        const t0 = performance.now();
-        model.decodeBatch(toks, caches[p]);
-        if (s >= 0) decodeMs[p].push(performance.now() - t0);
+      for (const lane of rotate(lanes, s)) {
+        const ms = await lap(lane, 'decode', () => model.decodeBatch(toks, caches[lane as DensePath]));
+        if (s >= 0) decodeMs[lane].push(ms);
       }
     }
+    if (withTorch) for (const w of Object.values(torch.workers!)) await w.call({ op: 'free', key: spec.name });
     const tokens = spec.batch * spec.seqLen;
-    const trainTps = (p: DensePath) => tokens / (summarize(trainMs[p]).median / 1e3);
-    const decodeTps = (p: DensePath) => DECODE_BATCH / (summarize(decodeMs[p]).median / 1e3);
-    const t = torch.results?.[spec.name];
-    const noTorch = torch.results ? 'n/a (no Memory+ layer in the torch reference)' : torch.reason;
+    const trainTps = (p: Lane) => tokens / (summarize(trainMs[p]).median / 1e3);
+    const decodeTps = (p: Lane) => DECODE_BATCH / (summarize(decodeMs[p]).median / 1e3);
+    const t = withTorch
+      ? { train1: trainTps('torch1'), trainN: trainTps('torch2'), decode1: decodeTps('torch1'), decodeN: decodeTps('torch2') }
+      : undefined;
+    const noTorch = torch.workers ? 'n/a (no Memory+ layer in the torch reference)' : torch.reason;
+    if (t) {
+      // paired within each round: the host's drift between rounds cancels
+      const best: TorchLane = t.train1 >= t.trainN ? 'torch1' : 'torch2';
+      const paired = summarize(trainMs.native.map((ms, i) => trainMs[best][i]! / ms)).median;
+      report.set(`${spec.name}.trainNativeOverTorchPaired`, paired);
+      report.note(
+        `${spec.name}: native / torch (${best === 'torch1' ? '1 thread' : '2 threads'}) training, the median of the ${flags.rounds} per-round ratios: ${paired.toFixed(2)}×.`,
+      );
+    }
     const shape = `D ${model.config.dim}, ${model.config.layers} blocks, ${spec.batch}×${spec.seqLen}`;
     report.addRow({
       model: spec.name,
@@ -188,8 +217,8 @@ async function main() {
       'native path': Math.round(trainTps('native')),
       'native / wasm': Number((trainTps('native') / trainTps('wasm')).toFixed(2)),
       'torch 1 thread': t ? Math.round(t.train1) : noTorch,
-      'torch 2 threads': t ? Math.round(t.trainN ?? t.train1) : noTorch,
-      'native / best torch': t ? Number((trainTps('native') / Math.max(t.train1, t.trainN ?? 0)).toFixed(2)) : null,
+      'torch 2 threads': t ? Math.round(t.trainN) : noTorch,
+      'native / best torch': t ? Number((trainTps('native') / Math.max(t.train1, t.trainN)).toFixed(2)) : null,
     });
     report.addRow({
       model: spec.name,
@@ -199,8 +228,8 @@ async function main() {
       'native path': Math.round(decodeTps('native')),
       'native / wasm': Number((decodeTps('native') / decodeTps('wasm')).toFixed(2)),
       'torch 1 thread': t ? Math.round(t.decode1) : noTorch,
-      'torch 2 threads': t ? Math.round(t.decodeN ?? t.decode1) : noTorch,
-      'native / best torch': t ? Number((decodeTps('native') / Math.max(t.decode1, t.decodeN ?? 0)).toFixed(2)) : null,
+      'torch 2 threads': t ? Math.round(t.decodeN) : noTorch,
+      'native / best torch': t ? Number((decodeTps('native') / Math.max(t.decode1, t.decodeN)).toFixed(2)) : null,
     });
     const adam = (p: DensePath) => summarize(adamMs[p]).median;
     report.addRow({
@@ -252,6 +281,7 @@ async function main() {
     }
   }
   setDensePath();
+  if (torch.workers) for (const w of Object.values(torch.workers)) w.close();
   report.write([
     'model',
     'shape',
@@ -314,41 +344,80 @@ function matmulRows(report: BenchReport, peak: number) {
   }
 }
 
-interface TorchOut {
-  results?: Record<string, { train1: number; decode1: number; trainN?: number; decodeN?: number }>;
+/** One torch worker process (bench/throughput_torch.py THREADS): a JSON line per request and reply. */
+class TorchWorker {
+  private readonly waiting: ((reply: TorchReply) => void)[] = [];
+  private readonly child: ChildProcessByStdio<Writable, Readable, null>;
+  private exited: string | null = null;
+
+  constructor(py: string, script: string, threads: number) {
+    this.child = spawn(py, [script, String(threads)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    createInterface({ input: this.child.stdout }).on('line', (line) => this.waiting.shift()?.(JSON.parse(line) as TorchReply));
+    this.child.on('exit', (code) => {
+      this.exited = `torch worker (${threads} threads) exited with code ${code}`;
+      for (const w of this.waiting.splice(0)) w({ error: this.exited });
+    });
+  }
+
+  /** Send one request; the reply, or an Error naming what the worker said. */
+  async call(req: Record<string, unknown>): Promise<TorchReply> {
+    if (this.exited) throw new Error(this.exited);
+    const reply = new Promise<TorchReply>((resolve) => this.waiting.push(resolve));
+    if (req.op !== 'ready') this.child.stdin.write(`${JSON.stringify(req)}\n`);
+    const r = await reply;
+    if (r.error) throw new Error(`torch worker, ${String(req.op)}: ${r.error}`);
+    return r;
+  }
+
+  close(): void {
+    this.child.stdin.end();
+  }
+}
+
+interface TorchReply {
+  ready?: boolean;
+  torch?: string;
+  threads?: number;
+  ok?: boolean;
+  ms?: number;
+  error?: string;
+}
+
+interface TorchLanes {
+  workers?: Record<TorchLane, TorchWorker>;
   reason: string;
 }
 
-function runTorch(specs: Spec[]): TorchOut {
+/** The two torch workers (1 and 2 threads), or why there are none. */
+async function startTorch(): Promise<TorchLanes> {
   const py = flags.torch;
   const script = path.join(import.meta.dirname, 'throughput_torch.py');
   if (!existsSync(py)) return { reason: `torch not installed (no ${py})` };
   const probe = spawnSync(py, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' });
-  if (probe.status !== 0) return { reason: 'torch not installed' };
-  const arg = JSON.stringify(
-    specs.map((s) => {
-      const c = parseModelConfig(s.model);
-      return {
-        name: s.name,
-        dim: c.dim,
-        layers: c.layers,
-        heads: c.heads,
-        kvHeads: c.kvHeads,
-        ffnHidden: c.ffnHidden,
-        vocab: c.vocabSize,
-        batch: s.batch,
-        seqLen: s.seqLen,
-        rounds: flags.rounds,
-        decodeBatch: DECODE_BATCH,
-        decodeContext: DECODE_CONTEXT,
-        decodeSteps: flags['decode-steps'],
-      };
-    }),
+  if (probe.status !== 0) return { reason: `torch not installed (${py} cannot import it)` };
+  const workers = { torch1: new TorchWorker(py, script, 1), torch2: new TorchWorker(py, script, 2) };
+  const ready = await Promise.all(Object.values(workers).map((w) => w.call({ op: 'ready' })));
+  process.stderr.write(
+    `[throughput] torch ${ready[0]!.torch} reference (${py}), workers on ${ready.map((r) => r.threads).join(' and ')} threads\n`,
   );
-  process.stderr.write(`[throughput] torch ${probe.stdout.trim()} reference (${py})\n`);
-  const r = spawnSync(py, [script, arg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  if (r.status !== 0) return { reason: `torch run failed (exit ${r.status})` };
-  return { results: JSON.parse(r.stdout.trim().split('\n').at(-1)!), reason: `torch ${probe.stdout.trim()}` };
+  return { workers, reason: `torch ${ready[0]!.torch} (${py}), worker processes on ${ready.map((r) => r.threads).join(' and ')} threads` };
+}
+
+function torchSpec(s: Spec) {
+  const c = parseModelConfig(s.model);
+  return {
+    name: s.name,
+    dim: c.dim,
+    layers: c.layers,
+    heads: c.heads,
+    kvHeads: c.kvHeads,
+    ffnHidden: c.ffnHidden,
+    vocab: c.vocabSize,
+    batch: s.batch,
+    seqLen: s.seqLen,
+    decodeBatch: DECODE_BATCH,
+    decodeContext: DECODE_CONTEXT,
+  };
 }
 
 await main();

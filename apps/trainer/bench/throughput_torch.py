@@ -1,23 +1,24 @@
 """Torch CPU reference of bench/throughput.ts: the same dense transformer shapes, trained and decoded.
 
 Bench-only (Debian's python3-torch, run with /usr/bin/python3); never a dependency of Mnemo.
-argv[1]: JSON list of specs {name, dim, layers, heads, kvHeads, ffnHidden, vocab, batch, seqLen,
-rounds, decodeBatch, decodeContext, decodeSteps}. Prints one JSON line {name: {train, decode}}
-(tokens/s, medians) on 1 thread and on all cores (`train1`, `decode1`, `trainN`, `decodeN`):
-on a shared 2-core machine torch's OpenMP threads can collapse (measured 214 vs 4,398 tokens/s
-at 2 vs 1 threads under load), so both are reported. Model: token embedding (tied head), pre-RMSNorm blocks of GQA attention
-with RoPE and a SwiGLU FFN, like @mnemo/model's dense blocks; AdamW.
+A worker: `throughput_torch.py THREADS` sets torch's thread count once, then answers one JSON line
+per request line on stdin, so the bench can interleave torch's steps with its own rounds:
+  {"op": "init", "key": K, "spec": {name, dim, layers, heads, kvHeads, ffnHidden, vocab, batch,
+                                    seqLen, decodeBatch, decodeContext}}
+      → builds the model, AdamW, a fixed batch and a prefilled decode cache; {"ok": true}
+  {"op": "train", "key": K}   → one AdamW step on the batch;            {"ms": wall ms}
+  {"op": "decode", "key": K}  → one decode step of decodeBatch tokens;  {"ms": wall ms}
+  {"op": "free", "key": K}    → drops the model;                        {"ok": true}
+The first line it prints is {"ready": true, "torch": version, "threads": n}. Model: token
+embedding (tied head), pre-RMSNorm blocks of GQA attention with RoPE and a SwiGLU FFN, like
+@mnemo/model's dense blocks.
 """
 import json
-import statistics
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
-
-CORES = __import__("os").cpu_count() or 1
-
 
 def rms(x, g, eps=1e-6):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * g
@@ -83,45 +84,58 @@ class LM(torch.nn.Module):
         return rms(x, s.nf) @ s.emb.weight.t()
 
 
-def bench(c):
-    torch.manual_seed(0)
-    m = LM(c)
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
-    ids = torch.randint(0, c["vocab"], (c["batch"], c["seqLen"] + 1))
-    times = []
-    for r in range(c["rounds"] + 2):
-        t0 = time.perf_counter()
-        logits = m(ids[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, c["vocab"]), ids[:, 1:].reshape(-1))
-        opt.zero_grad()
+class Job:
+    def __init__(s, c):
+        torch.manual_seed(0)
+        s.c = c
+        s.m = LM(c)
+        s.opt = torch.optim.AdamW(s.m.parameters(), lr=1e-4)
+        s.ids = torch.randint(0, c["vocab"], (c["batch"], c["seqLen"] + 1))
+        s.caches = [{} for _ in s.m.blocks]
+        s.pos = c["decodeContext"]
+        with torch.no_grad():
+            s.m(torch.randint(0, c["vocab"], (c["decodeBatch"], s.pos)), 0, s.caches)
+        s.tok = torch.randint(0, c["vocab"], (c["decodeBatch"], 1))
+
+    def train(s):
+        c = s.c
+        logits = s.m(s.ids[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, c["vocab"]), s.ids[:, 1:].reshape(-1))
+        s.opt.zero_grad()
         loss.backward()
-        opt.step()
-        if r >= 2:
-            times.append(time.perf_counter() - t0)
-    train = c["batch"] * c["seqLen"] / statistics.median(times)
-    with torch.no_grad():
-        B, ctx = c["decodeBatch"], c["decodeContext"]
-        caches = [{} for _ in m.blocks]
-        m(torch.randint(0, c["vocab"], (B, ctx)), 0, caches)
-        tok = torch.randint(0, c["vocab"], (B, 1))
-        dt = []
-        for s in range(c["decodeSteps"] + 2):
-            t0 = time.perf_counter()
-            m(tok, ctx + s, caches)
-            if s >= 2:
-                dt.append(time.perf_counter() - t0)
-    return {"train": train, "decode": B / statistics.median(dt)}
+        s.opt.step()
+
+    def decode(s):
+        with torch.no_grad():
+            s.m(s.tok, s.pos, s.caches)
+        s.pos += 1
 
 
-specs = json.loads(sys.argv[1])
-out = {}
-for c in specs:
-    r = {}
-    for t in sorted({1, CORES}):
-        torch.set_num_threads(t)
-        b = bench(c)
-        r[f"train{'1' if t == 1 else 'N'}"] = b["train"]
-        r[f"decode{'1' if t == 1 else 'N'}"] = b["decode"]
-    out[c["name"]] = r
-    print(f"[throughput torch] {c['name']}: {out[c['name']]}", file=sys.stderr)
-print(json.dumps(out))
+def main():
+    threads = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    torch.set_num_threads(threads)
+    jobs = {}
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        req = json.loads(line)
+        op, key = req["op"], req.get("key")
+        try:
+            if op == "init":
+                jobs[key] = Job(req["spec"])
+                out = {"ok": True}
+            elif op == "free":
+                jobs.pop(key, None)
+                out = {"ok": True}
+            elif op in ("train", "decode"):
+                job = jobs[key]
+                t0 = time.perf_counter()
+                job.train() if op == "train" else job.decode()
+                out = {"ms": (time.perf_counter() - t0) * 1e3}
+            else:
+                out = {"error": f"unknown op {op!r}"}
+        except Exception as e:  # the bench reports it and goes on without torch
+            out = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(out), flush=True)
+
+
+main()
