@@ -74,10 +74,6 @@ const report = new BenchReport('dense-losses', {
 
 const rel = (x: number, y: number) => Math.abs(x - y) / Math.abs(y);
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const sci = (x: number) => Number(x.toExponential(1));
 
 interface Pair {
