@@ -55,5 +55,6 @@ export {
   setDensePath,
 } from './wasm-matmul';
 export { NATIVE_ELEMENTWISE_MIN, broadcastPeriod, nativeElementwiseCalls } from './wasm-elementwise';
+export { fusedOpCalls, fusedOps, maskedSoftmax, rmsNorm, siluMul } from './fused-ops';
 export { type DenseAdamWParams, denseAdamW, fusedDenseOptimizer, sumOfSquares } from './dense-adamw';
 export { type KernelStat, formatKernelProfile, installKernelProfiler, kernelProfile, resetKernelProfile } from './kernel-profile';

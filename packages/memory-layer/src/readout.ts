@@ -10,6 +10,7 @@
  * UltraMem's per-block IVE projections and multi-core concatenation are readouts too.
  */
 import { ConfigError } from '@mnemo/core';
+import { siluMul } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
 export interface Readout {
@@ -80,8 +81,7 @@ export class SiluGateReadout implements Readout {
 
   apply(m: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor2D {
     const gate = tf.add(tf.matMul(x, this.w1), this.b1); // [B, dv]
-    const silu = tf.mul(gate, tf.sigmoid(gate));
-    return tf.add(tf.matMul(tf.mul(m, silu), this.w2), this.b2) as tf.Tensor2D; // [B, D]
+    return tf.add(tf.matMul(siluMul(gate, m), this.w2), this.b2) as tf.Tensor2D; // m ⊙ silu(gate) [B, dv] W2 → [B, D]
   }
 
   variables(): Record<string, tf.Variable> {

@@ -8,6 +8,7 @@
  *   scores = q kᵀ / √dh + mask             [B, Hkv, G·T, S]  ONE batched matmul, no KV repeat
  *   o = softmax(scores) v → [B, T, H·dh] Wo → [B, T, D]
  */
+import { maskedSoftmax } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { bmm } from './bmm';
 import type { ParamStore } from './params';
@@ -73,8 +74,8 @@ export class Attention {
         if (r.mask) mask = r.mask;
       }
       const qg = tf.reshape(q, [B, Hk, G * T, dh]); // heads h = kv·G + g share KV head kv
-      const scores = tf.add(bmm(qg, k, false, true), mask); // [B, Hk, G·T, S]
-      const o = bmm(tf.softmax(scores, -1), v); // [B, Hk, G·T, dh]
+      const scores = bmm(qg, k, false, true) as tf.Tensor4D; // [B, Hk, G·T, S]
+      const o = bmm(maskedSoftmax(scores, mask), v); // softmax(scores + mask) [B, Hk, G·T, S] · v → [B, Hk, G·T, dh]
       const merged = tf.reshape(tf.transpose(tf.reshape(o, [B, H, T, dh]), [0, 2, 1, 3]), [B * T, H * dh]);
       return tf.reshape(tf.matMul(merged, this.wo as tf.Tensor2D), [B, T, this.dim]) as tf.Tensor3D;
     });

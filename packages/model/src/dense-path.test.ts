@@ -1,13 +1,14 @@
 /**
  * The model on both dense paths of the wasm backend (@mnemo/kernels: native OpenBLAS vs the
  * tfjs-wasm kernel): the loss, its gradients and the server's batched decode step agree, and the
- * decode step really runs on the native path (its BatchMatMul calls are counted). Skips with the
- * reason when the native path is unavailable (no addon or no BLAS).
+ * decode step really runs on the native path (its BatchMatMul calls and the fused RMSNorm, softmax
+ * and gate kernels are counted). Skips with the reason when the native path is unavailable (no
+ * addon or no BLAS).
  * Tolerance: 1e-4 relative to the largest value (float32 sums in a different order, through
  * several layers).
  */
 import { mulberry32 } from '@mnemo/core';
-import { initBackend, nativeDense, nativeDenseCalls, setDensePath } from '@mnemo/kernels';
+import { fusedOpCalls, initBackend, nativeDense, nativeDenseCalls, setDensePath } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ffnPlan, parseModelConfig } from './config';
@@ -66,9 +67,15 @@ describe.runIf(native.addon)('native vs wasm dense path', () => {
       return { ...out, names };
     };
     const calls = nativeDenseCalls();
+    const fused = fusedOpCalls();
     const a = run('native');
     expect(nativeDenseCalls()).toBeGreaterThan(calls);
+    // RMSNorm of every block and the final one, attention softmax, the gate (SwiGLU or Memory+'s),
+    // each forward and backward, on the fused kernels
+    expect(fusedOpCalls() - fused).toBeGreaterThanOrEqual(2 * (2 * 3 + 1 + 3 + 3));
+    const fusedAfter = fusedOpCalls();
     const b = run('wasm');
+    expect(fusedOpCalls()).toBe(fusedAfter);
     expect(Math.abs(a.loss - b.loss) / Math.abs(b.loss)).toBeLessThan(1e-5);
     expect(a.grads.length).toBeGreaterThan(0);
     for (let i = 0; i < a.grads.length; i++) expect(relErr(a.grads[i]!, b.grads[i]!), a.names[i]).toBeLessThan(1e-4);

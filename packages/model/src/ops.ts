@@ -2,15 +2,11 @@
  * Small tfjs building blocks of the model: RMSNorm, SwiGLU and the next-token cross-entropy
  * (the row gather with a host-side gradient is `gatherRows` in @mnemo/kernels).
  */
+import { rmsNorm as kernelRmsNorm, siluMul } from '@mnemo/kernels';
 import * as tf from '@tensorflow/tfjs-core';
 
-/** RMSNorm (Zhang & Sennrich 2019): x / √(mean(x²) + eps) · g over the last axis. */
-export function rmsNorm<T extends tf.Tensor>(x: T, g: tf.Tensor1D, eps: number): T {
-  return tf.tidy(() => {
-    const ms = tf.mean(tf.square(x), -1, true); // [..., 1]
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), g) as T;
-  });
-}
+/** RMSNorm (Zhang & Sennrich 2019): x / √(mean(x²) + eps) · g over the last axis (fused on the native path). */
+export const rmsNorm = kernelRmsNorm;
 
 /**
  * SwiGLU FFN (Shazeer 2020): (silu(x W1) ⊙ x W3) W2. W1 and W3 stay separate matrices: on wasm,
@@ -19,7 +15,7 @@ export function rmsNorm<T extends tf.Tensor>(x: T, g: tf.Tensor1D, eps: number):
 export function swiglu(x: tf.Tensor2D, w1: tf.Tensor2D, w3: tf.Tensor2D, w2: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const gate = tf.matMul(x, w1); // [N, h]
-    const act = tf.mul(tf.mul(gate, tf.sigmoid(gate)), tf.matMul(x, w3)); // silu(gate) ⊙ up
+    const act = siluMul(gate, tf.matMul(x, w3)); // silu(gate) ⊙ up [N, h], one fused op on the native path
     return tf.matMul(act, w2); // [N, D]
   });
 }

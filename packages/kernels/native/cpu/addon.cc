@@ -17,6 +17,10 @@
 #include "dense.h"
 #include "kernels.h"
 
+namespace mnemo {
+void register_fused_napi(Napi::Env env, Napi::Object exports);  // fused_napi.cc
+}  // namespace mnemo
+
 namespace {
 
 using namespace mnemo;
@@ -492,6 +496,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("denseAdamW", Napi::Function::New(env, DenseAdamW));
   exports.Set("sumSquares", Napi::Function::New(env, SumSquares));
   exports.Set("binaryF32", Napi::Function::New(env, BinaryF32));
+  register_fused_napi(env, exports);
   exports.Set("firstBadId", Napi::Function::New(env, FirstBadId));
   exports.Set("firstNonFinite", Napi::Function::New(env, FirstNonFinite));
   exports.Set("allocBuffer", Napi::Function::New(env, AllocBuffer));
