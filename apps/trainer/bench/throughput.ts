@@ -18,7 +18,7 @@
  * --profile: a per-kernel profile of one more training step and decode step per (model, path).
  */
 import { type ChildProcessByStdio, spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
@@ -71,6 +71,16 @@ const WIDE: Spec = {
   batch: 4,
   seqLen: 256,
 };
+/** Linux /proc/stat: all CPUs' steal ticks and total ticks (null elsewhere). */
+function cpuSteal(): { steal: number; total: number } | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { steal: f[7] ?? 0, total: f.reduce((a, b) => a + b, 0) };
+  } catch {
+    return null;
+  }
+}
+
 const DECODE_BATCH = 8;
 const DECODE_CONTEXT = 64;
 const PATHS: DensePath[] = ['wasm', 'native'];
@@ -92,6 +102,8 @@ async function main() {
       'tfjs wasm backend (single-threaded SIMD) for everything; the dense path decides who runs BatchMatMul: `wasm` = ' +
       "tfjs-wasm's XNNPACK kernel with explicit transposes and tfjs ops for AdamW (today's path), `native` = OpenBLAS cblas_sgemm on 2 threads " +
       'on the wasm heap in place, AdamW fused into one pass per parameter on 2 threads (kernel MnemoDenseAdamW, Σ g² read in place), ' +
+      'Add / Sub / Multiply of ≥ 1M elements on 2 threads, RMSNorm, attention softmax and the SwiGLU gate fused into one kernel each ' +
+      'forward and backward on 2 threads (siluMul, maskedSoftmax, rmsNorm), ' +
       'and Identity / same-dtype Cast sharing their input buffer instead of copying it (@mnemo/kernels, MNEMO_DENSE=native, the default when OpenBLAS loads). ' +
       `Training: one AdamW step per round per lane on the same batch, the lanes' order rotated each round, ${flags.rounds} timed ` +
       "rounds after 2 warm-up rounds, median step → tokens/s. Decode: the server's batched step `decodeBatch` of " +
@@ -113,6 +125,7 @@ async function main() {
   const profiles: Record<string, { kernel: string; calls: number; ms: number }[]> = {};
 
   for (const spec of specs) {
+    const steal0 = cpuSteal();
     const model = new LanguageModel(spec.model);
     const counts = modelCounts(model.config);
     const opt = new AdamW(model.trainableVariables());
@@ -244,6 +257,13 @@ async function main() {
     report.set(`${spec.name}.trainMs`, trainMs);
     report.set(`${spec.name}.decodeMs`, decodeMs);
     report.set(`${spec.name}.counts`, counts);
+    const steal1 = cpuSteal();
+    if (steal0 && steal1 && steal1.total > steal0.total) {
+      // time the hypervisor ran other guests on our vCPUs: slows 2-thread lanes most
+      const pct = (100 * (steal1.steal - steal0.steal)) / (steal1.total - steal0.total);
+      report.set(`${spec.name}.stealPct`, Number(pct.toFixed(1)));
+      report.note(`${spec.name}: CPU steal (host time given to other guests) during its lanes: ${pct.toFixed(1)}%.`);
+    }
 
     if (flags.profile) {
       installKernelProfiler('wasm');

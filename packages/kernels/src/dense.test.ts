@@ -159,6 +159,18 @@ describe.runIf(native.addon)('native BatchMatMul vs the wasm kernel', () => {
       [5, 128, 96],
       [96, 80],
     ], // the split with b broadcast (stride 0) over a's batch
+    [
+      [8, 512],
+      [512, 1000],
+    ], // a skinny product (decode, m < 32, ≥ 1M MACs): columns split over the cores, cut at 16s
+    [
+      [1, 2048],
+      [2048, 600],
+    ], // one row (a single sequence's decode step)
+    [
+      [2, 8, 256],
+      [2, 256, 700],
+    ], // the column split inside a batch too small for the batch split
   ];
   const r = rng(5);
   for (const [sa, sb] of cases) {
