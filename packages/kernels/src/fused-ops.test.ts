@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { fusedOpCalls, fusedOps, initBackend, maskedSoftmax, nativeDense, rmsNorm, setDensePath, siluMul } from './index';
 import { nativeAddon } from './native';
-import { randTensor } from './testing';
+import { randTensor, relErr } from './testing';
 
 const native = nativeDense();
 if (!native.addon) console.log(`[fused-ops.test] skipped: ${native.reason}`);
@@ -21,17 +21,6 @@ afterAll(() => setDensePath());
 afterEach(() => {
   delete process.env.MNEMO_FUSED_OPS;
 });
-
-/** max |a − b| / max |b| */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  let s = 1e-30;
-  for (let i = 0; i < a.length; i++) {
-    m = Math.max(m, Math.abs(a[i]! - b[i]!));
-    s = Math.max(s, Math.abs(b[i]!));
-  }
-  return m / s;
-}
 
 /** The op's value and the gradients of Σ value ⊙ w (w fixed, so every output element matters). */
 function valueAndGrads(path: 'native' | 'wasm', f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[]): Float32Array[] {
