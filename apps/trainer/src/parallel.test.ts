@@ -51,6 +51,13 @@ async function reference() {
 
 describe('mnemo-train --memory-parallel 2 (local backend): the losses of P = 1, a sharded checkpoint', () => {
   it('20 steps at P = 2 match P = 1; only rank 0 writes; the checkpoint holds 2 shards and re-deals to P = 1', async () => {
+    // P = 2 splits the batch, so the dense gradients are summed in another order (~1e-7). Memory+'s
+    // top-k choice amplifies such a change when it meets a near-tie (dense-losses: past 1e-5 by step
+    // 2-7). On the tfjs ops this run meets none in 20 steps (1.1e-7 apart); with the fused RMSNorm or
+    // gate kernels on, its trajectory meets one (loss 1.8e-5, table 3.2e-3 apart), though the fused
+    // kernels themselves are batch-invariant (fused-ops.test). The sharding is what is checked here,
+    // so both runs take the tfjs ops.
+    process.env.MNEMO_FUSED_OPS = '0';
     const p1 = await reference();
     expect(p1.losses[STEPS]!).toBeLessThan(p1.losses[1]! * 0.9); // it trains
     const dir = tmp();
@@ -91,6 +98,7 @@ describe('mnemo-train --memory-parallel 2 (local backend): the losses of P = 1, 
     for (let i = 0; i < va.length; i++) worst = Math.max(worst, Math.abs(va[i]! - vb[i]!));
     expect(worst).toBeLessThan(1e-3); // the P = 1 run's table, to the rounding of 20 steps
     for (const c of [a, b]) c.model.dispose();
+    delete process.env.MNEMO_FUSED_OPS;
   }, 120_000);
 
   it('a P = 2 checkpoint re-dealt to P = 4 resumes at P = 4 with the losses of P = 1; at P = 4 as saved it is refused', async () => {

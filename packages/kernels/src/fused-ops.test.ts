@@ -122,6 +122,26 @@ describe.runIf(native.addon)('fused ops, native vs tfjs ops', () => {
     });
   }
 
+  it('are batch-invariant: the first half of a batch gives the same bits alone as inside the whole', () => {
+    setDensePath('native');
+    const x = randTensor([8, 4, 64, 96], 11, -3, 3) as tf.Tensor4D; // 196K floats: the threads split it
+    const g = randTensor([96], 12, 0.5, 1.5) as tf.Tensor1D;
+    const mask = causal(64, 96);
+    const half = tf.slice(x, [0, 0, 0, 0], [4, 4, 64, 96]) as tf.Tensor4D;
+    const n = half.size;
+    for (const [name, f] of [
+      ['siluMul', (t: tf.Tensor) => siluMul(t, tf.sin(t))],
+      ['maskedSoftmax', (t: tf.Tensor) => maskedSoftmax(t as tf.Tensor4D, mask)],
+      ['rmsNorm', (t: tf.Tensor) => rmsNorm(t, g, 1e-5)],
+    ] as const) {
+      const whole = f(x).dataSync().subarray(0, n);
+      const alone = f(half).dataSync();
+      let differ = 0;
+      for (let i = 0; i < n; i++) if (whole[i] !== alone[i]) differ++;
+      expect(differ, name).toBe(0);
+    }
+  });
+
   it('falls back to the tfjs ops off the contract and when switched off', () => {
     setDensePath('native');
     const before = fusedOpCalls();
