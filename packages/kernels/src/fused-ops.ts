@@ -24,17 +24,6 @@ interface FusedAddon {
   fusedF32(heap: Float32Array, op: number, args: Float64Array): void;
 }
 
-const OP = { siluMul: 0, siluMulGrad: 1, maskedSoftmax: 2, softmaxGrad: 3, rmsNorm: 4, rmsNormGrad: 5 } as const;
-const KERNELS = {
-  MnemoSiluMul: OP.siluMul,
-  MnemoSiluMulGrad: OP.siluMulGrad,
-  MnemoMaskedSoftmax: OP.maskedSoftmax,
-  MnemoSoftmaxGrad: OP.softmaxGrad,
-  MnemoRmsNorm: OP.rmsNorm,
-  MnemoRmsNormGrad: OP.rmsNormGrad,
-} as const;
-type KernelName = keyof typeof KERNELS;
-
 let calls = 0;
 /** How many fused kernels (forward or backward) have run natively (for tests and the bench). */
 export function fusedOpCalls(): number {
@@ -60,6 +49,8 @@ export function fusedOps(): boolean {
  * builds the addon's argument list from the heap offsets (inputs then outputs) and the attrs.
  */
 interface KernelSpec {
+  /** the addon's op code (native/cpu/fused_napi.cc) */
+  op: number;
   inputs: string[];
   /** for each output, the input whose shape it takes */
   outputs: string[];
@@ -69,14 +60,21 @@ interface KernelSpec {
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 const last = (s: readonly number[]) => s[s.length - 1]!;
 
-const SPECS: Record<KernelName, KernelSpec> = {
-  MnemoSiluMul: { inputs: ['g', 'u'], outputs: ['g'], args: (o, s) => [o[0]!, o[1]!, o[2]!, size(s[0]!)] },
+const SPECS = {
+  MnemoSiluMul: {
+    op: 0,
+    inputs: ['g', 'u'],
+    outputs: ['g'],
+    args: (o, s) => [o[0]!, o[1]!, o[2]!, size(s[0]!)],
+  },
   MnemoSiluMulGrad: {
+    op: 1,
     inputs: ['g', 'u', 'dy'],
     outputs: ['g', 'u'],
     args: (o, s) => [o[0]!, o[1]!, o[2]!, o[3]!, o[4]!, size(s[0]!)],
   },
   MnemoMaskedSoftmax: {
+    op: 2,
     inputs: ['x', 'mask'],
     outputs: ['x'],
     args: (o, s, a) => {
@@ -86,21 +84,25 @@ const SPECS: Record<KernelName, KernelSpec> = {
     },
   },
   MnemoSoftmaxGrad: {
+    op: 3,
     inputs: ['y', 'dy'],
     outputs: ['y'],
     args: (o, s) => [o[0]!, o[1]!, o[2]!, size(s[0]!) / last(s[0]!), last(s[0]!)],
   },
   MnemoRmsNorm: {
+    op: 4,
     inputs: ['x', 'g'],
     outputs: ['x'],
     args: (o, s, a) => [o[0]!, o[1]!, o[2]!, size(s[0]!) / last(s[0]!), last(s[0]!), a.eps!],
   },
   MnemoRmsNormGrad: {
+    op: 5,
     inputs: ['x', 'g', 'dy'],
     outputs: ['x', 'g'],
     args: (o, s, a) => [o[0]!, o[1]!, o[2]!, o[3]!, o[4]!, size(s[0]!) / last(s[0]!), last(s[0]!), a.eps!],
   },
-};
+} satisfies Record<string, KernelSpec>;
+type KernelName = keyof typeof SPECS;
 
 let registered = false;
 function register(): void {
@@ -121,7 +123,7 @@ function register(): void {
           ins.map((t) => [...t.shape]),
           (attrs ?? {}) as Record<string, number>,
         );
-        addon()!.fusedF32(be.wasm.HEAPF32, KERNELS[name], Float64Array.from(args));
+        addon()!.fusedF32(be.wasm.HEAPF32, spec.op, Float64Array.from(args));
         calls++;
         return outs.length === 1 ? outs[0]! : outs;
       },

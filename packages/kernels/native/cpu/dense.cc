@@ -131,15 +131,17 @@ void sgemm_batched(const float* a, const float* b, float* c, int64_t batch, int6
   const int64_t c_stride = m * n;
   if (!blas_available()) return;
   const int lda = static_cast<int>(trans_a ? m : k), ldb = static_cast<int>(trans_b ? k : n);
+  // columns [j0, j0 + cols) of product i: op(a[i]) · op(b[i])[:, j0:] into c[i][:, j0:] (row stride n)
+  auto gemm = [&](int64_t i, int64_t j0, int64_t cols) {
+    const float* bi = b + i * b_stride;
+    blas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, static_cast<int>(m),
+               static_cast<int>(cols), static_cast<int>(k), 1.f, a + i * a_stride, lda, trans_b ? bi + j0 * k : bi + j0,
+               ldb, 0.f, c + i * c_stride + j0, static_cast<int>(n));
+  };
   auto run = [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
-      if (k == 0) {
-        std::fill(c + i * c_stride, c + (i + 1) * c_stride, 0.f);
-        continue;
-      }
-      blas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, static_cast<int>(m),
-                 static_cast<int>(n), static_cast<int>(k), 1.f, a + i * a_stride, lda, b + i * b_stride, ldb, 0.f,
-                 c + i * c_stride, static_cast<int>(n));
+      if (k == 0) std::fill(c + i * c_stride, c + (i + 1) * c_stride, 0.f);
+      else gemm(i, 0, n);
     }
   };
   // Many small products (attention's [B·H] × [T, d_h]·[d_h, T]): one OpenBLAS thread per product
@@ -161,16 +163,10 @@ void sgemm_batched(const float* a, const float* b, float* c, int64_t batch, int6
     use_threads(1, 1, 1);
     const int threads = static_cast<int>(std::min<int64_t>(blas.threads, n / 64));
     for (int64_t i = 0; i < batch; i++) {
-      const float* ai = a + i * a_stride;
-      const float* bi = b + i * b_stride;
-      float* ci = c + i * c_stride;
       parallel_for(threads, threads, [&](int t, int64_t, int64_t) {
         // columns [j0, j1), cut at multiples of 16 (whole SIMD vectors)
         const int64_t j0 = (n * t / threads) & ~int64_t{15}, j1 = t + 1 == threads ? n : (n * (t + 1) / threads) & ~int64_t{15};
-        if (j1 <= j0) return;
-        blas.sgemm(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, static_cast<int>(m),
-                   static_cast<int>(j1 - j0), static_cast<int>(k), 1.f, ai, lda, trans_b ? bi + j0 * k : bi + j0, ldb,
-                   0.f, ci + j0, static_cast<int>(n));
+        if (j1 > j0) gemm(i, j0, j1 - j0);
       });
     }
     return;
