@@ -66,6 +66,17 @@ const { values: flags } = parseArgvOrExit(
       type: 'boolean',
       description: "stage 2: rows read only retrieved references (default: their own facts' first, then retrieved)",
     },
+    inContext: {
+      type: 'string',
+      default: '0',
+      description: "stage 2: fraction of the facts whose reference is also written earlier in the row's own text (0-1)",
+    },
+    probeEvery: {
+      type: 'int',
+      min: 0,
+      default: 0,
+      description: 'stage 2: every N steps, log own-reference and RAG recall on 100 B facts (0: never)',
+    },
     rounds: { type: 'int', min: 1, default: 9, description: 'throughput rounds' },
     out: { type: 'string', default: 'memory3', description: 'report name under docs/benchmarks' },
     reuse: { type: 'boolean', description: 'reuse the trained models of an earlier run with the same flags (runs/memory3-*)' },
@@ -108,6 +119,7 @@ async function train(
   steps: number,
   lr: number,
   memory: boolean,
+  probe?: (step: number) => Promise<void>,
 ): Promise<StageStats> {
   const opt = new AdamW(model.trainableVariables(), { weightDecay: 0, clip: 1 });
   let last = 0;
@@ -149,6 +161,7 @@ async function train(
     window.push(last);
     if (window.length > 25) window.shift();
     if (step % 25 === 0 || step === steps) curve.push([step, window.reduce((s, x) => s + x, 0) / window.length]);
+    if (probe && flags.probeEvery > 0 && step % flags.probeEvery === 0) await probe(step);
     if (step % 50 === 0 || step === steps)
       log(
         `  step ${step}/${steps} loss ${last.toFixed(3)}${memory ? ` (own reference read ${(own / Math.max(1, ownOf)).toFixed(3)})` : ''}`,
@@ -263,6 +276,7 @@ async function main() {
         seed: 100_000 + step,
         exclude: bEntities,
         referenceTemplate: REF_TEMPLATE,
+        inContext: Number(flags.inContext),
       },
       (s) => tok.encode(s),
     );
@@ -280,7 +294,7 @@ async function main() {
   const bStatements = B.facts.map((f) => ` ${statementOf(f, REF_TEMPLATE)}`);
 
   // ── training (or the models of an earlier run with the same flags) ─────────────────────
-  const key = `${flags.steps1}-${flags.steps2}-${flags.facts}-${flags.dim}-${flags.perRow}-${flags.keep}-${flags.lr2}`;
+  const key = `${flags.steps1}-${flags.steps2}-${flags.facts}-${flags.dim}-${flags.perRow}-${flags.keep}-${flags.lr2}${flags.inContext === '0' ? '' : `-ic${flags.inContext}`}`;
   const runDir = path.resolve('runs', `memory3-${key}`);
   if (flags.reuse && existsSync(path.join(runDir, 'dense'))) {
     const m = loadCheckpoint(path.join(runDir, 'memory'));
@@ -297,7 +311,20 @@ async function main() {
   const dense = new LanguageModel(cfg);
   copyWeights(model, dense);
   const lr2 = Number(flags.lr2);
-  const s2 = await train(model, episodes, flags.steps2, lr2, true);
+  // reading, measured as it forms: the fact's own reference alone in memory, and the statement in the prompt
+  const probe = (m: LanguageModel) => async (step: number) => {
+    const kb = KnowledgeBase.inMemory(m, tok, { tokens: flags.keep });
+    const n = Math.min(100, B.qa.length);
+    const ids = await kb.addTexts(bStatements.slice(0, n));
+    const reader = kb.reader();
+    const qa = B.qa.slice(0, n);
+    const own = recall(m, tok, qa, { memory: (i) => ({ every: SEQ, refresh: () => reader.external([ids[i]!]) }) });
+    const rag = recall(m, tok, qa, { context: (i) => bStatements[i]! });
+    const off = recall(m, tok, qa);
+    reader.dispose();
+    log(`  probe step ${step}: B own reference ${(100 * own).toFixed(0)}%, RAG ${(100 * rag).toFixed(0)}%, off ${(100 * off).toFixed(0)}%`);
+  };
+  const s2 = await train(model, episodes, flags.steps2, lr2, true, probe(model));
   log(`stage 2 (memory): loss ${s2.loss.toFixed(3)}, ${Math.round(s2.tokensPerSec)} tok/s, own reference read ${s2.ownRead}`);
   const d2 = await train(dense, episodes, flags.steps2, lr2, false);
   log(`stage 2 (dense): loss ${d2.loss.toFixed(3)}, ${Math.round(d2.tokensPerSec)} tok/s`);

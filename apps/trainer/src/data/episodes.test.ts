@@ -30,6 +30,25 @@ describe('reading episodes', () => {
     expect(episodeBatch({ ...o, seed: 4 }, encode).references).not.toEqual(e.references);
   });
 
+  it('inContext 1: every reference is also in its row, before the statements, in a shuffled order', () => {
+    const o = { rows: 6, width: 400, factsPerRow: 3, filler, seed: 5 };
+    const plain = episodeBatch(o, encode);
+    expect(episodeBatch({ ...o, inContext: 0 }, encode)).toEqual(plain); // 0 draws nothing extra: old batches unchanged
+    const e = episodeBatch({ ...o, inContext: 1 }, encode);
+    let reordered = 0;
+    for (let b = 0; b < 6; b++) {
+      const row = decode(e.ids.subarray(b * 400, (b + 1) * 400));
+      const fs = e.facts[b]!;
+      const refAt = fs.map((_, i) => row.indexOf(e.references[b * 3 + i]!.trim()));
+      const stAt = fs.map((f) => row.indexOf(statementOf(f, 0)));
+      for (const a of refAt) expect(a).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...refAt)).toBeLessThan(Math.min(...stAt)); // references first
+      const rank = (xs: number[]) => xs.map((x) => xs.filter((y) => y < x).length).join();
+      if (rank(refAt) !== rank(stAt)) reordered++;
+    }
+    expect(reordered).toBeGreaterThan(0); // a statement's reference is not at a fixed ordinal
+  });
+
   it('never uses an excluded entity; every fact of a batch is new', () => {
     const first = episodeBatch({ rows: 8, width: 120, factsPerRow: 2, filler, seed: 1 }, encode);
     const exclude = new Set(first.facts.flat().map((f) => f.entity));

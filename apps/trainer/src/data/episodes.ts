@@ -22,6 +22,12 @@ export interface EpisodeOptions {
   exclude?: Set<string>;
   /** the template references are written in (1: differs from the row's template 0) */
   referenceTemplate?: number;
+  /**
+   * Fraction of the facts (0-1, default 0) whose reference is ALSO written earlier in the row's own
+   * text ("in-context" facts, RAG-style): the row then copies the object from its own context, where
+   * every weight on the path gets gradient, which memory keys (written without gradient) never do.
+   */
+  inContext?: number;
 }
 
 export interface EpisodeBatch {
@@ -46,7 +52,16 @@ export function episodeBatch(o: EpisodeOptions, encode: (text: string) => number
       if (o.exclude?.has(f.entity) || row.some((g) => g.entity === f.entity)) continue;
       row.push(f);
     }
-    const parts = row.map((f) => statementOf(f, 0));
+    // in-context references first, then the statements; both orders shuffled, so that only matching
+    // the entity finds a statement's reference (a fixed offset or order would not)
+    const shown = o.inContext
+      ? shuffled(
+          row.filter(() => r() < o.inContext!),
+          r,
+        )
+      : [];
+    const stated = o.inContext ? shuffled(row, r) : row;
+    const parts = [...shown.map((f) => statementOf(f, o.referenceTemplate ?? 1)), ...stated.map((f) => statementOf(f, 0))];
     let tokens = encode(` ${parts.join(' ')}`);
     let fi = Math.floor(r() * Math.max(1, o.filler.length));
     while (tokens.length < o.width) {
@@ -59,4 +74,13 @@ export function episodeBatch(o: EpisodeOptions, encode: (text: string) => number
     facts.push(row);
   }
   return { ids, references, facts };
+}
+
+function shuffled<T>(xs: T[], r: () => number): T[] {
+  const out = [...xs];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
