@@ -67,8 +67,10 @@ const { values: flags } = parseArgvOrExit(
       description: "stage 2: rows read only retrieved references (default: their own facts' first, then retrieved)",
     },
     inContext: {
-      type: 'string',
-      default: '0',
+      type: 'number',
+      min: 0,
+      max: 1,
+      default: 0,
       description: "stage 2: fraction of the facts whose reference is also written earlier in the row's own text (0-1)",
     },
     probeEvery: {
@@ -217,6 +219,9 @@ function answerNll(model: LanguageModel, tok: BpeTokenizer, qa: QaPair[], reader
   return sum / n;
 }
 
+/** Generation memory that reads only fact i's own stored reference, as if retrieval were perfect. */
+const ownReference = (reader: MemoryReader, ids: number[]) => (i: number) => ({ every: SEQ, refresh: () => reader.external([ids[i]!]) });
+
 function copyWeights(from: LanguageModel, to: LanguageModel): void {
   const src = from.namedVariables();
   for (const [name, v] of Object.entries(to.namedVariables())) v.assign(src[name]!);
@@ -276,7 +281,7 @@ async function main() {
         seed: 100_000 + step,
         exclude: bEntities,
         referenceTemplate: REF_TEMPLATE,
-        inContext: Number(flags.inContext),
+        inContext: flags.inContext,
       },
       (s) => tok.encode(s),
     );
@@ -294,7 +299,7 @@ async function main() {
   const bStatements = B.facts.map((f) => ` ${statementOf(f, REF_TEMPLATE)}`);
 
   // ── training (or the models of an earlier run with the same flags) ─────────────────────
-  const key = `${flags.steps1}-${flags.steps2}-${flags.facts}-${flags.dim}-${flags.perRow}-${flags.keep}-${flags.lr2}${flags.inContext === '0' ? '' : `-ic${flags.inContext}`}`;
+  const key = `${flags.steps1}-${flags.steps2}-${flags.facts}-${flags.dim}-${flags.perRow}-${flags.keep}-${flags.lr2}${flags.inContext === 0 ? '' : `-ic${flags.inContext}`}`;
   const runDir = path.resolve('runs', `memory3-${key}`);
   if (flags.reuse && existsSync(path.join(runDir, 'dense'))) {
     const m = loadCheckpoint(path.join(runDir, 'memory'));
@@ -318,7 +323,7 @@ async function main() {
     const ids = await kb.addTexts(bStatements.slice(0, n));
     const reader = kb.reader();
     const qa = B.qa.slice(0, n);
-    const own = recall(m, tok, qa, { memory: (i) => ({ every: SEQ, refresh: () => reader.external([ids[i]!]) }) });
+    const own = recall(m, tok, qa, { memory: ownReference(reader, ids) });
     const rag = recall(m, tok, qa, { context: (i) => bStatements[i]! });
     const off = recall(m, tok, qa);
     reader.dispose();
@@ -391,7 +396,7 @@ async function main() {
       { set: 'A: stage-1 training text + store', qa: qaA, statements: aStatements, ids: idsA },
     ];
     // the fact's own reference alone, as if retrieval were perfect (the reading skill without retrieval's misses)
-    const own = (ids: number[]) => (i: number) => ({ every: SEQ, refresh: () => reader.external([ids[i]!]) });
+    const own = (ids: number[]) => ownReference(reader, ids);
     const recallTable: Record<string, Record<string, number>> = {};
     for (const r of rows) {
       const row = {

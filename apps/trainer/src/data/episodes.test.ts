@@ -47,6 +47,7 @@ describe('reading episodes', () => {
       if (rank(refAt) !== rank(stAt)) reordered++;
     }
     expect(reordered).toBeGreaterThan(0); // a statement's reference is not at a fixed ordinal
+    for (const bad of [-0.1, 1.5, Number.NaN]) expect(() => episodeBatch({ ...o, inContext: bad }, encode)).toThrow(/inContext/);
   });
 
   it('never uses an excluded entity; every fact of a batch is new', () => {

@@ -41,6 +41,8 @@ export interface EpisodeBatch {
 
 /** A batch of reading episodes; the same options give the same batch. */
 export function episodeBatch(o: EpisodeOptions, encode: (text: string) => number[]): EpisodeBatch {
+  if (o.inContext !== undefined && !(o.inContext >= 0 && o.inContext <= 1))
+    throw new RangeError(`episodeBatch: inContext must be a fraction in [0, 1], got ${o.inContext}`);
   const r = mulberry32(o.seed);
   const ids = new Int32Array(o.rows * o.width);
   const references: string[] = [];
