@@ -9,7 +9,7 @@
  *   refs:    " <fact i, template `referenceTemplate`>"                    one per fact of the batch
  */
 import { mulberry32 } from '@mnemo/core';
-import { type Fact, RELATION_NAMES, randomFact, statementOf } from './facts';
+import { type Fact, RELATION_NAMES, randomFact, shuffle, statementOf } from './facts';
 
 export interface EpisodeOptions {
   rows: number;
@@ -57,12 +57,12 @@ export function episodeBatch(o: EpisodeOptions, encode: (text: string) => number
     // in-context references first, then the statements; both orders shuffled, so that only matching
     // the entity finds a statement's reference (a fixed offset or order would not)
     const shown = o.inContext
-      ? shuffled(
+      ? shuffle(
           row.filter(() => r() < o.inContext!),
           r,
         )
       : [];
-    const stated = o.inContext ? shuffled(row, r) : row;
+    const stated = o.inContext ? shuffle([...row], r) : row;
     const parts = [...shown.map((f) => statementOf(f, o.referenceTemplate ?? 1)), ...stated.map((f) => statementOf(f, 0))];
     let tokens = encode(` ${parts.join(' ')}`);
     let fi = Math.floor(r() * Math.max(1, o.filler.length));
@@ -76,13 +76,4 @@ export function episodeBatch(o: EpisodeOptions, encode: (text: string) => number
     facts.push(row);
   }
   return { ids, references, facts };
-}
-
-function shuffled<T>(xs: T[], r: () => number): T[] {
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
 }
