@@ -2,16 +2,20 @@
  * Memory³ on synthetic facts: do facts that live ONLY in the explicit-memory store (never in any
  * training text) get answered with memory on and not with it off?
  *
- *   npm run bench:memory3 -w trainer [-- --steps1 150 --steps2 1500 --facts 300 --dim 64 --perRow 4 --keep 16 --lr2 5e-3 --reuse]
- *     → docs/benchmarks/memory3.{json,md,svg}
+ *   npm run bench:memory3 -w trainer [-- --steps1 150 --steps2 3000 --facts 300 --dim 64 --perRow 3 --readK 5
+ *                                        --warmRead 1000 --keep 16 --lr2 5e-3 --reuse]
+ *     → docs/benchmarks/memory3.{json,md,svg}, memory3-codecs.{json,md}
  *
  *   stage 1   filler + facts A (each fact in 3 templates), no memory
  *   stage 2   reading episodes (src/data/episodes.ts): every row states `perRow` brand-new facts
  *             (fresh random entity + object) in the evaluation template, then filler; each fact's
- *             reference, in ANOTHER template, is written by the current model (no gradient) into a
- *             per-batch bank; each 64-token row reads the 5 references retrieved by its own text
- *             (> 90% token overlap filtered). A fresh object is unknowable from parameters: its
- *             loss falls only by reading the memory                        → the memory model
+ *             reference, in ANOTHER template, is written by the current model into a per-batch
+ *             bank, and again WITH gradient inside the step (writer-grad.ts; --frozenWriter: not),
+ *             so the loss trains the writer too; each 64-token row reads its own facts' references,
+ *             then retrieved ones, 5 in all (> 90% token overlap filtered). The first --warmRead
+ *             steps are one-fact rows reading only their own reference (a one-hop copy first).
+ *             A fresh object is unknowable from parameters: its loss falls only by reading the
+ *             memory                                                       → the memory model
  *   dense     the stage-1 model trained on the same episode batches without memory
  *   eval      facts B: only in the store (statements of A, B and 2000 stage-2 facts, written by the
  *             final model); recall = greedy answer to "The capital of X is" etc. starts with the object
@@ -52,14 +56,28 @@ import {
   sentences,
   statementOf,
 } from '../src/index';
+import { codecRecall } from './memory3-codecs';
 
 const { values: flags } = parseArgvOrExit(
   defineFlags({
     steps1: { type: 'int', min: 1, default: 150, description: 'stage-1 steps (no memory)' },
-    steps2: { type: 'int', min: 1, default: 1500, description: 'stage-2 steps (memory model and dense baseline each)' },
+    steps2: { type: 'int', min: 1, default: 3000, description: 'stage-2 steps (memory model and dense baseline each)' },
     facts: { type: 'int', min: 8, default: 300, description: 'facts in each of the sets A, B' },
     dim: { type: 'int', min: 16, default: 64, description: 'model width' },
-    perRow: { type: 'int', min: 1, default: 4, description: 'stage 2: fresh facts per 64-token row' },
+    perRow: { type: 'int', min: 1, default: 3, description: 'stage 2: fresh facts per 64-token row' },
+    warmRead: {
+      type: 'int',
+      min: 0,
+      default: 1000,
+      description:
+        'stage 2: the first N steps are one-fact rows reading only their own reference (a one-hop copy), then --perRow / --readK',
+    },
+    readK: {
+      type: 'int',
+      min: 1,
+      default: 5,
+      description: 'stage 2: references each row reads (its own facts first, then retrieved; paper: 5)',
+    },
     keep: { type: 'int', min: 1, default: 16, description: 'tokens the writer keeps per block and KV head (paper: 8)' },
     lr2: { type: 'string', default: '5e-3', description: 'stage-2 peak learning rate' },
     retrieveOnly: {
@@ -72,6 +90,10 @@ const { values: flags } = parseArgvOrExit(
       max: 1,
       default: 0,
       description: "stage 2: fraction of the facts whose reference is also written earlier in the row's own text (0-1)",
+    },
+    frozenWriter: {
+      type: 'boolean',
+      description: 'stage 2: write the memories without gradient (the loss trains only the reading queries; an ablation)',
     },
     probeEvery: {
       type: 'int',
@@ -92,6 +114,10 @@ const W = SEQ + 1;
 const ANSWER_TOKENS = 6;
 const REF_TEMPLATE = 2; // the references' template: few tokens in common with template 0, so the 90% overlap filter keeps them
 const STORE_C = 2000; // stage-2 facts whose references go into the evaluation store (the first batches')
+/** stage-2 step `step` is one of the first --warmRead: one fact per row, reading only its own reference */
+const warmStep = (step: number) => step <= flags.warmRead;
+/** stage 2 writes each batch's memories again on the tape (writer-grad.ts) unless --frozenWriter */
+const writeGrad = !flags.frozenWriter;
 const log = (s: string) => process.stderr.write(`[memory3 bench] ${s}\n`);
 
 function lrAt(step: number, steps: number, lr: number, warmup: number): number {
@@ -138,7 +164,7 @@ async function train(
     if (memory && b.references) {
       refs = new ReferenceMemory(model, tokenizer, b.references, {
         fromStep: 0,
-        topK: 5,
+        topK: warmStep(step) ? 1 : flags.readK,
         refreshEvery: 1,
         maxOverlap: 0.9,
         chunk: SEQ,
@@ -157,7 +183,15 @@ async function train(
       });
     }
     const ids = tf.tensor2d(b.ids, [BATCH, W], 'int32');
-    last = opt.minimize(() => model.loss(ids, { training: true, external }), lrAt(step, steps, lr, Math.min(50, steps))).loss;
+    let trainable: ReturnType<ReferenceMemory['withGradient']> | undefined;
+    last = opt.minimize(
+      () => {
+        trainable = writeGrad ? refs?.withGradient() : undefined; // on the tape: the loss reaches the writer
+        return model.loss(ids, { training: true, external: trainable ? trainable.external : external });
+      },
+      lrAt(step, steps, lr, Math.min(50, steps)),
+    ).loss;
+    trainable?.dispose();
     ids.dispose();
     refs?.dispose();
     window.push(last);
@@ -242,14 +276,16 @@ async function main() {
     title: 'Memory³ explicit memory: facts only in the store, recall with memory on / off / dense / RAG',
     command:
       `npm run bench:memory3 -w trainer -- --steps1 ${flags.steps1} --steps2 ${flags.steps2} --facts ${flags.facts} --dim ${flags.dim}` +
-      ` --perRow ${flags.perRow} --keep ${flags.keep} --lr2 ${flags.lr2}`,
+      ` --perRow ${flags.perRow} --keep ${flags.keep} --lr2 ${flags.lr2}` +
+      `${flags.inContext === 0 ? '' : ` --inContext ${flags.inContext}`} --readK ${flags.readK} --warmRead ${flags.warmRead}${flags.frozenWriter ? ' --frozenWriter' : ''}`,
     description:
       `A ${flags.dim}-wide, 4-block model (4 heads, 2 KV heads, memory blocks 0-1, ${flags.keep} tokens kept per block and KV head). ` +
       `Stage 1: ${flags.steps1} steps of ${BATCH}×${SEQ} tokens of filler (Moby Dick sentences) + facts A (${flags.facts}, each in 3 templates), no memory. ` +
-      `Stage 2 (learning to read): ${flags.steps2} steps of reading episodes (apps/trainer/src/data/episodes.ts): every 64-token row states ` +
+      `Stage 2 (learning to read): ${flags.steps2} steps of reading episodes (apps/trainer/src/data/episodes.ts)` +
+      `${flags.warmRead === 0 ? '' : ` (the first ${flags.warmRead}: one fact per row, reading only its own reference, a one-hop copy with no entity to match)`}: every 64-token row states ` +
       `${flags.perRow} brand-new facts (fresh random entity and object, each seen once in all of training) in the evaluation template ` +
       '("The capital of X is Y."), then filler; each fact\'s reference in another template ("In X, the seat of power is Y.") is written by the current ' +
-      `model, without gradient, into a bank of that batch's ${BATCH * flags.perRow} references; every row reads the 5 references its own text retrieves ` +
+      `model, ${writeGrad ? 'WITH gradient (written again on the tape inside each step: the loss trains the writer too)' : 'without gradient'}, into a bank of that batch's ${BATCH * flags.perRow} references; every row reads ${flags.readK} references: ${flags.retrieveOnly ? 'those its text retrieves' : "its own facts' first, then those its text retrieves"} ` +
       '(> 90% token overlap filtered). Parameters cannot know a fresh object: its loss falls only by reading the memory. ' +
       `Dense baseline: the stage-1 model trained on the same ${flags.steps2} batches without memory. ` +
       `Facts B (${flags.facts}) are never in any training text (nor in the tokenizer's; no stage-2 entity is a B entity): their statements ` +
@@ -276,7 +312,7 @@ async function main() {
       {
         rows: BATCH,
         width: W,
-        factsPerRow: flags.perRow,
+        factsPerRow: warmStep(step) ? 1 : flags.perRow,
         filler,
         seed: 100_000 + step,
         exclude: bEntities,
@@ -299,7 +335,7 @@ async function main() {
   const bStatements = B.facts.map((f) => ` ${statementOf(f, REF_TEMPLATE)}`);
 
   // ── training (or the models of an earlier run with the same flags) ─────────────────────
-  const key = `${flags.steps1}-${flags.steps2}-${flags.facts}-${flags.dim}-${flags.perRow}-${flags.keep}-${flags.lr2}${flags.inContext === 0 ? '' : `-ic${flags.inContext}`}`;
+  const key = `${flags.steps1}-${flags.steps2}-${flags.facts}-${flags.dim}-${flags.perRow}-${flags.keep}-${flags.lr2}${flags.inContext === 0 ? '' : `-ic${flags.inContext}`}${writeGrad ? '-wg' : ''}${flags.readK === 5 ? '' : `-k${flags.readK}`}${flags.warmRead === 0 ? '' : `-w${flags.warmRead}`}`;
   const runDir = path.resolve('runs', `memory3-${key}`);
   if (flags.reuse && existsSync(path.join(runDir, 'dense'))) {
     const m = loadCheckpoint(path.join(runDir, 'memory'));
@@ -342,6 +378,7 @@ async function main() {
   async function evaluate(model: LanguageModel, dense: LanguageModel, tok: BpeTokenizer, t: Training): Promise<void> {
     const { s1, s2, d2, trainSec } = t;
     const tEval = performance.now();
+    const tEvalStart = Date.now();
 
     // ── the store: statements of A, B, C written by the final memory model ─────────────────
     const kb = KnowledgeBase.inMemory(model, tok, { tokens: flags.keep });
@@ -416,6 +453,36 @@ async function main() {
       log(`${r.set}: ${JSON.stringify(row)}`);
     }
 
+    // ── compression: the recall cost of each storage (memory3-codecs.ts) ────────────────────
+    const codecRows = await codecRecall(model, tok, {
+      keep: flags.keep,
+      references: bStatements,
+      training: [...aStatements, ...cStatements].slice(0, 1000),
+      recallOwn: (r, ids) => recall(model, tok, B.qa, { memory: ownReference(r, ids) }),
+      log,
+    });
+    const codecs = new BenchReport(`${flags.out}-codecs`, {
+      title: 'Memory³ compression vs recall: bytes per reference and what each storage costs in recall',
+      command: report.opts.command,
+      description:
+        `The memory model of ${flags.out}.md. Facts B (only in the store): each question reads only its own reference (retrieval left out, ` +
+        "so only the storage differs), written by the final model with the kept-token count of training and with the paper's 8, then stored " +
+        "f32, bf16, PQ or OPQ (codebooks trained on 1000 other references' memories, A and C; apps/trainer/bench/memory3-codecs.ts). " +
+        `Full KV = every token of a 128-token chunk in all ${model.config.layers} blocks and ${model.config.heads} heads, bf16 ` +
+        `(${(model.config.layers * model.config.heads * 128 * 2 * (model.config.dim / model.config.heads) * 2).toLocaleString('en-US')} bytes), ` +
+        "as memory3-compression.md counts the paper's ≈160×; rel. error over the slots the reader reads.",
+      startedAt: tEvalStart,
+    });
+    for (const r of codecRows) codecs.addRow(r);
+    const f32 = codecRows.find((r) => r['kept tokens'] === flags.keep && r.codec === 'f32')!;
+    for (const r of codecRows.filter((x) => x !== f32))
+      codecs.note(
+        `${r['kept tokens']} tokens, ${r.codec}: ${r['× vs full KV']}× smaller than full KV, ` +
+          `${(f32['kv bytes/ref'] / r['kv bytes/ref']).toFixed(1)}× smaller than ${flags.keep} tokens f32; recall ` +
+          `${r['recall, own reference %']}% vs ${f32['recall, own reference %']}% (${(r['recall, own reference %'] - f32['recall, own reference %']).toFixed(1)} points).`,
+      );
+    report.set('codecs', codecRows);
+
     // ── throughput: generation with retrieval vs without (same model, interleaved) ─────────
     const gen = 192;
     let refreshMs = 0;
@@ -478,7 +545,14 @@ async function main() {
         `(${b['answer NLL, memory off']} → ${b['answer NLL, memory on']}).`,
     );
     report.note(
-      `Why it works (or what bounds it): stage 2 makes reading the memory the only way to predict the object of a fresh fact. Training: the row ` +
+      `Why it works (or what bounds it): stage 2 makes reading the memory the only way to predict the object of a fresh fact. ` +
+        (writeGrad
+          ? "Each batch's memories are written again with gradient inside the step (without --frozenWriter), so the loss trains the writer's keys and values, not only the reading queries. "
+          : 'The memories are written without gradient: the loss trains only the queries that read them. ') +
+        (flags.warmRead > 0
+          ? `The first ${flags.warmRead} stage-2 steps are one-fact rows reading only their own reference (--warmRead), a one-hop copy with no entity to match. `
+          : '') +
+        'Training: the row ' +
         `read its own facts' references for ${pct(s2.ownRead ?? 0)}% of the facts (the rest: not retrieved among the 5, or filtered; ` +
         `${(s2.filtered ?? 0).toFixed(1)} references filtered per batch by the > 90% overlap rule); final training loss ${s2.loss.toFixed(3)} ` +
         `with memory vs ${d2.loss.toFixed(3)} dense on the same batches (curves: memory3.svg). Evaluation: B's own statement is among the 5 references its question ` +
@@ -488,8 +562,10 @@ async function main() {
         `${pct(keptObject.first)}% of B's (block, KV head) memories, all its tokens in ${pct(keptObject.all)}%` +
         (flags.keep === 8 ? " (the paper's 8)." : ` (NOT the paper's 8: --keep ${flags.keep}).`) +
         ` Without memory the memory model recalls ${a['memory off %']}% of A (stage-1 facts, 3 templates each, ${flags.steps1} steps) and ` +
-        `${c['memory off %']}% of C (each seen once): it stores little in its parameters, and copying from the prompt (RAG) is a different ` +
-        `skill it was not trained for (${b['RAG (statement in prompt), memory model %']}% on B).`,
+        `${c['memory off %']}% of C (each seen once): it stores little in its parameters. Copying from the prompt (RAG) ` +
+        (b['RAG (statement in prompt), memory model %']! >= off + 10
+          ? `also works (${b['RAG (statement in prompt), memory model %']}% on B)${flags.inContext === 0 ? ', though stage 2 never put a reference in the prompt: the read circuit carries over' : ''}.`
+          : `is a different skill it was not trained for (${b['RAG (statement in prompt), memory model %']}% on B).`),
     );
     report.set('retrieval', { B_top5: retB.top5, B_top1: retB.top1 });
     report.set('objectKept', keptObject);
@@ -548,6 +624,7 @@ async function main() {
       `Plots: ${flags.out}-recall.svg (recall per fact set and condition), ${flags.out}.svg (stage-2 training loss, memory vs dense).`,
     );
     const { md } = report.write();
+    codecs.write();
     writeFileAtomic(path.join(path.dirname(md), `${flags.out}.svg`), svg);
     writeFileAtomic(path.join(path.dirname(md), `${flags.out}-recall.svg`), bars);
     reader.dispose();

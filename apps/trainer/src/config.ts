@@ -89,6 +89,11 @@ export const trainerConfigSchema = z
         maxOverlap: z.number().min(0).max(1).default(0.9),
         chunk: int.positive().default(64),
         embedLayer: int.min(0).default(0),
+        /**
+         * write the memories a batch reads again with gradient inside each step, so the loss also
+         * trains how they are written (without it the read circuit did not form: docs/benchmarks/memory3.md)
+         */
+        writeGrad: z.boolean().default(true),
       })
       .strict()
       .optional(),

@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
+import type { MemoryKV } from '@mnemo/memory3';
 import { BpeTokenizer, LanguageModel, parseModelConfig } from '@mnemo/model';
+import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { type TrainerConfigInput, parseTrainerConfig } from './config';
 import { ReferenceMemory, tokenOverlap } from './memory3';
@@ -71,6 +73,48 @@ describe('Memory³ stage 2', () => {
     expect(row1).toEqual([texts[2], texts[1]]); // topK caps the forced list too
     expect(ext.get(0, 0, 0)!.k.shape[1]).toBe(2 * 3); // 2 memories × 3 kept tokens
     expect(() => refs.external(two, 2, W, [[' not a reference.'], []])).toThrow(/not a reference/);
+    refs.dispose();
+    model.dispose();
+  });
+
+  it('withGradient: the same memories as external(), written on the tape (same loss, gradient into reference-only tokens)', async () => {
+    await initBackend({ log: false });
+    const texts = [' The capital of Zoukra is Kemat.', ' Bravol was founded by Tisen.', ' The flag of Quaimo is green.'];
+    const tok = BpeTokenizer.train(texts, { vocabSize: 300 });
+    const model = new LanguageModel(
+      parseModelConfig({ vocabSize: tok.vocabSize, dim: 32, layers: 2, heads: 4, kvHeads: 2, maxSeqLen: 64 }),
+    );
+    const refs = new ReferenceMemory(model, tok, texts, { fromStep: 0, topK: 2, refreshEvery: 1, maxOverlap: 0.9, chunk: 64, embedLayer: 0 });
+    await refs.refresh();
+    const window = Int32Array.from(tok.encode(' In Zoukra, the seat of power is Kemat. So it is.'));
+    const W = window.length;
+    const two = new Int32Array(2 * W);
+    two.set(window, 0);
+    two.set(window, W);
+    const fixed = refs.external(two, 2, W, [[texts[2]!], [texts[1]!]]); // row 0 reads 2 then 0, row 1 reads 1 then 0
+    const ids = tf.tensor2d(two, [2, W], 'int32');
+    const emb = model.namedVariables()['tok_emb']!;
+    const run = (external: () => MemoryKV | undefined) => {
+      const { value, grads } = tf.variableGrads(() => model.loss(ids, { external: external() }), [emb]);
+      const out = { loss: value.dataSync()[0]!, g: grads[emb.name]!.arraySync() as number[][] };
+      tf.dispose([value, grads[emb.name]!]);
+      return out;
+    };
+    let trainable: ReturnType<ReferenceMemory['withGradient']> | undefined;
+    const a = run(() => fixed);
+    const b = run(() => {
+      trainable = refs.withGradient();
+      return trainable.external;
+    });
+    trainable?.dispose();
+    expect(b.loss).toBeCloseTo(a.loss, 4); // the table maps to the same memories in the same order
+    // a token only the references hold ("green", "Quaimo", "flag"): its embedding learns only through the written memories
+    const only = [...new Set(tok.encode(texts[2]!))].filter((t) => !window.includes(t) && !tok.encode(texts[1]!).includes(t));
+    expect(only.length).toBeGreaterThan(0);
+    const delta = Math.hypot(...only.flatMap((t) => a.g[t]!.map((x, j) => x - b.g[t]![j]!)));
+    const base = Math.hypot(...only.flatMap((t) => a.g[t]!)); // their gradient through the tied head alone
+    expect(delta).toBeGreaterThan(0.1 * base);
+    ids.dispose();
     refs.dispose();
     model.dispose();
   });

@@ -7,10 +7,12 @@
  *                     the chunk > maxOverlap (token multiset); keep the best topK
  *   loss(ids, { external: chunked memories })   the memories are constants: gradients reach the
  *                     model through the queries reading them (and the writer at the next refresh)
+ *   withGradient():   the same memories written again on the tape (writer-grad.ts), so the loss
+ *                     also trains the writing side: the keys a question must match, the values
  *
  * Stage 1 (steps ≤ fromStep) trains without memory, else the model learns to ignore it.
  */
-import { KnowledgeBase, type MemoryKV, type MemoryReader } from '@mnemo/memory3';
+import { KnowledgeBase, type MemoryKV, type MemoryReader, TrainableMemories, defaultOptions } from '@mnemo/memory3';
 import type { BpeTokenizer, LanguageModel } from '@mnemo/model';
 
 export interface Memory3TrainOptions {
@@ -115,6 +117,27 @@ export class ReferenceMemory {
     }
     this.lastTable = table;
     return this.reader.chunked(table, chunk);
+  }
+
+  /**
+   * The last external()'s table, its memories written again WITH gradient (@mnemo/memory3's
+   * TrainableMemories: same tokens kept, K/V on the tape). Call inside the loss closure and
+   * dispose() after the step; `external` is undefined when no row read anything.
+   */
+  withGradient(): { external: MemoryKV | undefined; dispose(): void } {
+    const ids = [...new Set(this.lastTable.flat(2))];
+    if (ids.length === 0) return { external: undefined, dispose: () => {} };
+    const at = new Map(ids.map((id, i) => [id, i]));
+    const tm = new TrainableMemories(
+      this.model,
+      ids.map((id) => this.refTokens.get(id)!),
+      defaultOptions(this.tokenizer, {
+        embedLayer: this.opts.embedLayer,
+        ...(this.opts.tokens !== undefined && { tokens: this.opts.tokens }),
+      }),
+    );
+    const table = this.lastTable.map((row) => row.map((c) => c.map((id) => at.get(id)!)));
+    return { external: tm.external(table, this.opts.chunk), dispose: () => tm.dispose() };
   }
 
   /** The reference text of a memory id. */

@@ -324,6 +324,7 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
     const ids = tf.tensor2d(mine, [rows, seqLen + 1], 'int32');
     const t0 = performance.now();
     let external: ReturnType<ReferenceMemory['external']> | undefined;
+    let trainable: ReturnType<ReferenceMemory['withGradient']> | undefined;
     if (refs && m3 && step > m3.fromStep) {
       if (step === startStep + 1 || (step - m3.fromStep - 1) % m3.refreshEvery === 0) await refs.refresh();
       external = refs.external(flat, batch, seqLen + 1);
@@ -335,7 +336,12 @@ export async function runTraining(cfg: TrainerConfig, opts: TrainOptions = {}): 
           lrAt(step),
           (g) => allReduceGradients(group, g),
         )
-      : opt.minimize(() => model.loss(ids, { training: true, external }), lrAt(step));
+      : opt.minimize(() => {
+          // Memory³ with writeGrad: the memories written again on the tape, so the loss reaches the writer
+          trainable = external && m3?.writeGrad ? refs!.withGradient() : undefined;
+          return model.loss(ids, { training: true, external: trainable ? trainable.external : external });
+        }, lrAt(step));
+    trainable?.dispose();
     const loss = group ? allReduceScalar(group, own) : own;
     model.stepMemory();
     const dt = performance.now() - t0;

@@ -17,6 +17,7 @@ export {
   resolveOptions,
 } from './host';
 export { tokenImportance, topPositions, writeEntry, writeMemory } from './writer';
+export { type TrainableHost, TrainableMemories } from './writer-grad';
 export { embedTokens, meanPool } from './embed';
 export { MemoryReader, MemorySession, type ReaderOptions, batchExternal } from './reader';
 export { KnowledgeBase, type ReferenceCodec, bankShapeFor, defaultOptions, splitReferences } from './knowledge';

@@ -175,6 +175,36 @@ describe('captureKV (Memory³ writer)', () => {
   });
 });
 
+describe('attentionKV (Memory³ writer, with gradient)', () => {
+  it('batches rows as captureKV sees each alone, and its k carries gradient into the weights', () => {
+    const a = ids(7, 21);
+    const b = ids(7, 22);
+    const out = model.attentionKV([...a, ...b], 2, 7, [1, 0]);
+    expect(out.map((x) => x.block)).toEqual([0, 1]);
+    for (const [r, seq] of [a, b].entries()) {
+      const cap = model.captureKV(seq, { blocks: [0, 1] });
+      for (const [l, blk] of cap.blocks.entries()) {
+        const row = (t: tf.Tensor4D) => tf.tidy(() => tf.slice(t, [r, 0, 0, 0], [1, -1, -1, -1]).dataSync() as Float32Array);
+        expect(maxDiff(blk.q, row(out[l]!.q))).toBeLessThan(1e-5);
+        expect(maxDiff(blk.k, row(out[l]!.k))).toBeLessThan(1e-5);
+        expect(maxDiff(blk.v, row(out[l]!.v))).toBeLessThan(1e-5);
+      }
+    }
+    for (const x of out) tf.dispose([x.q, x.k, x.v]);
+    const wk = model.namedVariables()['blocks.0.attn.wk']!;
+    const { value, grads } = tf.variableGrads(() => {
+      const [blk] = model.attentionKV(a, 1, 7, [0]);
+      return tf.sum(tf.square(blk!.k)) as tf.Scalar;
+    }, [wk]);
+    expect(tf.norm(grads[wk.name]!).dataSync()[0]).toBeGreaterThan(0);
+    tf.dispose([value, grads[wk.name]!]);
+    expect(() => model.attentionKV(a, 2, 7, [0])).toThrow(ShapeError);
+    expect(() => model.attentionKV(a, 1, 7, [3])).toThrow(/blocks/);
+    expect(() => model.attentionKV(a, 1, 7, [])).toThrow(/blocks/);
+    expect(() => model.attentionKV([...a.slice(0, 6), V], 1, 7, [0])).toThrow(/ids/);
+  });
+});
+
 describe('generate with memory', () => {
   it('refreshes every `every` tokens (prompt chunks by their own text, then the chunk before) and matches the chunked forward', () => {
     const codec: TextCodec = {

@@ -12,7 +12,7 @@ export {
   parseModelConfig,
 } from './config';
 export { type ModelCounts, modelCounts } from './counts';
-export { type CapturedKV, LanguageModel, type LanguageModelOptions, type MemoryInspection, type MemorySite } from './model';
+export { type CapturedKV, LanguageModel, type LanguageModelOptions, type MemoryInspection, type MemorySite, type TensorKV } from './model';
 export type { KVCache } from './kv-cache';
 export type { FfnSlot } from './ffn';
 export { EXTERNAL_POSITIONS, type ExternalKV, type SkipLayerMemory } from './extensions';

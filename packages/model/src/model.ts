@@ -84,6 +84,17 @@ export interface CapturedKV {
   hidden?: Float32Array;
 }
 
+/** What `attentionKV` returns: one block's tensors (the caller disposes them). */
+export interface TensorKV {
+  block: number;
+  /** [B, H, T, dh] after RoPE, × 1/√dh */
+  q: tf.Tensor4D;
+  /** [B, Hkv, T, dh] after RoPE */
+  k: tf.Tensor4D;
+  /** [B, Hkv, T, dh] */
+  v: tf.Tensor4D;
+}
+
 export class LanguageModel {
   readonly config: ModelConfig;
   readonly pool?: ValuePool;
@@ -320,6 +331,33 @@ export class LanguageModel {
     });
     out.blocks.sort((a, b) => a.block - b.block);
     return out;
+  }
+
+  /**
+   * The writer's view of B sequences as tensors, for training the writer (Memory³ stage 2 with
+   * gradient): rows of `ids` [B·T] (positions 0..T−1, causal), per block in `blocks` (block
+   * order) q [B, H, T, dh] (after RoPE, × 1/√dh), k [B, Hkv, T, dh] (after RoPE), v [B, Hkv, T, dh].
+   * Called inside a gradient tape (a loss closure), gradients flow through k and v into the
+   * weights of every block up to the last in `blocks`. The caller disposes them (or a tidy does).
+   */
+  attentionKV(ids: ArrayLike<number>, B: number, T: number, blocks: number[]): TensorKV[] {
+    const c = this.config;
+    if (!Number.isInteger(B) || B < 1 || !Number.isInteger(T) || T < 1 || T > c.maxSeqLen)
+      throw new ValueError('attentionKV', `B ${B} and T ${T} must be integers ≥ 1 with T ≤ maxSeqLen = ${c.maxSeqLen}`);
+    if (ids.length !== B * T) throw new ShapeError('ids', `has ${ids.length} tokens, expected B·T = ${B * T}`);
+    if (blocks.length === 0) throw new ValueError('blocks', 'name at least one block');
+    for (const b of blocks)
+      if (!Number.isInteger(b) || b < 0 || b >= c.layers) throw new ValueError('blocks', `${b} is not a block in [0, ${c.layers})`);
+    const idArr = this.checkTokens(ids, 'ids');
+    const out: TensorKV[] = [];
+    tf.tidy(() => {
+      const att = this.fullContext(T, B);
+      att.onQKV = (block, q, k, v) => {
+        if (blocks.includes(block)) out.push({ block, q: tf.keep(q), k: tf.keep(k), v: tf.keep(v) });
+      };
+      this.run(idArr, B, T, att, false, undefined, undefined, Math.max(...blocks) + 1);
+    });
+    return out.sort((a, b) => a.block - b.block);
   }
 
   /** Per token, per memory (blocks, then skips reading the same block), per head: the slots read and their weights ([T, H, k] each). */
