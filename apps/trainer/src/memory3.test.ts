@@ -84,7 +84,14 @@ describe('Memory³ stage 2', () => {
     const model = new LanguageModel(
       parseModelConfig({ vocabSize: tok.vocabSize, dim: 32, layers: 2, heads: 4, kvHeads: 2, maxSeqLen: 64 }),
     );
-    const refs = new ReferenceMemory(model, tok, texts, { fromStep: 0, topK: 2, refreshEvery: 1, maxOverlap: 0.9, chunk: 64, embedLayer: 0 });
+    const refs = new ReferenceMemory(model, tok, texts, {
+      fromStep: 0,
+      topK: 2,
+      refreshEvery: 1,
+      maxOverlap: 0.9,
+      chunk: 64,
+      embedLayer: 0,
+    });
     await refs.refresh();
     const window = Int32Array.from(tok.encode(' In Zoukra, the seat of power is Kemat. So it is.'));
     const W = window.length;
