@@ -296,7 +296,8 @@ describe('openai client: errors are the SDK typed errors', () => {
       const ok = await right.chat.completions.create({ model: 'fake', messages, max_tokens: 2 });
       expect(ok.choices[0]!.message.content!.length).toBeGreaterThan(0);
       // a stream that runs past --timeout-ms: the SDK throws the server's error event
-      const stream = await right.chat.completions.create({ model: 'fake', messages, max_tokens: 200, stream: true });
+      // (greedy: at the default temperature 1 the fake engine samples its end-of-text token ~0.3% a step)
+      const stream = await right.chat.completions.create({ model: 'fake', messages, max_tokens: 200, stream: true, temperature: 0 });
       let got = '';
       const seen: unknown[] = [];
       const e = await (async () => {

@@ -11,6 +11,8 @@
  *    the most stored bits is that model's. Models given a rate by --lr skip it.
  * 2. Curves: every model × --entities × --seeds at its rate, and --key-seeds at the largest count
  *    (or --key-entities).
+ * 3. Knobs (--knobs): each memory model with its layer changed (value LR scale, topK, heads), one
+ *    run per knob set at the key count and first key seed, against its defaults on the same seed.
  * Resumable: runs live in runs/capacity/; a finished run is read back, an interrupted one resumes
  * from its last checkpoint. Kill it and run the same command again.
  */
@@ -24,6 +26,7 @@ import {
   type CapacityFacts,
   type CapacityModel,
   type CapacityPoint,
+  type MemoryKnobs,
   bestLr,
   capacityConfig,
   capacityFacts,
@@ -31,7 +34,10 @@ import {
   capacitySteps,
   curveOf,
   knee,
+  knobsLabel,
+  knobsTag,
   lossCurveSvg,
+  parseKnobs,
   parseModelRates,
 } from '../src/index';
 import { type Job, parseSeeds, runJobs } from './jobs';
@@ -72,6 +78,12 @@ const { values: flags } = parseArgvOrExit(
       placeholder: 'M=LR,...',
       description: 'fixed rates, e.g. dense=1e-2,memoryPlus=3e-2: these models skip the sweep',
     },
+    knobs: {
+      type: 'string',
+      placeholder: 'K=V,..;K=V',
+      description:
+        "memory-layer variants run at the key count (first key seed) for each memory model: sets split by ';', e.g. valueLrScale=10;topK=32;heads=4",
+    },
     'sweep-entities': { type: 'int', min: 1, description: 'entities of the LR sweep (default: the middle --entities)' },
     exposures: { type: 'int', min: 1, default: 100, description: 'times each fact is stated in training' },
     questions: { type: 'int', min: 4, default: 1200, description: 'questions asked per run (random entities; bits scaled to all facts)' },
@@ -92,8 +104,10 @@ const seeds = flags.seeds as number[];
 const keySeeds = flags['key-seeds'] as number[];
 const lrs = flags.lrs as number[];
 let fixedLr: ReturnType<typeof parseModelRates>;
+let knobSets: MemoryKnobs[];
 try {
   fixedLr = parseModelRates((flags.lr as string | undefined) ?? '');
+  knobSets = parseKnobs((flags.knobs as string | undefined) ?? '');
 } catch (e) {
   console.error((e as Error).message);
   process.exit(2);
@@ -115,11 +129,12 @@ async function main() {
     );
   }
   const tag = (e: number | undefined) => (e === undefined ? path.basename(file!).replace(/\W+/g, '-') : `${e}e`);
-  const spec = (model: CapacityModel, e: number | undefined, seed: number, lr: number) => {
+  const spec = (model: CapacityModel, e: number | undefined, seed: number, lr: number, knobs?: MemoryKnobs) => {
     const d = data.get(e)!;
-    const s = { model, entities: e, factsFile: file, seed, lr, steps: d.steps, questions: flags.questions };
-    const out = path.join(root, `${model}-${tag(e)}-x${flags.exposures}-lr${lr}-s${seed}`);
-    return { ...s, out, label: `${model} ${tag(e)} lr ${lr} seed ${seed}` };
+    const s = { model, entities: e, factsFile: file, seed, lr, steps: d.steps, questions: flags.questions, knobs };
+    const kt = knobs ? `-${knobsTag(knobs)}` : '';
+    const out = path.join(root, `${model}-${tag(e)}-x${flags.exposures}-lr${lr}${kt}-s${seed}`);
+    return { ...s, out, label: `${model} ${tag(e)} lr ${lr}${knobs ? ` (${knobsLabel(knobs)})` : ''} seed ${seed}` };
   };
   const toJob = (s: ReturnType<typeof spec>): Job => ({ label: s.label, cfg: capacityConfig(s) });
   const pointOf = (s: ReturnType<typeof spec>, row: Parameters<typeof capacityPoint>[0]) =>
@@ -152,10 +167,16 @@ async function main() {
   const ran = await runJobs(curveSpecs.map(toJob), { parallel: flags.jobs, reuse: true, resumable: true, title: '[capacity] curves' });
   const points: CapacityPoint[] = curveSpecs.map((s, i) => pointOf(s, ran.rows[i]!));
 
+  // 3. what limits the memory model: its layer's knobs, one run each at the key count
+  const memoryModels = models.filter((m) => m === 'memory' || m === 'memoryPlus');
+  const knobSpecs = memoryModels.flatMap((m) => knobSets.map((k) => spec(m, keyCount, keySeeds[0]!, lrOf[m]!, k)));
+  const knobRan = await runJobs(knobSpecs.map(toJob), { parallel: flags.jobs, reuse: true, resumable: true, title: '[capacity] knobs' });
+  const knobPoints = knobSpecs.map((s, i) => ({ knobs: s.knobs!, point: pointOf(s, knobRan.rows[i]!) }));
+
   const report = new BenchReport(flags.out, {
     title: 'Knowledge capacity: bits stored vs facts trained, memory vs dense at matched FLOPs/token',
     startedAt: t0,
-    command: `npm run bench:capacity -w trainer -- --models ${models.join(',')} ${file ? `--facts-file ${file}` : `--entities ${counts.join(',')}`} --seeds ${seeds.join(',')} --key-seeds ${keySeeds.join(',')}${flags['key-entities'] ? ` --key-entities ${flags['key-entities']}` : ''} --lrs ${lrs.join(',')}${flags.lr ? ` --lr ${flags.lr}` : ''} --exposures ${flags.exposures} --questions ${flags.questions}`,
+    command: `npm run bench:capacity -w trainer -- --models ${models.join(',')} ${file ? `--facts-file ${file}` : `--entities ${counts.join(',')}`} --seeds ${seeds.join(',')} --key-seeds ${keySeeds.join(',')}${flags['key-entities'] ? ` --key-entities ${flags['key-entities']}` : ''} --lrs ${lrs.join(',')}${flags.lr ? ` --lr ${flags.lr}` : ''}${flags.knobs ? ` --knobs '${flags.knobs}'` : ''} --exposures ${flags.exposures} --questions ${flags.questions}`,
     description:
       `Tiny trunks (apps/trainer/src/capacity.ts): D ${CAPACITY_TRUNK.dim}, ${CAPACITY_TRUNK.layers} blocks, vocab ${CAPACITY_TRUNK.vocab}, ${CAPACITY_TRUNK.batch}×${CAPACITY_TRUNK.seqLen} tokens a step, AdamW, cosine LR. ` +
       "dense: SwiGLU 4·D in both blocks; moe: 4 experts of 2·D, top-2; memory (PKM) / memoryPlus: block 1's FFN replaced by a layer over 256² slots × dv 32 " +
@@ -221,12 +242,44 @@ async function main() {
       .map(({ c, d }) => `${c.facts} facts ${(c.bits / d!.bits).toFixed(2)}× (${c.n} / ${d!.n} seeds)`);
     report.note(`Memory+ / dense bits by count: ${byCount.join('; ')}.`);
   }
+  for (const { knobs, point: p } of knobPoints) {
+    const base = points.filter((q) => q.model === p.model && q.facts === p.facts && q.seed === p.seed)[0];
+    const dense = curveOf(points, 'dense').find((c) => c.facts === p.facts);
+    report.addRow({
+      phase: 'knobs',
+      model: `${p.model} (${knobsLabel(knobs)})`,
+      facts: p.facts,
+      lr: p.lr,
+      seeds: String(p.seed),
+      'bits stored': Math.round(p.bits),
+      'bits by seed': base ? `defaults: ${Math.round(base.bits)}` : '–',
+      'of bits trained %': Number(((100 * p.bits) / p.totalBits).toFixed(1)),
+      'recall %': Number((100 * p.recall).toFixed(1)),
+      'dense params': p.denseParams,
+      'memory params': p.memoryParams,
+      'FLOPs/token': p.flopsPerToken,
+      'bits/dense param': Number(p.bitsPerDenseParam.toFixed(3)),
+      'bits/memory param': p.bitsPerMemoryParam === null ? '–' : Number(p.bitsPerMemoryParam.toFixed(4)),
+      'bits/train GFLOP': Number(p.bitsPerGflop.toFixed(3)),
+      'slots read %': p.usage ? Number((100 * p.usage.usedFraction).toFixed(1)) : '–',
+      'Gini (weights)': p.usage ? Number(p.usage.giniWeights.toFixed(3)) : '–',
+    });
+    const flopsOff = base ? p.flopsPerToken / base.flopsPerToken - 1 : 0;
+    report.note(
+      `${p.model} with ${knobsLabel(knobs)} at ${p.facts} facts: ${Math.round(p.bits)} bits` +
+        (base ? ` vs ${Math.round(base.bits)} at its defaults (same seed)` : '') +
+        (dense ? `, ${(p.bits / dense.bits).toFixed(2)}× dense` : '') +
+        (Math.abs(flopsOff) > 0.1 ? `; FLOPs/token ${(100 * flopsOff).toFixed(0)}% off its defaults: NOT matched` : '') +
+        '.',
+    );
+  }
   report.note(
-    `Runs: ${swept.rows.length} sweep + ${ran.rows.length} curve (${swept.reused + ran.reused} read back from runs/capacity); ${((Date.now() - t0) / 60000).toFixed(0)} min.`,
+    `Runs: ${swept.rows.length} sweep + ${ran.rows.length} curve + ${knobRan.rows.length} knobs (${swept.reused + ran.reused + knobRan.reused} read back from runs/capacity); ${((Date.now() - t0) / 60000).toFixed(0)} min.`,
   );
   report.note(`Plot: ${flags.out}.svg (bits stored vs facts trained, mean over seeds).`);
   report.set('points', points);
   report.set('sweep', sweepPoints);
+  report.set('knobs', knobPoints);
   const { md } = report.write();
   const total = [...data.values()].map((d) => [d.facts.facts.length, d.facts.totalBits] as [number, number]).sort((a, b) => a[0] - b[0]);
   const svg = lossCurveSvg([...series, { name: 'all bits trained', points: total.filter(([f]) => points.some((p) => p.facts === f)) }], {

@@ -18,6 +18,9 @@ import {
   capacitySteps,
   curveOf,
   knee,
+  knobsLabel,
+  knobsTag,
+  parseKnobs,
   parseModelRates,
 } from './capacity';
 import type { CompareRow } from './compare';
@@ -36,6 +39,26 @@ describe('capacity models', () => {
       if (m === 'memory' || m === 'memoryPlus') expect(c.memoryParams, m).toBeGreaterThan(2_000_000);
     }
     expect(() => capacityConfig({ ...spec, model: 'huge' as 'dense' })).toThrow(/^--models: unknown model 'huge'/);
+  });
+
+  it('knobs change only the memory layer they name; non-memory models and bad knobs are refused by name', () => {
+    const mem = (c: Parameters<typeof modelConfigFor>[0]) => modelConfigFor(c, 512).memory;
+    const base = mem(capacityConfig({ ...spec, model: 'memoryPlus' }));
+    const [vlr, wide] = parseKnobs('valueLrScale=10; topK=32,heads=4');
+    const a = mem(capacityConfig({ ...spec, model: 'memoryPlus', knobs: vlr }));
+    expect(a.valueLr).toBeCloseTo(10 * base.valueLr, 12);
+    expect([a.topK, a.heads]).toEqual([base.topK, base.heads]);
+    const b = mem(capacityConfig({ ...spec, model: 'memoryPlus', knobs: wide }));
+    expect([b.topK, b.heads, b.valueLr]).toEqual([32, 4, base.valueLr]);
+    // PKM keeps its 2× on top of the scale
+    expect(mem(capacityConfig({ ...spec, model: 'memory', knobs: vlr })).valueLr).toBeCloseTo(2 * 10 * spec.lr, 12);
+    expect([knobsLabel(wide!), knobsTag(wide!), knobsTag(vlr!)]).toEqual(['topK 32, heads 4', 'k32-h4', 'vlr10']);
+    expect(() => capacityConfig({ ...spec, model: 'dense', knobs: vlr })).toThrow(/^--knobs: model 'dense' has no memory layer/);
+    expect(() => parseKnobs('topK=3.5')).toThrow(/topK must be an integer/);
+    expect(() => parseKnobs('slots=4')).toThrow(/unknown knob 'slots'/);
+    expect(() => parseKnobs('heads=0')).toThrow(/heads must be a positive number/);
+    expect(() => parseKnobs('topK')).toThrow(/expected name=value, got 'topK'/);
+    expect(parseKnobs('')).toEqual([]);
   });
 
   it('train each fact `exposures` times: steps from the text the trainer will tokenize', () => {

@@ -42,7 +42,61 @@ export interface CapacityRunSpec {
   steps: number;
   /** questions asked at the end (default 1,200) */
   questions?: number;
+  /** the memory models' layer changed from CAPACITY_MEMORY (bench --knobs) */
+  knobs?: MemoryKnobs;
   out: string;
+}
+
+/**
+ * What limits the memory model (issue 16): its layer's knobs, changed one run at a time.
+ * valueLrScale multiplies the values' rate (default 1: the trunk's lr; PKM's 2× stays on top).
+ */
+export interface MemoryKnobs {
+  valueLrScale?: number;
+  topK?: number;
+  heads?: number;
+}
+const KNOB_NAMES = ['valueLrScale', 'topK', 'heads'] as const;
+
+/**
+ * `--knobs "valueLrScale=10;topK=32;heads=4,topK=4"`: knob sets split by ';', each a comma list of
+ * name=value. Unknown names, non-positive values and fractional topK / heads are refused by name.
+ */
+export function parseKnobs(text: string): MemoryKnobs[] {
+  return text
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((set) => {
+      const k: MemoryKnobs = {};
+      for (const part of set.split(',').map((s) => s.trim())) {
+        const [name, value, ...rest] = part.split('=');
+        if (rest.length || value === undefined) throw new Error(`--knobs: expected name=value, got '${part}'`);
+        if (!(KNOB_NAMES as readonly string[]).includes(name!))
+          throw new Error(`--knobs: unknown knob '${name}' (one of ${KNOB_NAMES.join(', ')})`);
+        const x = Number(value);
+        if (!Number.isFinite(x) || x <= 0) throw new Error(`--knobs: ${name} must be a positive number, got '${value}'`);
+        if (name !== 'valueLrScale' && !Number.isInteger(x)) throw new Error(`--knobs: ${name} must be an integer, got '${value}'`);
+        k[name as (typeof KNOB_NAMES)[number]] = x;
+      }
+      return k;
+    });
+}
+
+/** A knob set as words for tables (`valueLr ×10, topK 32`) and as a run-directory tag (`vlr10-k32`). */
+export function knobsLabel(k: MemoryKnobs): string {
+  const parts = [];
+  if (k.valueLrScale !== undefined) parts.push(`valueLr ×${k.valueLrScale}`);
+  if (k.topK !== undefined) parts.push(`topK ${k.topK}`);
+  if (k.heads !== undefined) parts.push(`heads ${k.heads}`);
+  return parts.join(', ') || 'defaults';
+}
+export function knobsTag(k: MemoryKnobs): string {
+  const parts = [];
+  if (k.valueLrScale !== undefined) parts.push(`vlr${k.valueLrScale}`);
+  if (k.topK !== undefined) parts.push(`k${k.topK}`);
+  if (k.heads !== undefined) parts.push(`h${k.heads}`);
+  return parts.join('-') || 'default';
 }
 
 /** The trainer config of one run: its model at lr (the memory models' values at the same lr, PKM at 2×, as the presets). */
@@ -50,7 +104,10 @@ export function capacityConfig(s: CapacityRunSpec): TrainerConfig {
   if (!(CAPACITY_MODELS as readonly string[]).includes(s.model)) {
     throw new ConfigError('--models', `unknown model '${s.model}'; choose from ${CAPACITY_MODELS.join(', ')}`);
   }
+  const isMemory = s.model === 'memory' || s.model === 'memoryPlus';
+  if (s.knobs && !isMemory) throw new ConfigError('--knobs', `model '${s.model}' has no memory layer to change`);
   const { dim: D, layers, heads, kvHeads, vocab, batch, seqLen } = CAPACITY_TRUNK;
+  const valueLr = (s.model === 'memory' ? 2 * s.lr : s.lr) * (s.knobs?.valueLrScale ?? 1);
   const ffn: string[] = Array.from({ length: layers }, () => (s.model === 'moe' ? 'moe' : 'dense'));
   if (s.model === 'memory' || s.model === 'memoryPlus') ffn[layers - 1] = s.model;
   const steps = s.steps;
@@ -65,7 +122,14 @@ export function capacityConfig(s: CapacityRunSpec): TrainerConfig {
       maxSeqLen: seqLen,
       ffn,
       moe: { experts: 4, hidden: 2 * D },
-      memory: { ...CAPACITY_MEMORY, queryNorm: 'qknorm', valueLr: s.model === 'memory' ? 2 * s.lr : s.lr, valueOptimizer: 'adam' },
+      memory: {
+        ...CAPACITY_MEMORY,
+        ...(s.knobs?.topK !== undefined ? { topK: s.knobs.topK } : {}),
+        ...(s.knobs?.heads !== undefined ? { heads: s.knobs.heads } : {}),
+        queryNorm: 'qknorm',
+        valueLr,
+        valueOptimizer: 'adam',
+      },
       seed: s.seed,
     },
     tokenizer: { vocabSize: vocab },

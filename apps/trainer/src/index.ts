@@ -34,6 +34,7 @@ export {
   type CapacityModel,
   type CapacityPoint,
   type CapacityRunSpec,
+  type MemoryKnobs,
   bestLr,
   capacityConfig,
   capacityFacts,
@@ -41,6 +42,9 @@ export {
   capacitySteps,
   curveOf,
   knee,
+  knobsLabel,
+  knobsTag,
+  parseKnobs,
   parseModelRates,
 } from './capacity';
 export { mobyDick, readCorpus, readJsonlTexts } from './data/corpus';
