@@ -11,8 +11,8 @@
  *    the most stored bits is that model's. Models given a rate by --lr skip it.
  * 2. Curves: every model × --entities × --seeds at its rate, and --key-seeds at the largest count
  *    (or --key-entities).
- * 3. Knobs (--knobs): each memory model with its layer changed (value LR scale, topK, heads), one
- *    run per knob set at the key count and first key seed, against its defaults on the same seed.
+ * 3. Knobs (--knobs): each memory model with its layer changed (value LR scale, topK, heads, keyDim)
+ *    at the key count and every key seed, against its defaults and dense on the same seeds.
  * Resumable: runs live in runs/capacity/; a finished run is read back, an interrupted one resumes
  * from its last checkpoint. Kill it and run the same command again.
  */
@@ -82,7 +82,7 @@ const { values: flags } = parseArgvOrExit(
       type: 'string',
       placeholder: 'K=V,..;K=V',
       description:
-        "memory-layer variants run at the key count (first key seed) for each memory model: sets split by ';', e.g. valueLrScale=10;topK=32;heads=4",
+        "memory-layer variants run at the key count and key seeds for each memory model: sets split by ';', e.g. valueLrScale=10;topK=32;heads=4,keyDim=8",
     },
     'sweep-entities': { type: 'int', min: 1, description: 'entities of the LR sweep (default: the middle --entities)' },
     exposures: { type: 'int', min: 1, default: 100, description: 'times each fact is stated in training' },
@@ -169,7 +169,7 @@ async function main() {
 
   // 3. what limits the memory model: its layer's knobs, one run each at the key count
   const memoryModels = models.filter((m) => m === 'memory' || m === 'memoryPlus');
-  const knobSpecs = memoryModels.flatMap((m) => knobSets.map((k) => spec(m, keyCount, keySeeds[0]!, lrOf[m]!, k)));
+  const knobSpecs = memoryModels.flatMap((m) => knobSets.flatMap((k) => keySeeds.map((seed) => spec(m, keyCount, seed, lrOf[m]!, k))));
   const knobRan = await runJobs(knobSpecs.map(toJob), { parallel: flags.jobs, reuse: true, resumable: true, title: '[capacity] knobs' });
   const knobPoints = knobSpecs.map((s, i) => ({ knobs: s.knobs!, point: pointOf(s, knobRan.rows[i]!) }));
 
@@ -242,34 +242,47 @@ async function main() {
       .map(({ c, d }) => `${c.facts} facts ${(c.bits / d!.bits).toFixed(2)}× (${c.n} / ${d!.n} seeds)`);
     report.note(`Memory+ / dense bits by count: ${byCount.join('; ')}.`);
   }
-  for (const { knobs, point: p } of knobPoints) {
-    const base = points.filter((q) => q.model === p.model && q.facts === p.facts && q.seed === p.seed)[0];
-    const dense = curveOf(points, 'dense').find((c) => c.facts === p.facts);
+  const knobGroups = new Map<string, { knobs: MemoryKnobs; pts: CapacityPoint[] }>();
+  for (const { knobs, point } of knobPoints) {
+    const key = `${point.model}/${knobsTag(knobs)}`;
+    knobGroups.set(key, { knobs, pts: [...(knobGroups.get(key)?.pts ?? []), point] });
+  }
+  for (const { knobs, pts } of knobGroups.values()) {
+    const p0 = pts[0]!;
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const sameSeeds = (model: string) =>
+      pts.map((p) => points.find((q) => q.model === model && q.facts === p.facts && q.seed === p.seed)).filter((q) => q !== undefined);
+    const base = sameSeeds(p0.model);
+    const dense = sameSeeds('dense');
+    const bits = mean(pts.map((p) => p.bits));
     report.addRow({
       phase: 'knobs',
-      model: `${p.model} (${knobsLabel(knobs)})`,
-      facts: p.facts,
-      lr: p.lr,
-      seeds: String(p.seed),
-      'bits stored': Math.round(p.bits),
-      'bits by seed': base ? `defaults: ${Math.round(base.bits)}` : '–',
-      'of bits trained %': Number(((100 * p.bits) / p.totalBits).toFixed(1)),
-      'recall %': Number((100 * p.recall).toFixed(1)),
-      'dense params': p.denseParams,
-      'memory params': p.memoryParams,
-      'FLOPs/token': p.flopsPerToken,
-      'bits/dense param': Number(p.bitsPerDenseParam.toFixed(3)),
-      'bits/memory param': p.bitsPerMemoryParam === null ? '–' : Number(p.bitsPerMemoryParam.toFixed(4)),
-      'bits/train GFLOP': Number(p.bitsPerGflop.toFixed(3)),
-      'slots read %': p.usage ? Number((100 * p.usage.usedFraction).toFixed(1)) : '–',
-      'Gini (weights)': p.usage ? Number(p.usage.giniWeights.toFixed(3)) : '–',
+      model: `${p0.model} (${knobsLabel(knobs)})`,
+      facts: p0.facts,
+      lr: p0.lr,
+      seeds: pts.map((p) => p.seed).join(','),
+      'bits stored': Math.round(bits),
+      'bits by seed': `${pts.map((p) => Math.round(p.bits)).join(' / ')}${base.length ? ` (defaults ${base.map((q) => Math.round(q.bits)).join(' / ')})` : ''}`,
+      'of bits trained %': Number(((100 * bits) / p0.totalBits).toFixed(1)),
+      'recall %': Number((100 * mean(pts.map((p) => p.recall))).toFixed(1)),
+      'dense params': p0.denseParams,
+      'memory params': p0.memoryParams,
+      'FLOPs/token': p0.flopsPerToken,
+      'bits/dense param': Number(mean(pts.map((p) => p.bitsPerDenseParam)).toFixed(3)),
+      'bits/memory param': p0.bitsPerMemoryParam === null ? '–' : Number(mean(pts.map((p) => p.bitsPerMemoryParam!)).toFixed(4)),
+      'bits/train GFLOP': Number(mean(pts.map((p) => p.bitsPerGflop)).toFixed(3)),
+      'slots read %': p0.usage ? Number((100 * mean(pts.map((p) => p.usage!.usedFraction))).toFixed(1)) : '–',
+      'Gini (weights)': p0.usage ? Number(mean(pts.map((p) => p.usage!.giniWeights)).toFixed(3)) : '–',
     });
-    const flopsOff = base ? p.flopsPerToken / base.flopsPerToken - 1 : 0;
+    const flopsOff = p0.flopsPerToken / (dense[0]?.flopsPerToken ?? p0.flopsPerToken) - 1;
+    const n = `${pts.length} seed${pts.length > 1 ? 's' : ''}`;
     report.note(
-      `${p.model} with ${knobsLabel(knobs)} at ${p.facts} facts: ${Math.round(p.bits)} bits` +
-        (base ? ` vs ${Math.round(base.bits)} at its defaults (same seed)` : '') +
-        (dense ? `, ${(p.bits / dense.bits).toFixed(2)}× dense` : '') +
-        (Math.abs(flopsOff) > 0.1 ? `; FLOPs/token ${(100 * flopsOff).toFixed(0)}% off its defaults: NOT matched` : '') +
+      `${p0.model} with ${knobsLabel(knobs)} at ${p0.facts} facts: ${Math.round(bits)} bits (${n})` +
+        (base.length === pts.length ? ` vs ${Math.round(mean(base.map((q) => q.bits)))} at its defaults on the same seeds` : '') +
+        (dense.length === pts.length ? `, ${(bits / mean(dense.map((q) => q.bits))).toFixed(2)}× dense on the same seeds` : '') +
+        (Math.abs(flopsOff) > 0.1
+          ? `; FLOPs/token ${flopsOff > 0 ? '+' : ''}${(100 * flopsOff).toFixed(0)}% vs dense: NOT matched`
+          : `; FLOPs/token ${flopsOff > 0 ? '+' : ''}${(100 * flopsOff).toFixed(0)}% vs dense (matched)`) +
         '.',
     );
   }

@@ -53,6 +53,12 @@ describe('capacity models', () => {
     // PKM keeps its 2× on top of the scale
     expect(mem(capacityConfig({ ...spec, model: 'memory', knobs: vlr })).valueLr).toBeCloseTo(2 * 10 * spec.lr, 12);
     expect([knobsLabel(wide!), knobsTag(wide!), knobsTag(vlr!)]).toEqual(['topK 32, heads 4', 'k32-h4', 'vlr10']);
+    // 4 heads of half the key width cost what the default 2 heads do (±10% of dense)
+    const [narrow] = parseKnobs('heads=4,keyDim=8');
+    const c = modelConfigFor(capacityConfig({ ...spec, model: 'memoryPlus', knobs: narrow }), 512);
+    expect([c.memory.heads, c.memory.keyDim]).toEqual([4, 8]);
+    const dense = modelCounts(modelConfigFor(capacityConfig({ ...spec, model: 'dense' }), 512)).flopsPerToken;
+    expect(Math.abs(modelCounts(c).flopsPerToken / dense - 1)).toBeLessThan(0.1);
     expect(() => capacityConfig({ ...spec, model: 'dense', knobs: vlr })).toThrow(/^--knobs: model 'dense' has no memory layer/);
     expect(() => parseKnobs('topK=3.5')).toThrow(/topK must be an integer/);
     expect(() => parseKnobs('slots=4')).toThrow(/unknown knob 'slots'/);

@@ -55,8 +55,10 @@ export interface MemoryKnobs {
   valueLrScale?: number;
   topK?: number;
   heads?: number;
+  /** query / product-key width (halves per sub-key): heads 4 at keyDim 8 costs what heads 2 at 16 does */
+  keyDim?: number;
 }
-const KNOB_NAMES = ['valueLrScale', 'topK', 'heads'] as const;
+const KNOB_NAMES = ['valueLrScale', 'topK', 'heads', 'keyDim'] as const;
 
 /**
  * `--knobs "valueLrScale=10;topK=32;heads=4,topK=4"`: knob sets split by ';', each a comma list of
@@ -89,6 +91,7 @@ export function knobsLabel(k: MemoryKnobs): string {
   if (k.valueLrScale !== undefined) parts.push(`valueLr ×${k.valueLrScale}`);
   if (k.topK !== undefined) parts.push(`topK ${k.topK}`);
   if (k.heads !== undefined) parts.push(`heads ${k.heads}`);
+  if (k.keyDim !== undefined) parts.push(`keyDim ${k.keyDim}`);
   return parts.join(', ') || 'defaults';
 }
 export function knobsTag(k: MemoryKnobs): string {
@@ -96,6 +99,7 @@ export function knobsTag(k: MemoryKnobs): string {
   if (k.valueLrScale !== undefined) parts.push(`vlr${k.valueLrScale}`);
   if (k.topK !== undefined) parts.push(`k${k.topK}`);
   if (k.heads !== undefined) parts.push(`h${k.heads}`);
+  if (k.keyDim !== undefined) parts.push(`kd${k.keyDim}`);
   return parts.join('-') || 'default';
 }
 
@@ -126,6 +130,7 @@ export function capacityConfig(s: CapacityRunSpec): TrainerConfig {
         ...CAPACITY_MEMORY,
         ...(s.knobs?.topK !== undefined ? { topK: s.knobs.topK } : {}),
         ...(s.knobs?.heads !== undefined ? { heads: s.knobs.heads } : {}),
+        ...(s.knobs?.keyDim !== undefined ? { keyDim: s.knobs.keyDim } : {}),
         queryNorm: 'qknorm',
         valueLr,
         valueOptimizer: 'adam',
