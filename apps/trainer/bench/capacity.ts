@@ -173,6 +173,33 @@ async function main() {
   const knobRan = await runJobs(knobSpecs.map(toJob), { parallel: flags.jobs, reuse: true, resumable: true, title: '[capacity] knobs' });
   const knobPoints = knobSpecs.map((s, i) => ({ knobs: s.knobs!, point: pointOf(s, knobRan.rows[i]!) }));
 
+  /** A table row of points of one (model, count[, knobs]) over seeds: means, and the first's sizes. */
+  const rowOf = (phase: string, model: string, at: CapacityPoint[], bySeed: string) => {
+    const p0 = at[0]!;
+    const mean = (f: (p: CapacityPoint) => number) => at.reduce((a, p) => a + f(p), 0) / at.length;
+    const bits = mean((p) => p.bits);
+    return {
+      phase,
+      model,
+      facts: p0.facts,
+      lr: p0.lr,
+      seeds: at.map((p) => p.seed).join(','),
+      'bits stored': Math.round(bits),
+      'bits by seed': bySeed,
+      'of bits trained %': Number(((100 * bits) / p0.totalBits).toFixed(1)),
+      'recall %': Number((100 * mean((p) => p.recall)).toFixed(1)),
+      'dense params': p0.denseParams,
+      'memory params': p0.memoryParams,
+      'FLOPs/token': p0.flopsPerToken,
+      'bits/dense param': Number(mean((p) => p.bitsPerDenseParam).toFixed(3)),
+      'bits/memory param': p0.bitsPerMemoryParam === null ? '–' : Number(mean((p) => p.bitsPerMemoryParam!).toFixed(4)),
+      'bits/train GFLOP': Number(mean((p) => p.bitsPerGflop).toFixed(3)),
+      'slots read %': p0.usage ? Number((100 * mean((p) => p.usage!.usedFraction)).toFixed(1)) : '–',
+      'Gini (weights)': p0.usage ? Number(mean((p) => p.usage!.giniWeights).toFixed(3)) : '–',
+    };
+  };
+  const bySeed = (at: CapacityPoint[]) => at.map((p) => Math.round(p.bits)).join(' / ');
+
   const report = new BenchReport(flags.out, {
     title: 'Knowledge capacity: bits stored vs facts trained, memory vs dense at matched FLOPs/token',
     startedAt: t0,
@@ -202,27 +229,7 @@ async function main() {
     const mine = points.filter((p) => p.model === m);
     for (const c of curve) {
       const at = mine.filter((p) => p.facts === c.facts);
-      const p0 = at[0]!;
-      const mean = (f: (p: CapacityPoint) => number) => at.reduce((a, p) => a + f(p), 0) / at.length;
-      report.addRow({
-        phase: 'curve',
-        model: m,
-        facts: c.facts,
-        lr: p0.lr,
-        seeds: at.map((p) => p.seed).join(','),
-        'bits stored': Math.round(c.bits),
-        'bits by seed': at.map((p) => Math.round(p.bits)).join(' / '),
-        'of bits trained %': Number(((100 * c.bits) / p0.totalBits).toFixed(1)),
-        'recall %': Number((100 * mean((p) => p.recall)).toFixed(1)),
-        'dense params': p0.denseParams,
-        'memory params': p0.memoryParams,
-        'FLOPs/token': p0.flopsPerToken,
-        'bits/dense param': Number(mean((p) => p.bitsPerDenseParam).toFixed(3)),
-        'bits/memory param': p0.bitsPerMemoryParam === null ? '–' : Number(mean((p) => p.bitsPerMemoryParam!).toFixed(4)),
-        'bits/train GFLOP': Number(mean((p) => p.bitsPerGflop).toFixed(3)),
-        'slots read %': p0.usage ? Number((100 * mean((p) => p.usage!.usedFraction)).toFixed(1)) : '–',
-        'Gini (weights)': p0.usage ? Number(mean((p) => p.usage!.giniWeights).toFixed(3)) : '–',
-      });
+      report.addRow(rowOf('curve', m, at, bySeed(at)));
     }
     const k = knee(curve);
     report.note(
@@ -255,25 +262,9 @@ async function main() {
     const base = sameSeeds(p0.model);
     const dense = sameSeeds('dense');
     const bits = mean(pts.map((p) => p.bits));
-    report.addRow({
-      phase: 'knobs',
-      model: `${p0.model} (${knobsLabel(knobs)})`,
-      facts: p0.facts,
-      lr: p0.lr,
-      seeds: pts.map((p) => p.seed).join(','),
-      'bits stored': Math.round(bits),
-      'bits by seed': `${pts.map((p) => Math.round(p.bits)).join(' / ')}${base.length ? ` (defaults ${base.map((q) => Math.round(q.bits)).join(' / ')})` : ''}`,
-      'of bits trained %': Number(((100 * bits) / p0.totalBits).toFixed(1)),
-      'recall %': Number((100 * mean(pts.map((p) => p.recall))).toFixed(1)),
-      'dense params': p0.denseParams,
-      'memory params': p0.memoryParams,
-      'FLOPs/token': p0.flopsPerToken,
-      'bits/dense param': Number(mean(pts.map((p) => p.bitsPerDenseParam)).toFixed(3)),
-      'bits/memory param': p0.bitsPerMemoryParam === null ? '–' : Number(mean(pts.map((p) => p.bitsPerMemoryParam!)).toFixed(4)),
-      'bits/train GFLOP': Number(mean(pts.map((p) => p.bitsPerGflop)).toFixed(3)),
-      'slots read %': p0.usage ? Number((100 * mean(pts.map((p) => p.usage!.usedFraction))).toFixed(1)) : '–',
-      'Gini (weights)': p0.usage ? Number(mean(pts.map((p) => p.usage!.giniWeights)).toFixed(3)) : '–',
-    });
+    report.addRow(
+      rowOf('knobs', `${p0.model} (${knobsLabel(knobs)})`, pts, `${bySeed(pts)}${base.length ? ` (defaults ${bySeed(base)})` : ''}`),
+    );
     const flopsOff = p0.flopsPerToken / (dense[0]?.flopsPerToken ?? p0.flopsPerToken) - 1;
     const n = `${pts.length} seed${pts.length > 1 ? 's' : ''}`;
     report.note(

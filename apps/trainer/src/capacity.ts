@@ -85,23 +85,17 @@ export function parseKnobs(text: string): MemoryKnobs[] {
     });
 }
 
-/** A knob set as words for tables (`valueLr ×10, topK 32`) and as a run-directory tag (`vlr10-k32`). */
-export function knobsLabel(k: MemoryKnobs): string {
-  const parts = [];
-  if (k.valueLrScale !== undefined) parts.push(`valueLr ×${k.valueLrScale}`);
-  if (k.topK !== undefined) parts.push(`topK ${k.topK}`);
-  if (k.heads !== undefined) parts.push(`heads ${k.heads}`);
-  if (k.keyDim !== undefined) parts.push(`keyDim ${k.keyDim}`);
-  return parts.join(', ') || 'defaults';
-}
-export function knobsTag(k: MemoryKnobs): string {
-  const parts = [];
-  if (k.valueLrScale !== undefined) parts.push(`vlr${k.valueLrScale}`);
-  if (k.topK !== undefined) parts.push(`k${k.topK}`);
-  if (k.heads !== undefined) parts.push(`h${k.heads}`);
-  if (k.keyDim !== undefined) parts.push(`kd${k.keyDim}`);
-  return parts.join('-') || 'default';
-}
+/** Each knob as words for tables (`valueLr ×10, topK 32`) and as a run-directory tag (`vlr10-k32`). */
+const KNOB_WORDS: Record<(typeof KNOB_NAMES)[number], [label: string, tag: string]> = {
+  valueLrScale: ['valueLr ×', 'vlr'],
+  topK: ['topK ', 'k'],
+  heads: ['heads ', 'h'],
+  keyDim: ['keyDim ', 'kd'],
+};
+const knobWords = (k: MemoryKnobs, which: 0 | 1) =>
+  KNOB_NAMES.filter((n) => k[n] !== undefined).map((n) => `${KNOB_WORDS[n][which]}${k[n]}`);
+export const knobsLabel = (k: MemoryKnobs): string => knobWords(k, 0).join(', ') || 'defaults';
+export const knobsTag = (k: MemoryKnobs): string => knobWords(k, 1).join('-') || 'default';
 
 /** The trainer config of one run: its model at lr (the memory models' values at the same lr, PKM at 2×, as the presets). */
 export function capacityConfig(s: CapacityRunSpec): TrainerConfig {
@@ -113,7 +107,7 @@ export function capacityConfig(s: CapacityRunSpec): TrainerConfig {
   const { dim: D, layers, heads, kvHeads, vocab, batch, seqLen } = CAPACITY_TRUNK;
   const valueLr = (s.model === 'memory' ? 2 * s.lr : s.lr) * (s.knobs?.valueLrScale ?? 1);
   const ffn: string[] = Array.from({ length: layers }, () => (s.model === 'moe' ? 'moe' : 'dense'));
-  if (s.model === 'memory' || s.model === 'memoryPlus') ffn[layers - 1] = s.model;
+  if (isMemory) ffn[layers - 1] = s.model;
   const steps = s.steps;
   return parseTrainerConfig({
     name: `${s.model}`,
