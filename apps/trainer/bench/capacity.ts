@@ -33,6 +33,7 @@ import {
   capacityPoint,
   capacitySteps,
   curveOf,
+  isMemoryModel,
   knee,
   knobsLabel,
   knobsTag,
@@ -168,7 +169,7 @@ async function main() {
   const points: CapacityPoint[] = curveSpecs.map((s, i) => pointOf(s, ran.rows[i]!));
 
   // 3. what limits the memory model: its layer's knobs, one run each at the key count
-  const memoryModels = models.filter((m) => m === 'memory' || m === 'memoryPlus');
+  const memoryModels = models.filter(isMemoryModel);
   const knobSpecs = memoryModels.flatMap((m) => knobSets.flatMap((k) => keySeeds.map((seed) => spec(m, keyCount, seed, lrOf[m]!, k))));
   const knobRan = await runJobs(knobSpecs.map(toJob), { parallel: flags.jobs, reuse: true, resumable: true, title: '[capacity] knobs' });
   const knobPoints = knobSpecs.map((s, i) => ({ knobs: s.knobs!, point: pointOf(s, knobRan.rows[i]!) }));
@@ -266,14 +267,13 @@ async function main() {
       rowOf('knobs', `${p0.model} (${knobsLabel(knobs)})`, pts, `${bySeed(pts)}${base.length ? ` (defaults ${bySeed(base)})` : ''}`),
     );
     const flopsOff = p0.flopsPerToken / (dense[0]?.flopsPerToken ?? p0.flopsPerToken) - 1;
+    const flops = `FLOPs/token ${flopsOff > 0 ? '+' : ''}${(100 * flopsOff).toFixed(0)}% vs dense`;
     const n = `${pts.length} seed${pts.length > 1 ? 's' : ''}`;
     report.note(
       `${p0.model} with ${knobsLabel(knobs)} at ${p0.facts} facts: ${Math.round(bits)} bits (${n})` +
         (base.length === pts.length ? ` vs ${Math.round(mean(base.map((q) => q.bits)))} at its defaults on the same seeds` : '') +
         (dense.length === pts.length ? `, ${(bits / mean(dense.map((q) => q.bits))).toFixed(2)}× dense on the same seeds` : '') +
-        (Math.abs(flopsOff) > 0.1
-          ? `; FLOPs/token ${flopsOff > 0 ? '+' : ''}${(100 * flopsOff).toFixed(0)}% vs dense: NOT matched`
-          : `; FLOPs/token ${flopsOff > 0 ? '+' : ''}${(100 * flopsOff).toFixed(0)}% vs dense (matched)`) +
+        `; ${flops}${Math.abs(flopsOff) > 0.1 ? ': NOT matched' : ' (matched)'}` +
         '.',
     );
   }

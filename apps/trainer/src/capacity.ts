@@ -60,6 +60,9 @@ export interface MemoryKnobs {
 }
 const KNOB_NAMES = ['valueLrScale', 'topK', 'heads', 'keyDim'] as const;
 
+/** The models with a memory layer (the ones --knobs can change). */
+export const isMemoryModel = (m: CapacityModel): boolean => m === 'memory' || m === 'memoryPlus';
+
 /**
  * `--knobs "valueLrScale=10;topK=32;heads=4,topK=4"`: knob sets split by ';', each a comma list of
  * name=value. Unknown names, non-positive values and fractional topK / heads are refused by name.
@@ -102,7 +105,7 @@ export function capacityConfig(s: CapacityRunSpec): TrainerConfig {
   if (!(CAPACITY_MODELS as readonly string[]).includes(s.model)) {
     throw new ConfigError('--models', `unknown model '${s.model}'; choose from ${CAPACITY_MODELS.join(', ')}`);
   }
-  const isMemory = s.model === 'memory' || s.model === 'memoryPlus';
+  const isMemory = isMemoryModel(s.model);
   if (s.knobs && !isMemory) throw new ConfigError('--knobs', `model '${s.model}' has no memory layer to change`);
   const { dim: D, layers, heads, kvHeads, vocab, batch, seqLen } = CAPACITY_TRUNK;
   const valueLr = (s.model === 'memory' ? 2 * s.lr : s.lr) * (s.knobs?.valueLrScale ?? 1);

@@ -41,6 +41,7 @@ export {
   capacityPoint,
   capacitySteps,
   curveOf,
+  isMemoryModel,
   knee,
   knobsLabel,
   knobsTag,
