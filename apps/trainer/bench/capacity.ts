@@ -39,6 +39,7 @@ import {
   knobsTag,
   lossCurveSvg,
   parseKnobs,
+  parseModelKnobs,
   parseModelRates,
 } from '../src/index';
 import { type Job, parseSeeds, runJobs } from './jobs';
@@ -85,6 +86,12 @@ const { values: flags } = parseArgvOrExit(
       description:
         "memory-layer variants run at the key count and key seeds for each memory model: sets split by ';', e.g. valueLrScale=10;topK=32;heads=4,keyDim=8",
     },
+    'curve-knobs': {
+      type: 'string',
+      placeholder: 'M:K=V,..;M:K=V',
+      description:
+        "the memory layer each memory model is swept and curved at, e.g. memoryPlus:valueLrScale=10,topK=32 (default: the layer's defaults)",
+    },
     'sweep-entities': { type: 'int', min: 1, description: 'entities of the LR sweep (default: the middle --entities)' },
     exposures: { type: 'int', min: 1, default: 100, description: 'times each fact is stated in training' },
     questions: { type: 'int', min: 4, default: 1200, description: 'questions asked per run (random entities; bits scaled to all facts)' },
@@ -106,14 +113,18 @@ const keySeeds = flags['key-seeds'] as number[];
 const lrs = flags.lrs as number[];
 let fixedLr: ReturnType<typeof parseModelRates>;
 let knobSets: MemoryKnobs[];
+let curveKnobs: ReturnType<typeof parseModelKnobs>;
 try {
   fixedLr = parseModelRates((flags.lr as string | undefined) ?? '');
   knobSets = parseKnobs((flags.knobs as string | undefined) ?? '');
+  curveKnobs = parseModelKnobs((flags['curve-knobs'] as string | undefined) ?? '');
 } catch (e) {
   console.error((e as Error).message);
   process.exit(2);
 }
 const root = path.resolve('runs', 'capacity');
+/** A model as tables name it: with the layer its curve runs at, when --curve-knobs changed it. */
+const modelLabel = (m: CapacityModel) => (curveKnobs[m] ? `${m} (${knobsLabel(curveKnobs[m])})` : m);
 
 async function main() {
   await initBackend();
@@ -147,7 +158,9 @@ async function main() {
     const facts = capacityFacts({ entities: sweepE });
     data.set(sweepE, { facts, ...capacitySteps(facts, 3, flags.exposures) });
   }
-  const sweep = models.filter((m) => fixedLr[m] === undefined).flatMap((m) => lrs.map((lr) => spec(m, sweepE, seeds[0]!, lr)));
+  const sweep = models
+    .filter((m) => fixedLr[m] === undefined)
+    .flatMap((m) => lrs.map((lr) => spec(m, sweepE, seeds[0]!, lr, curveKnobs[m])));
   const swept = await runJobs(sweep.map(toJob), { parallel: flags.jobs, reuse: true, resumable: true, title: '[capacity] LR sweep' });
   const sweepPoints = sweep.map((s, i) => pointOf(s, swept.rows[i]!));
   const lrOf = { ...bestLr(sweepPoints), ...fixedLr };
@@ -160,8 +173,9 @@ async function main() {
   }
   const want = new Map<string, ReturnType<typeof spec>>();
   for (const m of models) {
-    for (const e of counts) for (const seed of seeds) want.set(`${m}/${e}/${seed}`, spec(m, e, seed, lrOf[m]!));
-    for (const seed of keySeeds) want.set(`${m}/${keyCount}/${seed}`, spec(m, keyCount, seed, lrOf[m]!));
+    const k = curveKnobs[m];
+    for (const e of counts) for (const seed of seeds) want.set(`${m}/${e}/${seed}`, spec(m, e, seed, lrOf[m]!, k));
+    for (const seed of keySeeds) want.set(`${m}/${keyCount}/${seed}`, spec(m, keyCount, seed, lrOf[m]!, k));
   }
   // longest runs first, so that the last ones running are short and both cores stay busy
   const curveSpecs = [...want.values()].sort((a, b) => b.steps - a.steps);
@@ -204,19 +218,24 @@ async function main() {
   const report = new BenchReport(flags.out, {
     title: 'Knowledge capacity: bits stored vs facts trained, memory vs dense at matched FLOPs/token',
     startedAt: t0,
-    command: `npm run bench:capacity -w trainer -- --models ${models.join(',')} ${file ? `--facts-file ${file}` : `--entities ${counts.join(',')}`} --seeds ${seeds.join(',')} --key-seeds ${keySeeds.join(',')}${flags['key-entities'] ? ` --key-entities ${flags['key-entities']}` : ''} --lrs ${lrs.join(',')}${flags.lr ? ` --lr ${flags.lr}` : ''}${flags.knobs ? ` --knobs '${flags.knobs}'` : ''} --exposures ${flags.exposures} --questions ${flags.questions}`,
+    command: `npm run bench:capacity -w trainer -- --models ${models.join(',')} ${file ? `--facts-file ${file}` : `--entities ${counts.join(',')}`} --seeds ${seeds.join(',')} --key-seeds ${keySeeds.join(',')}${flags['key-entities'] ? ` --key-entities ${flags['key-entities']}` : ''} --lrs ${lrs.join(',')}${flags.lr ? ` --lr ${flags.lr}` : ''}${flags['curve-knobs'] ? ` --curve-knobs '${flags['curve-knobs']}'` : ''}${flags.knobs ? ` --knobs '${flags.knobs}'` : ''} --exposures ${flags.exposures} --questions ${flags.questions}`,
     description:
       `Tiny trunks (apps/trainer/src/capacity.ts): D ${CAPACITY_TRUNK.dim}, ${CAPACITY_TRUNK.layers} blocks, vocab ${CAPACITY_TRUNK.vocab}, ${CAPACITY_TRUNK.batch}×${CAPACITY_TRUNK.seqLen} tokens a step, AdamW, cosine LR. ` +
       "dense: SwiGLU 4·D in both blocks; moe: 4 experts of 2·D, top-2; memory (PKM) / memoryPlus: block 1's FFN replaced by a layer over 256² slots × dv 32 " +
       '(2 heads, top-8, keyDim 16). Facts: made-up entities × 4 attributes drawn uniformly (city 1/64, employer 1/64, colour 1/16, year 1/128: 23 bits per entity), ' +
       `each stated in 3 templates; training shows every fact ${flags.exposures} times. Stored bits = Σ per attribute f · facts · log2 V, ` +
       'f = (accuracy − 1/V)/(1 − 1/V), accuracy by greedy exact match on a random sample of questions; bits per dense parameter count the embedding. ' +
-      `Each model trains at its own learning rate (memory values at the same rate, PKM 2×): ${models.map((m) => `${m} ${lrOf[m]} (${fixedLr[m] === undefined ? 'best of the sweep' : 'fixed by --lr'})`).join(', ')}.`,
+      (Object.keys(curveKnobs).length
+        ? `Memory layers changed from those defaults for the sweep and curves (--curve-knobs): ${Object.entries(curveKnobs)
+            .map(([m, k]) => `${m} ${knobsLabel(k)}`)
+            .join('; ')}. `
+        : '') +
+      `Each model trains at its own learning rate (memory values at the same rate × valueLr, PKM 2×): ${models.map((m) => `${m} ${lrOf[m]} (${fixedLr[m] === undefined ? 'best of the sweep' : 'fixed by --lr'})`).join(', ')}.`,
   });
   for (const p of sweepPoints) {
     report.addRow({
       phase: 'LR sweep',
-      model: p.model,
+      model: modelLabel(p.model as CapacityModel),
       facts: p.facts,
       lr: p.lr,
       'bits stored': Math.round(p.bits),
@@ -230,14 +249,14 @@ async function main() {
     const mine = points.filter((p) => p.model === m);
     for (const c of curve) {
       const at = mine.filter((p) => p.facts === c.facts);
-      report.addRow(rowOf('curve', m, at, bySeed(at)));
+      report.addRow(rowOf('curve', modelLabel(m), at, bySeed(at)));
     }
     const k = knee(curve);
     report.note(
-      `${m} at lr ${lrOf[m]}: ${k ? `knee between ${k.from} and ${k.to} facts (slope below half the first segment's)` : 'no knee up to the largest count (still growing)'}; ` +
+      `${modelLabel(m)} at lr ${lrOf[m]}: ${k ? `knee between ${k.from} and ${k.to} facts (slope below half the first segment's)` : 'no knee up to the largest count (still growing)'}; ` +
         `at the largest count ${Math.round(curve.at(-1)!.bits)} bits (${curve.at(-1)!.n} seed${curve.at(-1)!.n > 1 ? 's' : ''}).`,
     );
-    series.push({ name: m, points: curve.map((c) => [c.facts, c.bits] as [number, number]) });
+    series.push({ name: modelLabel(m), points: curve.map((c) => [c.facts, c.bits] as [number, number]) });
   }
   const lastBits = (m: string) => curveOf(points, m).at(-1)?.bits ?? Number.NaN;
   if (models.includes('dense') && models.includes('memoryPlus')) {
@@ -264,14 +283,16 @@ async function main() {
     const dense = sameSeeds('dense');
     const bits = mean(pts.map((p) => p.bits));
     report.addRow(
-      rowOf('knobs', `${p0.model} (${knobsLabel(knobs)})`, pts, `${bySeed(pts)}${base.length ? ` (defaults ${bySeed(base)})` : ''}`),
+      rowOf('knobs', `${p0.model} (${knobsLabel(knobs)})`, pts, `${bySeed(pts)}${base.length ? ` (curve ${bySeed(base)})` : ''}`),
     );
     const flopsOff = p0.flopsPerToken / (dense[0]?.flopsPerToken ?? p0.flopsPerToken) - 1;
     const flops = `FLOPs/token ${flopsOff > 0 ? '+' : ''}${(100 * flopsOff).toFixed(0)}% vs dense`;
     const n = `${pts.length} seed${pts.length > 1 ? 's' : ''}`;
     report.note(
       `${p0.model} with ${knobsLabel(knobs)} at ${p0.facts} facts: ${Math.round(bits)} bits (${n})` +
-        (base.length === pts.length ? ` vs ${Math.round(mean(base.map((q) => q.bits)))} at its defaults on the same seeds` : '') +
+        (base.length === pts.length
+          ? ` vs ${Math.round(mean(base.map((q) => q.bits)))} for ${modelLabel(p0.model as CapacityModel)} on the same seeds`
+          : '') +
         (dense.length === pts.length ? `, ${(bits / mean(dense.map((q) => q.bits))).toFixed(2)}× dense on the same seeds` : '') +
         `; ${flops}${Math.abs(flopsOff) > 0.1 ? ': NOT matched' : ' (matched)'}` +
         '.',
@@ -284,6 +305,7 @@ async function main() {
   report.set('points', points);
   report.set('sweep', sweepPoints);
   report.set('knobs', knobPoints);
+  report.set('curveKnobs', curveKnobs);
   const { md } = report.write();
   const total = [...data.values()].map((d) => [d.facts.facts.length, d.facts.totalBits] as [number, number]).sort((a, b) => a[0] - b[0]);
   const svg = lossCurveSvg([...series, { name: 'all bits trained', points: total.filter(([f]) => points.some((p) => p.facts === f)) }], {

@@ -21,6 +21,7 @@ import {
   knobsLabel,
   knobsTag,
   parseKnobs,
+  parseModelKnobs,
   parseModelRates,
 } from './capacity';
 import type { CompareRow } from './compare';
@@ -104,6 +105,19 @@ describe('capacity curves', () => {
       pt('moe', 100, 60, { lr: 1e-2 }),
     ];
     expect(bestLr(pts)).toEqual({ dense: 1e-2, moe: 3e-2 });
+  });
+
+  it('parseModelKnobs reads one knob set per memory model and names a bad model or knob', () => {
+    expect(parseModelKnobs('memoryPlus:valueLrScale=10,topK=32; memory:topK=16')).toEqual({
+      memoryPlus: { valueLrScale: 10, topK: 32 },
+      memory: { topK: 16 },
+    });
+    expect(parseModelKnobs('')).toEqual({});
+    expect(() => parseModelKnobs('dense:topK=32')).toThrow(/'dense' is not a memory model/);
+    expect(() => parseModelKnobs('memoryPlus:topK=32;memoryPlus:heads=4')).toThrow(/memoryPlus is named twice/);
+    expect(() => parseModelKnobs('memoryPlus:depth=3')).toThrow(/--curve-knobs \(memoryPlus\): unknown knob 'depth'/);
+    expect(() => parseModelKnobs('memoryPlus:')).toThrow(/needs one knob set/);
+    expect(() => parseModelKnobs('topK=32')).toThrow(/expected model:name=value/);
   });
 
   it('parseModelRates reads model=rate pairs and names a bad model or rate', () => {

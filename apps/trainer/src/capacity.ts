@@ -88,6 +88,35 @@ export function parseKnobs(text: string): MemoryKnobs[] {
     });
 }
 
+/**
+ * `--curve-knobs "memoryPlus:valueLrScale=10,topK=32;memory:topK=32"`: one knob set per memory
+ * model, applied to its LR sweep and curve runs (the layer it is measured at, not a variant).
+ * Models split by ';'; a model without a memory layer, or named twice, is refused by name.
+ */
+export function parseModelKnobs(text: string): Partial<Record<CapacityModel, MemoryKnobs>> {
+  const out: Partial<Record<CapacityModel, MemoryKnobs>> = {};
+  for (const part of text
+    .split(';')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const at = part.indexOf(':');
+    if (at < 0) throw new Error(`--curve-knobs: expected model:name=value,..., got '${part}'`);
+    const model = part.slice(0, at).trim();
+    if (!(CAPACITY_MODELS as readonly string[]).includes(model) || !isMemoryModel(model as CapacityModel))
+      throw new Error(`--curve-knobs: '${model}' is not a memory model (one of ${CAPACITY_MODELS.filter(isMemoryModel).join(', ')})`);
+    if (out[model as CapacityModel]) throw new Error(`--curve-knobs: ${model} is named twice`);
+    let sets: MemoryKnobs[];
+    try {
+      sets = parseKnobs(part.slice(at + 1));
+    } catch (e) {
+      throw new Error((e as Error).message.replace('--knobs:', `--curve-knobs (${model}):`));
+    }
+    if (sets.length !== 1) throw new Error(`--curve-knobs: ${model} needs one knob set, got '${part.slice(at + 1)}'`);
+    out[model as CapacityModel] = sets[0]!;
+  }
+  return out;
+}
+
 /** Each knob as words for tables (`valueLr ×10, topK 32`) and as a run-directory tag (`vlr10-k32`). */
 const KNOB_WORDS: Record<(typeof KNOB_NAMES)[number], [label: string, tag: string]> = {
   valueLrScale: ['valueLr ×', 'vlr'],

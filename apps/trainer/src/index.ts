@@ -46,6 +46,7 @@ export {
   knobsLabel,
   knobsTag,
   parseKnobs,
+  parseModelKnobs,
   parseModelRates,
 } from './capacity';
 export { mobyDick, readCorpus, readJsonlTexts } from './data/corpus';
