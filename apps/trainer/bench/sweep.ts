@@ -16,7 +16,8 @@
 import path from 'node:path';
 import { BenchReport } from '@mnemo/bench';
 import { UsageError, defineFlags, parseArgvOrExit } from '@mnemo/core';
-import { type TrainerConfig, parseTrainerConfig, preset } from '../src/index';
+import { type TrainerConfig, preset } from '../src/index';
+import { withField } from './config-field';
 import { parseSeeds, runJobs } from './jobs';
 
 interface Result {
@@ -55,21 +56,6 @@ const { values: flags } = parseArgvOrExit(
       'usage: npm run bench:sweep -w trainer -- --set FIELD=V,V,... [--preset NAME --seeds S,S,... --steps N --facts N --jobs N --reuse]',
   },
 );
-
-/** cfg with `field` (a dotted path, e.g. model.memory.valueLr) set to `value`, validated again */
-function withField(cfg: TrainerConfig, field: string, value: number): TrainerConfig {
-  const copy = structuredClone(cfg) as unknown as Record<string, unknown>;
-  const keys = field.split('.');
-  let o = copy;
-  for (const k of keys.slice(0, -1)) {
-    if (typeof o[k] !== 'object' || o[k] === null)
-      throw new UsageError(`--set: ${field}: '${k}' is not a config section`, { flag: '--set' });
-    o = o[k] as Record<string, unknown>;
-  }
-  if (typeof o[keys.at(-1)!] !== 'number') throw new UsageError(`--set: ${field} is not a numeric config field`, { flag: '--set' });
-  o[keys.at(-1)!] = value;
-  return parseTrainerConfig(copy);
-}
 
 async function main(): Promise<void> {
   const { steps, facts, jobs, reuse, preset: base } = flags;

@@ -18,7 +18,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { BenchReport } from '@mnemo/bench';
-import { defineFlags, parseArgvOrExit } from '@mnemo/core';
+import { UsageError, defineFlags, parseArgvOrExit } from '@mnemo/core';
 import { initBackend } from '@mnemo/kernels';
 import { loadBackgroundReads, saveBackgroundReads, type BackgroundReads } from '@mnemo/memory-layer';
 import { BACKGROUND_READS_FILE, type LanguageModel, TEACH_DEFAULTS, loadCheckpoint, teachText } from '@mnemo/model';
@@ -38,6 +38,7 @@ import {
 import { LoraAdapter } from '../src/lora';
 import { NEW_SEED, newFacts } from './teach-facts';
 import { backgroundFromText } from '../src/teach';
+import { withFields } from './config-field';
 
 const { values: flags } = parseArgvOrExit(
   defineFlags({
@@ -53,6 +54,12 @@ const { values: flags } = parseArgvOrExit(
     old: { type: 'int', min: 1, default: 100, description: 'old facts measured for forgetting' },
     out: { type: 'string', default: 'teach', description: 'report name under docs/benchmarks' },
     reuse: { type: 'boolean', description: 'reuse runs/teach-base when it holds a finished checkpoint' },
+    'base-set': {
+      type: 'string',
+      placeholder: 'FIELD=V,...',
+      description:
+        'the base changed from the preset, e.g. model.memory.topK=32,model.memory.valueLr=0.1 (its own runs/teach-base-… folder)',
+    },
   }),
   { name: 'teach bench', synopsis: 'usage: npm run bench:teach -w trainer [-- --steps N --ns 10,100 --reuse]' },
 );
@@ -75,7 +82,9 @@ interface Row {
 
 async function main(): Promise<void> {
   const startedAt = Date.now();
-  const cfg = preset('memoryPlus', { steps: flags.steps, out: 'runs/teach-base' });
+  const baseSet = (flags['base-set'] as string | undefined) ?? '';
+  const baseTag = baseSet ? `-${baseSet.replace(/model\.|memory\./g, '').replace(/[^\w.]+/g, '-')}` : '';
+  const cfg = withFields(preset('memoryPlus', { steps: flags.steps, out: `runs/teach-base${baseTag}` }), baseSet, '--base-set');
   const ckptDir = path.resolve(cfg.out, 'checkpoint');
   if (!(flags.reuse && existsSync(ckptDir))) {
     log(`training the Memory+ base, ${flags.steps} steps → ${cfg.out}`);
@@ -183,13 +192,13 @@ async function main(): Promise<void> {
     }
   }
 
-  const cmd = `npm run bench:teach -w trainer -- --steps ${flags.steps} --ns ${flags.ns} --t ${flags.t} --factSteps ${flags.factSteps} --valueLr ${flags.valueLr} --fullLr ${flags.fullLr} --loraRank ${flags.loraRank} --loraLr ${flags.loraLr}`;
+  const cmd = `npm run bench:teach -w trainer -- --steps ${flags.steps} --ns ${flags.ns} --t ${flags.t} --factSteps ${flags.factSteps} --valueLr ${flags.valueLr} --fullLr ${flags.fullLr} --loraRank ${flags.loraRank} --loraLr ${flags.loraLr}${flags.methods !== 'sparse,memory,full,lora' ? ` --methods ${flags.methods}` : ''}${baseSet ? ` --base-set ${baseSet}` : ''}`;
   const report = new BenchReport(flags.out, {
     startedAt,
     title: 'Teaching a trained Memory+ model new facts: sparse memory finetuning vs baselines',
     command: cmd,
     description:
-      `Base: the Memory+ preset (apps/trainer presets.ts) trained ${flags.steps} steps on its 1000 synthetic facts. ` +
+      `Base: the Memory+ preset (apps/trainer presets.ts)${baseSet ? ` with ${baseSet}` : ''} trained ${flags.steps} steps on its 1000 synthetic facts. ` +
       `New facts: generateFacts seed ${NEW_SEED}, entities not among the training facts, each taught (one after another, ` +
       `${flags.factSteps} steps each, every method) as its evaluation-template statement. sparse = teachText top-${flags.t} ` +
       `rows (value LR ${flags.valueLr}); memory = teachText with t = all ${rowsTotal} rows (every row the text reads is written); ` +
@@ -231,4 +240,11 @@ async function main(): Promise<void> {
   ]);
 }
 
-await main();
+main().catch((e) => {
+  if (e instanceof UsageError) {
+    console.error(`teach bench: ${e.message}`);
+    process.exit(2);
+  }
+  console.error(e);
+  process.exit(1);
+});
