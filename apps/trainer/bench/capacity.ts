@@ -253,10 +253,14 @@ async function main() {
     }
     const k = knee(curve);
     report.note(
-      `${modelLabel(m)} at lr ${lrOf[m]}: ${k ? `knee between ${k.from} and ${k.to} facts (slope below half the first segment's)` : 'no knee up to the largest count (still growing)'}; ` +
+      `${modelLabel(m)} at lr ${lrOf[m]}: ${k ? `knee between ${k.from} and ${k.to} facts (slope below half the bits per fact at the smallest count)` : curve.length < 2 ? 'one fact count: no curve, no knee' : 'no knee up to the largest count (still growing)'}; ` +
         `at the largest count ${Math.round(curve.at(-1)!.bits)} bits (${curve.at(-1)!.n} seed${curve.at(-1)!.n > 1 ? 's' : ''}).`,
     );
-    series.push({ name: modelLabel(m), points: curve.map((c) => [c.facts, c.bits] as [number, number]) });
+    // the plot's legend is narrow: knobs as their tag (vlr10-k32)
+    series.push({
+      name: curveKnobs[m] ? `${m} (${knobsTag(curveKnobs[m])})` : m,
+      points: curve.map((c) => [c.facts, c.bits] as [number, number]),
+    });
   }
   const lastBits = (m: string) => curveOf(points, m).at(-1)?.bits ?? Number.NaN;
   if (models.includes('dense') && models.includes('memoryPlus')) {

@@ -128,8 +128,8 @@ describe('capacity curves', () => {
     expect(() => parseModelRates('dense')).toThrow(/expected model=rate/);
   });
 
-  it('knee: the first segment with under half the first slope; none while the curve grows', () => {
-    // slope 1, 1, 0.25 (< 0.5): bends between 400 and 800
+  it('knee: the first segment under half the slope from the origin; none while the curve grows', () => {
+    // from the origin 1 bit/fact, then slopes 1, 1, 0.25 (< 0.5): bends between 400 and 800
     expect(
       knee([
         { facts: 100, bits: 100 },
@@ -145,12 +145,16 @@ describe('capacity curves', () => {
         { facts: 400, bits: 390 },
       ]),
     ).toBeNull();
+    // flat from the smallest count (a model that stores what it can there): bends at once, whatever comes later
     expect(
       knee([
-        { facts: 100, bits: 100 },
-        { facts: 200, bits: 150 },
+        { facts: 1000, bits: 3608 },
+        { facts: 2000, bits: 3202 },
+        { facts: 4000, bits: 3705 },
+        { facts: 8000, bits: 1011 },
       ]),
-    ).toBeNull(); // too few points
+    ).toEqual({ from: 1000, to: 2000 });
+    expect(knee([{ facts: 100, bits: 100 }])).toBeNull(); // too few points
   });
 
   it('curveOf averages seeds per fact count, sorted by facts', () => {

@@ -284,20 +284,21 @@ export function parseModelRates(text: string): Partial<Record<CapacityModel, num
 }
 
 /**
- * The knee of a bits-vs-facts curve (points sorted by facts, one per count): the first segment
- * whose slope (Δbits / Δfacts) is below half the first segment's; null when the curve never bends
- * that much (still growing at the largest count).
+ * The knee of a bits-vs-facts curve (points sorted by facts, one per count). The curve starts at
+ * the origin (no facts, no bits), so the first slope is bits per fact at the smallest count; the
+ * knee is the first later segment whose slope (Δbits / Δfacts) is below half of it. A curve flat
+ * or falling from its smallest count bends there; null when it never bends that much (still
+ * growing at the largest count) or has under two points.
  */
 export function knee(curve: readonly { facts: number; bits: number }[]): { from: number; to: number } | null {
   const pts = [...curve].sort((a, b) => a.facts - b.facts);
-  if (pts.length < 3) return null;
+  if (pts.length < 2 || pts[0]!.facts <= 0) return null;
+  const first = pts[0]!.bits / pts[0]!.facts;
   const slope = (i: number) => (pts[i + 1]!.bits - pts[i]!.bits) / (pts[i + 1]!.facts - pts[i]!.facts);
-  const first = slope(0);
-  for (let i = 1; i < pts.length - 1; i++) if (slope(i) < first / 2) return { from: pts[i]!.facts, to: pts[i + 1]!.facts };
+  for (let i = 0; i < pts.length - 1; i++) if (slope(i) < first / 2) return { from: pts[i]!.facts, to: pts[i + 1]!.facts };
   return null;
 }
 
-/** Mean and spread of one model's points at each fact count. */
 export function curveOf(
   points: readonly CapacityPoint[],
   model: string,
