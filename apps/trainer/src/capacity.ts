@@ -63,29 +63,32 @@ const KNOB_NAMES = ['valueLrScale', 'topK', 'heads', 'keyDim'] as const;
 /** The models with a memory layer (the ones --knobs can change). */
 export const isMemoryModel = (m: CapacityModel): boolean => m === 'memory' || m === 'memoryPlus';
 
+/** A flag's list items: split by `sep`, trimmed, empty ones dropped. */
+const items = (text: string, sep: string): string[] =>
+  text
+    .split(sep)
+    .map((s) => s.trim())
+    .filter(Boolean);
+
 /**
  * `--knobs "valueLrScale=10;topK=32;heads=4,topK=4"`: knob sets split by ';', each a comma list of
  * name=value. Unknown names, non-positive values and fractional topK / heads are refused by name.
  */
 export function parseKnobs(text: string): MemoryKnobs[] {
-  return text
-    .split(';')
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((set) => {
-      const k: MemoryKnobs = {};
-      for (const part of set.split(',').map((s) => s.trim())) {
-        const [name, value, ...rest] = part.split('=');
-        if (rest.length || value === undefined) throw new Error(`--knobs: expected name=value, got '${part}'`);
-        if (!(KNOB_NAMES as readonly string[]).includes(name!))
-          throw new Error(`--knobs: unknown knob '${name}' (one of ${KNOB_NAMES.join(', ')})`);
-        const x = Number(value);
-        if (!Number.isFinite(x) || x <= 0) throw new Error(`--knobs: ${name} must be a positive number, got '${value}'`);
-        if (name !== 'valueLrScale' && !Number.isInteger(x)) throw new Error(`--knobs: ${name} must be an integer, got '${value}'`);
-        k[name as (typeof KNOB_NAMES)[number]] = x;
-      }
-      return k;
-    });
+  return items(text, ';').map((set) => {
+    const k: MemoryKnobs = {};
+    for (const part of set.split(',').map((s) => s.trim())) {
+      const [name, value, ...rest] = part.split('=');
+      if (rest.length || value === undefined) throw new Error(`--knobs: expected name=value, got '${part}'`);
+      if (!(KNOB_NAMES as readonly string[]).includes(name!))
+        throw new Error(`--knobs: unknown knob '${name}' (one of ${KNOB_NAMES.join(', ')})`);
+      const x = Number(value);
+      if (!Number.isFinite(x) || x <= 0) throw new Error(`--knobs: ${name} must be a positive number, got '${value}'`);
+      if (name !== 'valueLrScale' && !Number.isInteger(x)) throw new Error(`--knobs: ${name} must be an integer, got '${value}'`);
+      k[name as (typeof KNOB_NAMES)[number]] = x;
+    }
+    return k;
+  });
 }
 
 /**
@@ -95,10 +98,7 @@ export function parseKnobs(text: string): MemoryKnobs[] {
  */
 export function parseModelKnobs(text: string): Partial<Record<CapacityModel, MemoryKnobs>> {
   const out: Partial<Record<CapacityModel, MemoryKnobs>> = {};
-  for (const part of text
-    .split(';')
-    .map((s) => s.trim())
-    .filter(Boolean)) {
+  for (const part of items(text, ';')) {
     const at = part.indexOf(':');
     if (at < 0) throw new Error(`--curve-knobs: expected model:name=value,..., got '${part}'`);
     const model = part.slice(0, at).trim();
@@ -268,10 +268,7 @@ export function bestLr(points: readonly CapacityPoint[]): Record<string, number>
  */
 export function parseModelRates(text: string): Partial<Record<CapacityModel, number>> {
   const out: Partial<Record<CapacityModel, number>> = {};
-  for (const part of text
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean)) {
+  for (const part of items(text, ',')) {
     const [name, value, ...rest] = part.split('=');
     if (rest.length || value === undefined) throw new Error(`--lr: expected model=rate, got '${part}'`);
     if (!(CAPACITY_MODELS as readonly string[]).includes(name!))
