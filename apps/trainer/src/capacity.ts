@@ -283,7 +283,7 @@ export function parseModelRates(text: string): Partial<Record<CapacityModel, num
 /**
  * The knee of a bits-vs-facts curve (points sorted by facts, one per count). The curve starts at
  * the origin (no facts, no bits), so the first slope is bits per fact at the smallest count; the
- * knee is the first later segment whose slope (Δbits / Δfacts) is below half of it. A curve flat
+ * knee is the first segment between measured counts whose slope (Δbits / Δfacts) is below half of it. A curve flat
  * or falling from its smallest count bends there; null when it never bends that much (still
  * growing at the largest count) or has under two points.
  */
